@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "IoMTChain",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "iomtchain", targets: ["iomtchain"]),
+        .library(name: "IoMTCore", targets: ["IoMTCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // Pure core: types, canonical encoding, hashing, signatures, Merkle trees,
+        // the authenticated state tree. No I/O, no clock, no randomness.
+        .target(
+            name: "IoMTCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Deterministic contract modules applied to every block.
+        .target(name: "IoMTContracts", dependencies: ["IoMTCore"]),
+        // Durable ledger: SQLite through GRDB in WAL mode.
+        .target(
+            name: "IoMTStore",
+            dependencies: ["IoMTCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The node: mempool, block production, chain verification.
+        .target(name: "IoMTNode", dependencies: ["IoMTCore", "IoMTContracts", "IoMTStore"]),
+        // HTTP API (Hummingbird).
+        .target(
+            name: "IoMTAPI",
+            dependencies: ["IoMTNode", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.copy("openapi.yaml")]
+        ),
+        .executableTarget(
+            name: "iomtchain",
+            dependencies: [
+                "IoMTCore", "IoMTNode", "IoMTAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "IoMTCoreTests",
+            dependencies: ["IoMTCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "IoMTContractsTests",
+            dependencies: ["IoMTContracts"]
+        ),
+        .testTarget(
+            name: "IoMTStoreTests",
+            dependencies: ["IoMTNode", "IoMTStore"]
+        ),
+        .testTarget(
+            name: "IoMTIntegrationTests",
+            dependencies: [
+                "IoMTCore", "IoMTAPI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

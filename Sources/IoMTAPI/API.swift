@@ -1,0 +1,239 @@
+import Foundation
+import Hummingbird
+import IoMTContracts
+import IoMTCore
+import IoMTNode
+import IoMTStore
+import NIOCore
+
+/// The node's HTTP API (docs/openapi.yaml, also served at /openapi.yaml).
+public struct API: Sendable {
+    public let node: Node
+    /// Largest request body accepted (a batch of transactions).
+    public static let maxBodyBytes = 4 << 20
+    public static let maxBatch = 10_000
+    public static let maxBlockRange = 100
+
+    public init(node: Node) { self.node = node }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: ProblemMiddleware())
+        router.post("/v1/transactions") { req, ctx in try await submit(req, ctx) }
+        router.post("/v1/transactions/batch") { req, ctx in try await submitBatch(req, ctx) }
+        router.get("/v1/transactions/:hash") { req, ctx in try await transaction(req, ctx) }
+        router.get("/v1/blocks/latest") { _, _ in try await block(height: await node.latestHeader.height) }
+        router.get("/v1/blocks/:height") { req, ctx in
+            let h = try ctx.parameters.require("height")
+            guard let height = UInt64(h) else { throw Problem(.badRequest, code: "invalid-height", detail: "height must be a non-negative integer, got \"\(h.prefix(40))\"") }
+            return try await block(height: height)
+        }
+        router.get("/v1/blocks") { req, _ in try await blocks(req) }
+        router.get("/v1/state/:key") { req, ctx in try await state(ctx) }
+        router.get("/v1/accounts/:address") { req, ctx in try await account(ctx) }
+        router.get("/v1/status") { _, _ in try json(await node.status()) }
+        router.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.get("/metrics") { _, _ in await metrics() }
+        router.get("/openapi.yaml") { _, _ in try openAPI() }
+        return router
+    }
+
+    // MARK: handlers
+
+    struct SubmitResponse: Codable {
+        var hash: Hash
+        var status: String
+        var height: UInt64?
+        var index: Int?
+        var error: Problem?
+    }
+
+    private func readBody(_ req: Request, limit: Int) async throws -> Data {
+        let buffer = try await req.body.collect(upTo: limit)
+        return Data(buffer.readableBytesView)
+    }
+
+    private func decode<T: Decodable>(_: T.Type, _ data: Data) throws -> T {
+        do { return try JSONDecoder().decode(T.self, from: data) } catch let e as DecodingError {
+            throw Problem(.badRequest, code: "invalid-json", detail: Self.describe(e))
+        } catch {
+            throw Problem(.badRequest, code: "invalid-json", detail: "\(error)")
+        }
+    }
+
+    static func describe(_ e: DecodingError) -> String {
+        func path(_ c: [any CodingKey]) -> String { c.isEmpty ? "body" : c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
+        switch e {
+        case .typeMismatch(let t, let c): return "\(path(c.codingPath)): expected \(t)"
+        case .valueNotFound(let t, let c): return "\(path(c.codingPath)): missing \(t)"
+        case .keyNotFound(let k, let c): return "\(path(c.codingPath + [k])): required field missing"
+        case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    private func submit(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let tx = try decode(SignedTransaction.self, try await readBody(req, limit: Int(node.parameters.maxTransactionBytes) * 4 + 4096))
+        let hash: Hash
+        do { hash = try await node.submit(tx) } catch { throw Problem.from(error) }
+        let wait = req.uri.queryParameters.get("wait")
+        if wait == "commit" || wait == "true" {
+            let timeout = min(Int64(req.uri.queryParameters.get("timeoutMs").flatMap { Int64($0) } ?? 10_000), 60_000)
+            switch await node.awaitCommit(hash, timeoutMs: timeout) {
+            case .committed(let h, let i): return try json(SubmitResponse(hash: hash, status: "committed", height: h, index: i), status: .ok)
+            case .dropped(let e): throw Problem(.unprocessableContent, code: e.code, detail: "dropped before commit: \(e)")
+            case .timedOut: break
+            }
+        }
+        return try json(SubmitResponse(hash: hash, status: "pending"), status: .accepted)
+    }
+
+    private func submitBatch(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let txs = try decode([SignedTransaction].self, try await readBody(req, limit: Self.maxBodyBytes))
+        guard txs.count <= Self.maxBatch else { throw Problem(.contentTooLarge, code: "batch-too-large", detail: "at most \(Self.maxBatch) transactions per batch") }
+        let results = await node.submit(batch: txs)
+        let out = zip(txs, results).map { tx, r in
+            switch r {
+            case .success(let h): return SubmitResponse(hash: h, status: "pending")
+            case .failure(let e): return SubmitResponse(hash: tx.hash, status: "rejected", error: Problem.from(e))
+            }
+        }
+        return try json(out, status: .ok)
+    }
+
+    struct TransactionResponse: Codable {
+        var hash: Hash
+        var status: String
+        var height: UInt64?
+        var index: Int?
+        var blockHash: Hash?
+        var transaction: SignedTransaction?
+        var proof: InclusionProof?
+        var header: BlockHeader?
+        var commit: Commit?
+    }
+
+    private func transaction(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let raw = try ctx.parameters.require("hash")
+        guard let hash = Hash(hex: raw) else { throw Problem(.badRequest, code: "invalid-hash", detail: "transaction hash must be 64 hex digits") }
+        if let (p, index) = try node.transactionProof(hash) {
+            return try json(TransactionResponse(hash: hash, status: "committed", height: p.header.height, index: index, blockHash: p.header.hash, transaction: p.transaction, proof: p.proof, header: p.header, commit: p.commit))
+        }
+        if await node.isPending(hash) { return try json(TransactionResponse(hash: hash, status: "pending")) }
+        throw Problem(.notFound, code: "transaction-not-found", detail: "no committed or pending transaction \(hash)")
+    }
+
+    struct BlockResponse: Codable {
+        var hash: Hash
+        var header: BlockHeader
+        var commit: Commit?
+        var transactions: [TransactionSummary]
+    }
+
+    struct TransactionSummary: Codable {
+        var hash: Hash
+        var transaction: SignedTransaction
+    }
+
+    private func blockResponse(_ b: Block) -> BlockResponse {
+        BlockResponse(hash: b.hash, header: b.header, commit: b.commit, transactions: b.transactions.map { TransactionSummary(hash: $0.hash, transaction: $0) })
+    }
+
+    private func block(height: UInt64) async throws -> Response {
+        guard let b = try node.store.block(height: height) else {
+            throw Problem(.notFound, code: "block-not-found", detail: "no block at height \(height); latest is \(await node.latestHeader.height)")
+        }
+        return try json(blockResponse(b))
+    }
+
+    private func blocks(_ req: Request) async throws -> Response {
+        let latest = await node.latestHeader.height
+        let q = req.uri.queryParameters
+        guard let from = UInt64(q.get("from") ?? "0") else { throw Problem(.badRequest, code: "invalid-range", detail: "from must be a non-negative integer") }
+        guard let limit = Int(q.get("limit") ?? "20"), limit >= 1, limit <= Self.maxBlockRange else {
+            throw Problem(.badRequest, code: "invalid-range", detail: "limit must be 1…\(Self.maxBlockRange)")
+        }
+        var out: [BlockResponse] = []
+        var h = from
+        while h <= latest, out.count < limit {
+            if let b = try node.store.block(height: h) { out.append(blockResponse(b)) }
+            h += 1
+        }
+        return try json(out)
+    }
+
+    struct StateResponse: Codable {
+        var key: String
+        var value: String?
+        var height: UInt64
+        var stateRoot: Hash
+        var proof: StateProof
+        var header: BlockHeader
+        var commit: Commit?
+    }
+
+    private func state(_ ctx: BasicRequestContext) async throws -> Response {
+        let raw = try ctx.parameters.require("key")
+        guard let key = Hex.decode(raw), !key.isEmpty, key.count <= 1024 else {
+            throw Problem(.badRequest, code: "invalid-key", detail: "state key must be 1–1024 bytes of hex")
+        }
+        let (proof, header, commit) = await node.stateProof(key: key)
+        return try json(StateResponse(key: Hex.encode(key), value: proof.value.map { Hex.encode($0) }, height: header.height, stateRoot: header.stateRoot, proof: proof, header: header, commit: commit))
+    }
+
+    struct AccountResponse: Codable {
+        var address: Address
+        var account: Account?
+        var nextNonce: UInt64?
+        var height: UInt64
+        var proof: StateProof
+        var header: BlockHeader
+        var commit: Commit?
+    }
+
+    private func account(_ ctx: BasicRequestContext) async throws -> Response {
+        let raw = try ctx.parameters.require("address")
+        guard let address = Address(hex: raw) else { throw Problem(.badRequest, code: "invalid-address", detail: "address must be 40 hex digits") }
+        let (proof, header, commit) = await node.stateProof(key: StateKeys.account(address))
+        let account = try proof.value.map { try Account(canonicalBytes: $0) }
+        let next = await node.nextNonce(address)
+        guard account != nil || next != nil else {
+            throw Problem(.notFound, code: "account-not-found", detail: "no account \(address) at height \(header.height)")
+        }
+        return try json(AccountResponse(address: address, account: account, nextNonce: next, height: header.height, proof: proof, header: header, commit: commit))
+    }
+
+    private func metrics() async -> Response {
+        let m = await node.metrics
+        let s = await node.status()
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in samples { out += "\(name)\(labels) \(v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v))\n" }
+        }
+        metric("iomt_block_height", "gauge", "Height of the latest committed block.", [("", Double(s.height))])
+        metric("iomt_mempool_transactions", "gauge", "Transactions admitted and not yet committed.", [("", Double(s.mempoolSize))])
+        metric("iomt_mempool_capacity", "gauge", "Mempool bound.", [("", Double(s.mempoolCapacity))])
+        metric("iomt_transactions_admitted_total", "counter", "Transactions admitted to the mempool.", [("", Double(m.admitted))])
+        metric("iomt_transactions_rejected_total", "counter", "Transactions refused at admission, by code.",
+               m.rejected.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", Double($0.value)) })
+        metric("iomt_transactions_committed_total", "counter", "Transactions committed in blocks.", [("", Double(m.transactionsCommitted))])
+        metric("iomt_transactions_dropped_total", "counter", "Admitted transactions that no longer applied at block time.", [("", Double(m.droppedAfterAdmission))])
+        metric("iomt_blocks_committed_total", "counter", "Blocks committed by this node since start.", [("", Double(m.blocksCommitted))])
+        metric("iomt_block_commit_seconds_total", "counter", "Time spent executing and committing blocks.", [("", m.commitSecondsTotal)])
+        metric("iomt_block_commit_seconds_last", "gauge", "Time to execute and commit the latest block.", [("", m.lastBlockCommitSeconds)])
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: out)))
+    }
+
+    private func openAPI() throws -> Response {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) else {
+            throw Problem(.internalServerError, code: "internal", detail: "openapi.yaml not bundled")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSON.encoder.encode(v)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,202 @@
+import IoMTCore
+
+/// Why a transaction was refused. `code` is stable: the API, the CLI and tests key on it.
+public enum ContractError: Error, Equatable, Sendable, CustomStringConvertible {
+    case wrongChain(expected: String, got: String)
+    case unknownSender(Address)
+    case senderNotActive(Address, AccountStatus)
+    case signerKeyMismatch(Address)
+    case nonceTooLow(expected: UInt64, got: UInt64)
+    case nonceTooHigh(expected: UInt64, got: UInt64)
+    case unauthorised(String)
+    case unknownOrganisation(String)
+    case unknownAccount(Address)
+    case alreadyExists(String)
+    case invalidArgument(String)
+    case unknownProposal(Hash)
+    case proposalClosed(Hash)
+    case alreadyApproved(Hash)
+    case corruptState(String)
+
+    public var code: String {
+        switch self {
+        case .wrongChain: return "wrong-chain"
+        case .unknownSender: return "unknown-sender"
+        case .senderNotActive: return "sender-not-active"
+        case .signerKeyMismatch: return "signer-key-mismatch"
+        case .nonceTooLow: return "nonce-too-low"
+        case .nonceTooHigh: return "nonce-too-high"
+        case .unauthorised: return "unauthorised"
+        case .unknownOrganisation: return "unknown-organisation"
+        case .unknownAccount: return "unknown-account"
+        case .alreadyExists: return "already-exists"
+        case .invalidArgument: return "invalid-argument"
+        case .unknownProposal: return "unknown-proposal"
+        case .proposalClosed: return "proposal-closed"
+        case .alreadyApproved: return "already-approved"
+        case .corruptState: return "corrupt-state"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .wrongChain(let e, let g): return "transaction is for chain \"\(g)\", this is \"\(e)\""
+        case .unknownSender(let a): return "sender \(a) is not a registered account"
+        case .senderNotActive(let a, let s): return "sender \(a) is \(s.name)"
+        case .signerKeyMismatch(let a): return "signerKey is not the current key of account \(a)"
+        case .nonceTooLow(let e, let g): return "nonce \(g) already used (replay?): the account's next nonce is \(e)"
+        case .nonceTooHigh(let e, let g): return "nonce \(g) is ahead of the account's next nonce \(e): submit nonces in order"
+        case .unauthorised(let s): return "not authorised: \(s)"
+        case .unknownOrganisation(let o): return "unknown organisation \"\(o)\""
+        case .unknownAccount(let a): return "unknown account \(a)"
+        case .alreadyExists(let s): return "already exists: \(s)"
+        case .invalidArgument(let s): return "invalid argument: \(s)"
+        case .unknownProposal(let h): return "unknown proposal \(h)"
+        case .proposalClosed(let h): return "proposal \(h) is closed"
+        case .alreadyApproved(let h): return "this admin already approved proposal \(h)"
+        case .corruptState(let s): return "corrupt state: \(s)"
+        }
+    }
+}
+
+/// Block-level inputs to execution. Contracts read time and height from here, never from a clock.
+public struct ExecutionContext: Sendable {
+    public var chainID: String
+    public var height: UInt64
+    public var timestampMs: Int64
+    /// The hash of the transaction being applied (set by the runtime).
+    public var transactionHash: Hash
+
+    public init(chainID: String, height: UInt64, timestampMs: Int64, transactionHash: Hash = .zero) {
+        self.chainID = chainID
+        self.height = height
+        self.timestampMs = timestampMs
+        self.transactionHash = transactionHash
+    }
+}
+
+/// Pending writes over a committed state.
+///
+/// A transaction runs with a journal: each write records the value it replaced, and a failed
+/// transaction is rolled back from the journal, so it leaves no partial change and costs only
+/// what it wrote (no copy of the block's accumulated writes).
+public struct StateOverlay: Sendable {
+    public let base: AuthenticatedState
+    public private(set) var writes: [[UInt8]: [UInt8]?] = [:]
+    private var journal: [(key: [UInt8], previous: [UInt8]??)]?
+
+    public init(base: AuthenticatedState, writes: [[UInt8]: [UInt8]?] = [:]) {
+        self.base = base
+        self.writes = writes
+    }
+
+    public func value(forKey key: [UInt8]) -> [UInt8]? {
+        if let w = writes[key] { return w }
+        return base.value(forKey: key)
+    }
+
+    public mutating func set(_ key: [UInt8], _ value: [UInt8]) { record(key); writes[key] = .some(value) }
+    public mutating func delete(_ key: [UInt8]) { record(key); writes[key] = .some(nil) }
+
+    private mutating func record(_ key: [UInt8]) {
+        guard journal != nil else { return }
+        journal!.append((key, writes[key]))
+    }
+
+    public func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8]) throws(ContractError) -> T? {
+        guard let bytes = value(forKey: key) else { return nil }
+        do { return try T(canonicalBytes: bytes) } catch { throw .corruptState("\(T.self) at \(Hex.encode(key)): \(error)") }
+    }
+
+    public mutating func put<T: CanonicalEncodable>(_ key: [UInt8], _ value: T) { set(key, value.canonicalBytes) }
+
+    /// Runs `body` atomically: on error every write it made is undone. Returns the keys written.
+    mutating func atomically(_ body: (inout StateOverlay) throws(ContractError) -> Void) throws(ContractError) -> [[UInt8]] {
+        let outer = journal
+        journal = []
+        do {
+            try body(&self)
+        } catch {
+            for entry in (journal ?? []).reversed() {
+                if let previous = entry.previous { writes[entry.key] = previous } else { writes.removeValue(forKey: entry.key) }
+            }
+            journal = outer
+            throw error
+        }
+        let touched = (journal ?? []).map(\.key)
+        journal = outer.map { $0 + (journal ?? []) }
+        return touched
+    }
+
+    /// The committed state with these writes applied.
+    public func committed() -> AuthenticatedState { base.applying(writes) }
+}
+
+/// The application boundary (like ABCI): consensus hands it transactions, it hands back state.
+/// It never sees how blocks are agreed; consensus never sees what a transaction means.
+public enum Runtime {
+    /// Applies one transaction whose signature has already been checked (admission and block
+    /// validation verify signatures in parallel, apart from this sequential step).
+    /// On error, `state` is unchanged. Returns the keys the transaction wrote.
+    @discardableResult
+    public static func apply(_ stx: SignedTransaction, to state: inout StateOverlay, context: ExecutionContext) throws(ContractError) -> [[UInt8]] {
+        let tx = stx.transaction
+        guard tx.chainID == context.chainID else { throw .wrongChain(expected: context.chainID, got: tx.chainID) }
+        guard var sender = try state.read(Account.self, StateKeys.account(tx.sender)) else { throw .unknownSender(tx.sender) }
+        guard sender.status == .active else { throw .senderNotActive(tx.sender, sender.status) }
+        guard sender.publicKey == tx.signerKey else { throw .signerKeyMismatch(tx.sender) }
+        guard tx.nonce >= sender.nonce else { throw .nonceTooLow(expected: sender.nonce, got: tx.nonce) }
+        guard tx.nonce == sender.nonce else { throw .nonceTooHigh(expected: sender.nonce, got: tx.nonce) }
+
+        var ctx = context
+        ctx.transactionHash = stx.hash
+        // The nonce moves first, so a module that rewrites the sender's record keeps it.
+        sender.nonce += 1
+        let bumped = sender
+        return try state.atomically { (scratch: inout StateOverlay) throws(ContractError) in
+            scratch.put(StateKeys.account(tx.sender), bumped)
+            switch tx.payload {
+            case .registerAccount(let b): try Membership.register(b, by: bumped, state: &scratch, context: ctx)
+            case .setAccountStatus(let b): try Membership.setStatus(b, by: bumped, state: &scratch, context: ctx)
+            case .rotateKey(let b): try Membership.rotateKey(b, by: bumped, state: &scratch, context: ctx)
+            case .proposeGovernance(let a): try Governance.propose(a, by: bumped, state: &scratch, context: ctx)
+            case .approveProposal(let b): try Governance.approve(b, by: bumped, state: &scratch, context: ctx)
+            }
+        }
+    }
+
+    /// The result of running a candidate block's transactions.
+    public struct BlockResult: Sendable {
+        public var state: StateOverlay
+        public var applied: [SignedTransaction]
+        public var rejected: [(transaction: SignedTransaction, error: ContractError)]
+    }
+
+    /// Runs `transactions` in order on `base`; ones that fail are left out (a proposer drops them;
+    /// a validator treats any as an invalid block).
+    public static func execute(_ transactions: [SignedTransaction], on base: AuthenticatedState, context: ExecutionContext) -> BlockResult {
+        var state = StateOverlay(base: base)
+        var applied: [SignedTransaction] = []
+        applied.reserveCapacity(transactions.count)
+        var rejected: [(SignedTransaction, ContractError)] = []
+        for tx in transactions {
+            do {
+                try apply(tx, to: &state, context: context)
+                applied.append(tx)
+            } catch {
+                rejected.append((tx, error))
+            }
+        }
+        return BlockResult(state: state, applied: applied, rejected: rejected)
+    }
+}
+
+/// Bounds on free-text fields so a transaction cannot carry a document.
+enum Limits {
+    static let labelBytes = 256
+    static let reasonBytes = 256
+
+    static func check(_ s: String, max: Int, field: String) throws(ContractError) {
+        guard s.utf8.count <= max else { throw .invalidArgument("\(field) is \(s.utf8.count) bytes; at most \(max)") }
+    }
+}

@@ -1,0 +1,299 @@
+/// Every kind of transaction, one case per kind; each kind belongs to exactly one contract module.
+/// Tags are part of the canonical encoding: append new kinds, never renumber.
+public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
+    // Membership module
+    case registerAccount(RegisterAccount)
+    case setAccountStatus(SetAccountStatus)
+    case rotateKey(RotateKey)
+    // Governance module
+    case proposeGovernance(GovernanceAction)
+    case approveProposal(ApproveProposal)
+
+    /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
+    public var kind: String {
+        switch self {
+        case .registerAccount: return "register-account"
+        case .setAccountStatus: return "set-account-status"
+        case .rotateKey: return "rotate-key"
+        case .proposeGovernance: return "propose-governance"
+        case .approveProposal: return "approve-proposal"
+        }
+    }
+
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal"]
+
+    public func encode(to w: inout CanonicalWriter) {
+        switch self {
+        case .registerAccount(let b): w.write(UInt8(1)); w.write(b)
+        case .setAccountStatus(let b): w.write(UInt8(2)); w.write(b)
+        case .rotateKey(let b): w.write(UInt8(3)); w.write(b)
+        case .proposeGovernance(let b): w.write(UInt8(4)); w.write(b)
+        case .approveProposal(let b): w.write(UInt8(5)); w.write(b)
+        }
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        let tag: UInt8 = try r.read()
+        switch tag {
+        case 1: self = .registerAccount(try r.read())
+        case 2: self = .setAccountStatus(try r.read())
+        case 3: self = .rotateKey(try r.read())
+        case 4: self = .proposeGovernance(try r.read())
+        case 5: self = .approveProposal(try r.read())
+        default: throw .unknownTag(type: "TransactionPayload", tag: tag)
+        }
+    }
+
+    private enum TypeKey: String, CodingKey { case type }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: TypeKey.self)
+        let type = try c.decode(String.self, forKey: .type)
+        switch type {
+        case "register-account": self = .registerAccount(try RegisterAccount(from: decoder))
+        case "set-account-status": self = .setAccountStatus(try SetAccountStatus(from: decoder))
+        case "rotate-key": self = .rotateKey(try RotateKey(from: decoder))
+        case "propose-governance": self = .proposeGovernance(try GovernanceAction(from: decoder))
+        case "approve-proposal": self = .approveProposal(try ApproveProposal(from: decoder))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: TypeKey.self)
+        try c.encode(kind, forKey: .type)
+        switch self {
+        case .registerAccount(let b): try b.encode(to: encoder)
+        case .setAccountStatus(let b): try b.encode(to: encoder)
+        case .rotateKey(let b): try b.encode(to: encoder)
+        case .proposeGovernance(let b): try b.encode(to: encoder)
+        case .approveProposal(let b): try b.encode(to: encoder)
+        }
+    }
+}
+
+/// A member-admin registers an account of its own organisation (any role but member-admin,
+/// which takes a governance vote).
+public struct RegisterAccount: Hashable, Sendable, Codable, CanonicalCodable {
+    public var publicKey: PublicKey
+    public var role: Role
+    public var organisation: String
+    public var label: String
+
+    public init(publicKey: PublicKey, role: Role, organisation: String, label: String = "") {
+        self.publicKey = publicKey
+        self.role = role
+        self.organisation = organisation
+        self.label = label
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(publicKey); w.write(role); w.write(organisation); w.write(label)
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        publicKey = try r.read(); role = try r.read(); organisation = try r.read(); label = try r.read()
+    }
+}
+
+/// A member-admin suspends, reactivates or revokes an account of its organisation.
+public struct SetAccountStatus: Hashable, Sendable, Codable, CanonicalCodable {
+    public var account: Address
+    public var status: AccountStatus
+    public var reason: String
+
+    public init(account: Address, status: AccountStatus, reason: String = "") {
+        self.account = account
+        self.status = status
+        self.reason = reason
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(account); w.write(status); w.write(reason) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        account = try r.read(); status = try r.read(); reason = try r.read()
+    }
+}
+
+/// An account replaces its own key; its address stays.
+public struct RotateKey: Hashable, Sendable, Codable, CanonicalCodable {
+    public var newPublicKey: PublicKey
+
+    public init(newPublicKey: PublicKey) { self.newPublicKey = newPublicKey }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(newPublicKey) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { newPublicKey = try r.read() }
+}
+
+/// A member-admin approves an open governance proposal.
+public struct ApproveProposal: Hashable, Sendable, Codable, CanonicalCodable {
+    public var proposal: Hash
+
+    public init(proposal: Hash) { self.proposal = proposal }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(proposal) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { proposal = try r.read() }
+}
+
+/// Changes to the consortium that need a quorum of member-admins.
+public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
+    case addOrganisation(Organisation)
+    case addAdmin(publicKey: PublicKey, organisation: String, label: String)
+    case removeAdmin(account: Address)
+    case setAdminQuorum(UInt32)
+    case addValidator(Validator)
+    case removeValidator(publicKey: PublicKey)
+    case setConsensusParameters(ConsensusParameters)
+
+    public var name: String {
+        switch self {
+        case .addOrganisation: return "add-organisation"
+        case .addAdmin: return "add-admin"
+        case .removeAdmin: return "remove-admin"
+        case .setAdminQuorum: return "set-admin-quorum"
+        case .addValidator: return "add-validator"
+        case .removeValidator: return "remove-validator"
+        case .setConsensusParameters: return "set-consensus-parameters"
+        }
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        switch self {
+        case .addOrganisation(let o): w.write(UInt8(1)); w.write(o)
+        case .addAdmin(let k, let org, let label): w.write(UInt8(2)); w.write(k); w.write(org); w.write(label)
+        case .removeAdmin(let a): w.write(UInt8(3)); w.write(a)
+        case .setAdminQuorum(let q): w.write(UInt8(4)); w.write(q)
+        case .addValidator(let v): w.write(UInt8(5)); w.write(v)
+        case .removeValidator(let k): w.write(UInt8(6)); w.write(k)
+        case .setConsensusParameters(let p): w.write(UInt8(7)); w.write(p)
+        }
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        let tag: UInt8 = try r.read()
+        switch tag {
+        case 1: self = .addOrganisation(try r.read())
+        case 2: self = .addAdmin(publicKey: try r.read(), organisation: try r.read(), label: try r.read())
+        case 3: self = .removeAdmin(account: try r.read())
+        case 4: self = .setAdminQuorum(try r.read())
+        case 5: self = .addValidator(try r.read())
+        case 6: self = .removeValidator(publicKey: try r.read())
+        case 7: self = .setConsensusParameters(try r.read())
+        default: throw .unknownTag(type: "GovernanceAction", tag: tag)
+        }
+    }
+
+    private enum Keys: String, CodingKey {
+        case action, organisation, publicKey, label, account, adminQuorum, validator, consensus
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        let action = try c.decode(String.self, forKey: .action)
+        switch action {
+        case "add-organisation": self = .addOrganisation(try c.decode(Organisation.self, forKey: .organisation))
+        case "add-admin":
+            self = .addAdmin(publicKey: try c.decode(PublicKey.self, forKey: .publicKey),
+                             organisation: try c.decode(String.self, forKey: .organisation),
+                             label: try c.decodeIfPresent(String.self, forKey: .label) ?? "")
+        case "remove-admin": self = .removeAdmin(account: try c.decode(Address.self, forKey: .account))
+        case "set-admin-quorum": self = .setAdminQuorum(try c.decode(UInt32.self, forKey: .adminQuorum))
+        case "add-validator": self = .addValidator(try c.decode(Validator.self, forKey: .validator))
+        case "remove-validator": self = .removeValidator(publicKey: try c.decode(PublicKey.self, forKey: .publicKey))
+        case "set-consensus-parameters": self = .setConsensusParameters(try c.decode(ConsensusParameters.self, forKey: .consensus))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .action, in: c, debugDescription: "unknown governance action \"\(action)\"")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(name, forKey: .action)
+        switch self {
+        case .addOrganisation(let o): try c.encode(o, forKey: .organisation)
+        case .addAdmin(let k, let org, let label):
+            try c.encode(k, forKey: .publicKey); try c.encode(org, forKey: .organisation); try c.encode(label, forKey: .label)
+        case .removeAdmin(let a): try c.encode(a, forKey: .account)
+        case .setAdminQuorum(let q): try c.encode(q, forKey: .adminQuorum)
+        case .addValidator(let v): try c.encode(v, forKey: .validator)
+        case .removeValidator(let k): try c.encode(k, forKey: .publicKey)
+        case .setConsensusParameters(let p): try c.encode(p, forKey: .consensus)
+        }
+    }
+}
+
+/// An unsigned transaction. Its hash (the transaction id) covers everything but the signature,
+/// so a re-encoded P-256 signature cannot mint a second id for the same transaction.
+public struct Transaction: Hashable, Sendable, CanonicalCodable, Codable {
+    public var chainID: String
+    public var sender: Address
+    /// The key that signs; must be the sender account's current key.
+    public var signerKey: PublicKey
+    /// Must equal the sender account's next nonce: a replay or a reordering is rejected.
+    public var nonce: UInt64
+    public var payload: TransactionPayload
+
+    public static let signingDomain = Array("iomt/tx/v1".utf8)
+
+    public init(chainID: String, sender: Address, signerKey: PublicKey, nonce: UInt64, payload: TransactionPayload) {
+        self.chainID = chainID
+        self.sender = sender
+        self.signerKey = signerKey
+        self.nonce = nonce
+        self.payload = payload
+    }
+
+    /// What the sender signs: a domain tag, then the canonical encoding.
+    public var signingBytes: [UInt8] { Transaction.signingDomain + canonicalBytes }
+
+    public var hash: Hash { Hash.sha256(signingBytes) }
+
+    public func signed(with key: PrivateKey) -> SignedTransaction {
+        SignedTransaction(transaction: self, signature: key.sign(signingBytes))
+    }
+
+    enum CodingKeys: String, CodingKey { case chainID = "chainId", sender, signerKey, nonce, payload }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(chainID)
+        w.write(sender)
+        w.write(signerKey)
+        w.write(nonce)
+        w.write(payload)
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        chainID = try r.read()
+        sender = try r.read()
+        signerKey = try r.read()
+        nonce = try r.read()
+        payload = try r.read()
+    }
+}
+
+/// A transaction with its signature: what is gossiped, stored and Merkle-committed in blocks.
+public struct SignedTransaction: Hashable, Sendable, CanonicalCodable, Codable {
+    public var transaction: Transaction
+    public var signature: Signature
+
+    public init(transaction: Transaction, signature: Signature) {
+        self.transaction = transaction
+        self.signature = signature
+    }
+
+    public var hash: Hash { transaction.hash }
+
+    public func hasValidSignature() -> Bool {
+        transaction.signerKey.isValidSignature(signature, for: transaction.signingBytes)
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(transaction)
+        w.write(signature)
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        transaction = try r.read()
+        signature = try r.read()
+    }
+}

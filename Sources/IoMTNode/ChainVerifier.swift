@@ -1,0 +1,96 @@
+import Dispatch
+import Foundation
+import IoMTContracts
+import IoMTCore
+import IoMTStore
+
+/// Replays a whole ledger from genesis and names the first block that does not check out:
+/// hashes and links, Merkle roots, transaction and commit signatures, execution and state roots,
+/// and finally the stored state table against the replayed state.
+public enum ChainVerifier {
+    public struct Report: Sendable, Codable {
+        public var ok: Bool
+        public var verifiedHeight: UInt64
+        public var transactions: Int
+        public var firstBadHeight: UInt64?
+        public var reason: String?
+    }
+
+    public static func verify(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws -> Report {
+        guard let genesisBytes = try store.genesisFile() else { throw StoreError.notInitialised }
+        let genesis: Genesis
+        do { genesis = try JSONDecoder().decode(Genesis.self, from: Data(genesisBytes)) } catch {
+            return Report(ok: false, verifiedHeight: 0, transactions: 0, firstBadHeight: 0, reason: "stored genesis file does not decode: \(error)")
+        }
+        let latest = try store.latestHeight() ?? 0
+        var state = genesis.initialState()
+        var txCount = 0
+        func bad(_ h: UInt64, _ why: String) -> Report {
+            Report(ok: false, verifiedHeight: h == 0 ? 0 : h - 1, transactions: txCount, firstBadHeight: h, reason: why)
+        }
+
+        let expectedGenesis = genesis.genesisBlock()
+        let stored0: Block?
+        do { stored0 = try store.block(height: 0) } catch { return bad(0, "\(error)") }
+        guard let stored0 else { return bad(0, "genesis block missing") }
+        guard stored0.header == expectedGenesis.header, stored0.transactions.isEmpty else { return bad(0, "genesis block differs from the genesis file") }
+
+        var previous = stored0.header
+        var height: UInt64 = 1
+        while height <= latest {
+            let block: Block
+            do {
+                guard let b = try store.block(height: height) else { return bad(height, "block missing") }
+                block = b
+            } catch { return bad(height, "\(error)") }
+            if let why = check(block, previous: previous, state: &state, chainID: genesis.chainId) { return bad(height, why) }
+            txCount += block.transactions.count
+            previous = block.header
+            progress?(height)
+            height += 1
+        }
+
+        // The state table must be exactly the replayed state.
+        let storedState = AuthenticatedState.build(try store.loadState())
+        if storedState.root != state.root {
+            let replayed = Dictionary(uniqueKeysWithValues: state.entries().map { ($0.key, $0.value) })
+            let stored = Dictionary(uniqueKeysWithValues: storedState.entries().map { ($0.key, $0.value) })
+            let differing = Set(replayed.keys).union(stored.keys).first { replayed[$0] != stored[$0] }
+            let key = differing.map { String(decoding: $0.prefix(while: { $0 >= 0x20 && $0 < 0x7f }), as: UTF8.self) + "…" } ?? "?"
+            return Report(ok: false, verifiedHeight: latest, transactions: txCount, firstBadHeight: latest,
+                          reason: "stored state differs from the replayed state at key \(key) (state table edited after block \(latest))")
+        }
+        return Report(ok: true, verifiedHeight: latest, transactions: txCount, firstBadHeight: nil, reason: nil)
+    }
+
+    /// Checks one block on top of `previous` and `state`; advances `state` on success.
+    static func check(_ block: Block, previous: BlockHeader, state: inout AuthenticatedState, chainID: String) -> String? {
+        let h = block.header
+        guard h.version == BlockHeader.currentVersion else { return "unknown header version \(h.version)" }
+        guard h.chainID == chainID else { return "chain id \(h.chainID), expected \(chainID)" }
+        guard h.previousHash == previous.hash else { return "previousHash does not match block \(previous.height)'s hash" }
+        guard h.timestampMs > previous.timestampMs else { return "timestamp does not advance" }
+        guard Int(h.transactionCount) == block.transactions.count else { return "header counts \(h.transactionCount) transactions, block has \(block.transactions.count)" }
+        guard MerkleTree.root(leafHashes: Block.leafHashes(block.transactions)) == h.transactionsRoot else { return "transactionsRoot does not match the transactions" }
+
+        var sigOK = [Bool](repeating: false, count: block.transactions.count)
+        sigOK.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let ptr = out.baseAddress
+            DispatchQueue.concurrentPerform(iterations: block.transactions.count) { i in ptr?[i] = block.transactions[i].hasValidSignature() }
+        }
+        if let i = sigOK.firstIndex(of: false) { return "transaction \(i) (\(block.transactions[i].hash)) has an invalid signature" }
+
+        let overlay = StateOverlay(base: state)
+        let validators: [Validator]
+        do { validators = try overlay.read([Validator].self, StateKeys.validators) ?? [] } catch { return "\(error)" }
+        guard let commit = block.commit else { return "block has no commit" }
+        do { try commit.verify(header: h, validators: validators) } catch { return "commit: \(error)" }
+
+        let result = Runtime.execute(block.transactions, on: state, context: ExecutionContext(chainID: chainID, height: h.height, timestampMs: h.timestampMs))
+        if let (tx, err) = result.rejected.first { return "transaction \(tx.hash) does not apply: \(err.code): \(err)" }
+        let next = result.state.committed()
+        guard next.root == h.stateRoot else { return "stateRoot \(h.stateRoot) differs from the replayed state root \(next.root)" }
+        state = next
+        return nil
+    }
+}

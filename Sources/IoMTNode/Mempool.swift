@@ -1,0 +1,109 @@
+import IoMTContracts
+import IoMTCore
+
+/// Why a transaction was not admitted. Never stored; `code` is stable.
+public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible {
+    case malformed(String)
+    case tooLarge(bytes: Int, limit: Int)
+    case badSignature
+    case duplicate(Hash)
+    case mempoolFull(capacity: Int)
+    case rejected(ContractError)
+
+    public var code: String {
+        switch self {
+        case .malformed: return "malformed-transaction"
+        case .tooLarge: return "transaction-too-large"
+        case .badSignature: return "bad-signature"
+        case .duplicate: return "duplicate-transaction"
+        case .mempoolFull: return "mempool-full"
+        case .rejected(let e): return e.code
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .malformed(let s): return "malformed transaction: \(s)"
+        case .tooLarge(let b, let l): return "transaction is \(b) bytes; the limit is \(l)"
+        case .badSignature: return "signature does not verify against signerKey"
+        case .duplicate(let h): return "transaction \(h) is already pending or committed"
+        case .mempoolFull(let c): return "mempool is full (\(c) transactions): retry later"
+        case .rejected(let e): return e.description
+        }
+    }
+}
+
+/// Admitted, not yet committed transactions in admission order, with the state they lead to.
+///
+/// Admission runs each transaction against `pendingState` (committed state plus every pending
+/// transaction), so nonce gaps, replays and failing contract preconditions are refused at the door.
+/// Bounded by `capacity`; when full, admission fails with `mempoolFull` (backpressure to clients).
+struct Mempool {
+    struct Entry {
+        var tx: SignedTransaction
+        var size: Int
+        /// What this transaction wrote on top of the ones before it.
+        var writes: [[UInt8]: [UInt8]?]
+    }
+
+    let capacity: Int
+    private(set) var entries: [Entry] = []
+    private(set) var hashes: Set<Hash> = []
+    private(set) var pendingState: StateOverlay
+
+    init(capacity: Int, committed: AuthenticatedState) {
+        self.capacity = capacity
+        pendingState = StateOverlay(base: committed)
+    }
+
+    var count: Int { entries.count }
+
+    /// Admits a transaction whose size and signature were already checked.
+    mutating func admit(_ tx: SignedTransaction, size: Int, context: ExecutionContext) throws(AdmissionError) {
+        guard !hashes.contains(tx.hash) else { throw .duplicate(tx.hash) }
+        guard entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
+        let touched: [[UInt8]]
+        do { touched = try Runtime.apply(tx, to: &pendingState, context: context) } catch { throw .rejected(error) }
+        var writes: [[UInt8]: [UInt8]?] = [:]
+        for k in touched { writes[k] = pendingState.writes[k] ?? nil }
+        entries.append(Entry(tx: tx, size: size, writes: writes))
+        hashes.insert(tx.hash)
+    }
+
+    /// The longest prefix within the block limits.
+    func candidateBlock(maxTransactions: Int, maxBytes: Int) -> [SignedTransaction] {
+        var bytes = 0
+        var out: [SignedTransaction] = []
+        for e in entries.prefix(maxTransactions) {
+            if bytes + e.size > maxBytes { break }
+            bytes += e.size
+            out.append(e.tx)
+        }
+        return out
+    }
+
+    /// After a block commits: removes its transactions. If the block ran exactly the pending
+    /// prefix (`exact`), the rest keep their recorded writes; otherwise they are re-run on the new
+    /// state and any that no longer apply are dropped and returned.
+    mutating func rebase(on committed: AuthenticatedState, removing included: Set<Hash>, exact: Bool, context: ExecutionContext) -> [(SignedTransaction, ContractError)] {
+        let remaining = entries.filter { !included.contains($0.tx.hash) }
+        hashes.subtract(included)
+        if exact {
+            var writes: [[UInt8]: [UInt8]?] = [:]
+            for e in remaining { for (k, v) in e.writes { writes[k] = v } }
+            entries = remaining
+            pendingState = StateOverlay(base: committed, writes: writes)
+            return []
+        }
+        entries = []
+        hashes = []
+        pendingState = StateOverlay(base: committed)
+        var dropped: [(SignedTransaction, ContractError)] = []
+        for e in remaining {
+            do throws(AdmissionError) { try admit(e.tx, size: e.size, context: context) } catch {
+                if case .rejected(let c) = error { dropped.append((e.tx, c)) }
+            }
+        }
+        return dropped
+    }
+}

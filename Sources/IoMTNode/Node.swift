@@ -1,0 +1,349 @@
+import Dispatch
+import Foundation
+import IoMTContracts
+import IoMTCore
+import IoMTStore
+
+public enum NodeError: Error, CustomStringConvertible, Sendable {
+    case stateMismatch(height: UInt64, stored: Hash, header: Hash)
+    case notAValidator(Address)
+    case genesisMismatch(String)
+    case invalidGenesis(String)
+
+    public var description: String {
+        switch self {
+        case .stateMismatch(let h, let s, let hd):
+            return "stored state root \(s) does not match block \(h)'s stateRoot \(hd): run `iomtchain chain verify`"
+        case .notAValidator(let a): return "validator key \(a) is not in the validator set"
+        case .genesisMismatch(let s): return "genesis mismatch: \(s)"
+        case .invalidGenesis(let s): return s
+        }
+    }
+}
+
+/// What the node reports about itself (GET /v1/status).
+public struct NodeStatus: Codable, Sendable {
+    public var chainId: String
+    public var genesisHash: Hash
+    public var height: UInt64
+    public var latestBlockHash: Hash
+    public var latestBlockTimeMs: Int64
+    public var stateRoot: Hash
+    public var validator: Address
+    public var mempoolSize: Int
+    public var mempoolCapacity: Int
+}
+
+/// Counters for /metrics.
+public struct NodeMetrics: Sendable {
+    public var admitted: UInt64 = 0
+    public var rejected: [String: UInt64] = [:]
+    public var blocksCommitted: UInt64 = 0
+    public var transactionsCommitted: UInt64 = 0
+    public var droppedAfterAdmission: UInt64 = 0
+    public var lastBlockCommitSeconds: Double = 0
+    public var commitSecondsTotal: Double = 0
+}
+
+/// A single-validator node: mempool, block production, durable commit, queries.
+///
+/// Consensus is trivially "the one validator signs" here; the consortium issue replaces
+/// `produceBlock` with a BFT engine that proposes the same candidate blocks.
+public actor Node {
+    public nonisolated let store: LedgerStore
+    public nonisolated let genesis: Genesis
+    public nonisolated let genesisHash: Hash
+    public nonisolated let validatorKey: PrivateKey
+    public nonisolated let parameters: ConsensusParameters
+    private let clock: @Sendable () -> Int64
+
+    public private(set) var committedState: AuthenticatedState
+    public private(set) var latestHeader: BlockHeader
+    public private(set) var latestCommit: Commit?
+    private var mempool: Mempool
+    public private(set) var metrics = NodeMetrics()
+
+    private var unflushed: [SignedTransaction] = []
+    private var flushWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var flushing = false
+    private var commitWaiters: [Hash: [(deadlineMs: Int64, continuation: CheckedContinuation<CommitOutcome, Never>)]] = [:]
+
+    public enum CommitOutcome: Sendable {
+        case committed(height: UInt64, index: Int)
+        case dropped(ContractError)
+        case timedOut
+    }
+
+    public static let defaultMempoolCapacity = 50_000
+
+    /// Opens (and on first start, initialises) the ledger at `databasePath`.
+    public init(databasePath: String, genesis: Genesis, genesisFile: [UInt8], validatorKey: PrivateKey,
+                mempoolCapacity: Int = Node.defaultMempoolCapacity,
+                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
+        do { try genesis.validate() } catch { throw NodeError.invalidGenesis(error.description) }
+        let store = try LedgerStore(path: databasePath)
+        if try store.latestHeight() == nil {
+            try store.initialise(genesis: genesis, genesisFile: genesisFile)
+        } else if let stored = try store.genesisFile(), let g = try? JSONDecoder().decode(Genesis.self, from: Data(stored)), g != genesis {
+            throw NodeError.genesisMismatch("the data folder holds chain \"\(g.chainId)\" from another genesis file")
+        }
+        guard let height = try store.latestHeight(), let (header, commit) = try store.header(height: height) else { throw StoreError.notInitialised }
+        let state = AuthenticatedState.build(try store.loadState())
+        guard state.root == header.stateRoot else { throw NodeError.stateMismatch(height: height, stored: state.root, header: header.stateRoot) }
+
+        let overlay = StateOverlay(base: state)
+        let validators = (try? overlay.read([Validator].self, StateKeys.validators)) ?? nil ?? []
+        guard validators.contains(where: { $0.publicKey == validatorKey.publicKey }) else { throw NodeError.notAValidator(validatorKey.publicKey.address) }
+        let params = ((try? overlay.read(ConsensusParameters.self, StateKeys.consensus)) ?? nil) ?? genesis.consensus
+
+        self.store = store
+        self.genesis = genesis
+        self.genesisHash = genesis.genesisBlock().hash
+        self.validatorKey = validatorKey
+        self.parameters = params
+        self.clock = clock
+        committedState = state
+        latestHeader = header
+        latestCommit = commit
+        mempool = Mempool(capacity: mempoolCapacity, committed: state)
+    }
+
+    /// Re-admits the transactions that were pending when the node stopped.
+    public func restorePending() throws -> (restored: Int, dropped: Int) {
+        let (txs, undecodable) = try store.loadPending()
+        var dropped: [Hash] = []
+        let context = nextContext()
+        for tx in txs {
+            guard tx.hasValidSignature() else { dropped.append(tx.hash); continue }
+            do { try mempool.admit(tx, size: tx.canonicalBytes.count, context: context) } catch { dropped.append(tx.hash) }
+        }
+        if !dropped.isEmpty { try store.removePending(dropped) }
+        return (mempool.count, dropped.count + undecodable)
+    }
+
+    // MARK: admission
+
+    /// Stateless checks: size and signature. `nonisolated`, so callers on many threads
+    /// spread signature verification over all cores before entering the actor.
+    public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) {
+        let size = tx.canonicalBytes.count
+        guard size <= Int(parameters.maxTransactionBytes) else { throw .tooLarge(bytes: size, limit: Int(parameters.maxTransactionBytes)) }
+        guard tx.hasValidSignature() else { throw .badSignature }
+    }
+
+    /// Admits a transaction and returns once it is durably recorded as pending.
+    public nonisolated func submit(_ tx: SignedTransaction) async throws(AdmissionError) -> Hash {
+        do { try precheck(tx) } catch {
+            await count(rejection: error.code)
+            throw error
+        }
+        try await admitChecked([tx])[0].get()
+        return tx.hash
+    }
+
+    /// Admits a batch (signatures verified in parallel on all cores); one result per transaction.
+    public nonisolated func submit(batch txs: [SignedTransaction]) async -> [Result<Hash, AdmissionError>] {
+        var pre = [AdmissionError?](repeating: nil, count: txs.count)
+        pre.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            nonisolated(unsafe) let ptr = base
+            DispatchQueue.concurrentPerform(iterations: txs.count) { i in
+                do throws(AdmissionError) { try precheck(txs[i]) } catch { ptr[i] = error }
+            }
+        }
+        let passed = txs.indices.filter { pre[$0] == nil }
+        let admitted = await admitChecked(passed.map { txs[$0] })
+        var results = [Result<Hash, AdmissionError>](repeating: .failure(.badSignature), count: txs.count)
+        for (i, e) in pre.enumerated() { if let e { results[i] = .failure(e) } }
+        for (j, i) in passed.enumerated() { results[i] = admitted[j].map { txs[i].hash } }
+        let preRejected = pre.compactMap { $0?.code }
+        if !preRejected.isEmpty { await count(rejections: preRejected) }
+        return results
+    }
+
+    private func count(rejection code: String) { metrics.rejected[code, default: 0] += 1 }
+    private func count(rejections codes: [String]) { for c in codes { count(rejection: c) } }
+
+    /// Stateful admission, then one durable write for everything admitted since the last one.
+    private func admitChecked(_ txs: [SignedTransaction]) async -> [Result<Void, AdmissionError>] {
+        let context = nextContext()
+        var results: [Result<Void, AdmissionError>] = []
+        var accepted = 0
+        for tx in txs {
+            do {
+                try mempool.admit(tx, size: tx.canonicalBytes.count, context: context)
+                unflushed.append(tx)
+                accepted += 1
+                results.append(.success(()))
+            } catch {
+                count(rejection: error.code)
+                results.append(.failure(error))
+            }
+        }
+        guard accepted > 0 else { return results }
+        do {
+            try await flushPending()
+            metrics.admitted += UInt64(accepted)
+        } catch {
+            // The disk refused: nothing was acknowledged, so the client may retry.
+            return results.map { r in r.flatMap { .failure(.malformed("node could not persist the transaction: \(error)")) } }
+        }
+        return results
+    }
+
+    /// Group commit: waits until a write containing everything unflushed so far has fsync'd.
+    private func flushPending() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            flushWaiters.append(c)
+            if !flushing { startFlush() }
+        }
+    }
+
+    private func startFlush() {
+        guard !unflushed.isEmpty else { return }
+        flushing = true
+        let batch = unflushed
+        let waiters = flushWaiters
+        unflushed = []
+        flushWaiters = []
+        let store = self.store
+        Task.detached {
+            let result = Result { try store.savePending(batch) }
+            await self.flushDone(result, waiters: waiters)
+        }
+    }
+
+    private func flushDone(_ result: Result<Void, any Error>, waiters: [CheckedContinuation<Void, any Error>]) {
+        for w in waiters { w.resume(with: result) }
+        flushing = false
+        if !unflushed.isEmpty { startFlush() }
+    }
+
+    /// Waits until `hash` commits, is dropped, or `timeoutMs` passes.
+    public func awaitCommit(_ hash: Hash, timeoutMs: Int64) async -> CommitOutcome {
+        if let loc = try? store.location(ofTransaction: hash) { return .committed(height: loc.height, index: loc.index) }
+        guard mempool.hashes.contains(hash) else { return .timedOut }
+        let deadline = clock() + timeoutMs
+        return await withCheckedContinuation { c in commitWaiters[hash, default: []].append((deadline, c)) }
+    }
+
+    public func isPending(_ hash: Hash) -> Bool { mempool.hashes.contains(hash) }
+
+    // MARK: block production
+
+    private func nextContext() -> ExecutionContext {
+        ExecutionContext(chainID: genesis.chainId, height: latestHeader.height + 1, timestampMs: nextTimestamp())
+    }
+
+    private func nextTimestamp() -> Int64 { max(clock(), latestHeader.timestampMs + 1) }
+
+    /// Cuts a block if the mempool holds a full block or the interval has passed since the last one.
+    @discardableResult
+    public func produceBlockIfDue() throws -> BlockHeader? {
+        expireWaiters()
+        guard mempool.count > 0 else { return nil }
+        let full = mempool.count >= Int(parameters.maxBlockTransactions)
+        let due = clock() - latestHeader.timestampMs >= Int64(parameters.blockIntervalMs)
+        guard full || due else { return nil }
+        return try produceBlock()
+    }
+
+    /// Executes a candidate block, signs it, commits it durably, then updates memory.
+    public func produceBlock() throws -> BlockHeader? {
+        let started = DispatchTime.now()
+        let candidate = mempool.candidateBlock(maxTransactions: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
+        guard !candidate.isEmpty else { return nil }
+        let context = nextContext()
+        let result = Runtime.execute(candidate, on: committedState, context: context)
+        let newState = result.state.committed()
+        let validators = try StateOverlay(base: committedState).read([Validator].self, StateKeys.validators) ?? []
+        let header = BlockHeader(
+            chainID: genesis.chainId, height: context.height, previousHash: latestHeader.hash,
+            transactionsRoot: MerkleTree.root(leafHashes: Block.leafHashes(result.applied)),
+            transactionCount: UInt32(result.applied.count), stateRoot: newState.root,
+            validatorsHash: Validator.setHash(validators), timestampMs: context.timestampMs,
+            proposer: validatorKey.publicKey.address)
+        let vote = Commit.voteBytes(chainID: header.chainID, height: header.height, round: 0, blockHash: header.hash)
+        let commit = Commit(height: header.height, blockHash: header.hash, signatures: [CommitSignature(validator: validatorKey.publicKey, signature: validatorKey.sign(vote))])
+        let block = Block(header: header, transactions: result.applied, commit: commit)
+
+        try store.commit(block: block, writes: result.state.writes)
+
+        committedState = newState
+        latestHeader = header
+        latestCommit = commit
+        var removed = Set(candidate.map(\.hash))
+        let dropped = mempool.rebase(on: newState, removing: removed, exact: result.rejected.isEmpty, context: nextContext())
+        for (tx, err) in result.rejected + dropped {
+            removed.insert(tx.hash)
+            resolveWaiters(tx.hash, .dropped(err))
+        }
+        let droppedHashes = (result.rejected + dropped).map(\.0.hash)
+        if !droppedHashes.isEmpty { try? store.removePending(droppedHashes) }
+        for (i, tx) in result.applied.enumerated() { resolveWaiters(tx.hash, .committed(height: header.height, index: i)) }
+
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        metrics.blocksCommitted += 1
+        metrics.transactionsCommitted += UInt64(result.applied.count)
+        metrics.droppedAfterAdmission += UInt64(droppedHashes.count)
+        metrics.lastBlockCommitSeconds = seconds
+        metrics.commitSecondsTotal += seconds
+        return header
+    }
+
+    private func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {
+        guard let ws = commitWaiters.removeValue(forKey: hash) else { return }
+        for w in ws { w.continuation.resume(returning: outcome) }
+    }
+
+    private func expireWaiters() {
+        guard !commitWaiters.isEmpty else { return }
+        let now = clock()
+        for (hash, ws) in commitWaiters {
+            let (expired, live) = (ws.filter { $0.deadlineMs <= now }, ws.filter { $0.deadlineMs > now })
+            for w in expired { w.continuation.resume(returning: .timedOut) }
+            commitWaiters[hash] = live.isEmpty ? nil : live
+        }
+    }
+
+    /// Runs block production until the task is cancelled.
+    public func runProducer(pollMs: UInt64 = 2) async {
+        while !Task.isCancelled {
+            do { try produceBlockIfDue() } catch {
+                FileHandle.standardError.write(Data("block production failed: \(error)\n".utf8))
+            }
+            try? await Task.sleep(nanoseconds: pollMs * 1_000_000)
+        }
+    }
+
+    // MARK: queries
+
+    public func status() -> NodeStatus {
+        NodeStatus(chainId: genesis.chainId, genesisHash: genesisHash, height: latestHeader.height,
+                   latestBlockHash: latestHeader.hash, latestBlockTimeMs: latestHeader.timestampMs,
+                   stateRoot: latestHeader.stateRoot, validator: validatorKey.publicKey.address,
+                   mempoolSize: mempool.count, mempoolCapacity: mempool.capacity)
+    }
+
+    public var mempoolCount: Int { mempool.count }
+
+    /// A state value with its proof against the latest committed header.
+    public func stateProof(key: [UInt8]) -> (proof: StateProof, header: BlockHeader, commit: Commit?) {
+        (committedState.proof(forKey: key), latestHeader, latestCommit)
+    }
+
+    /// The next nonce for `address`, counting pending transactions.
+    public func nextNonce(_ address: Address) -> UInt64? {
+        (try? mempool.pendingState.read(Account.self, StateKeys.account(address)))??.nonce
+    }
+
+    /// A committed transaction with its Merkle proof.
+    public nonisolated func transactionProof(_ hash: Hash) throws -> (TransactionProof, index: Int)? {
+        guard let loc = try store.location(ofTransaction: hash), let block = try store.block(height: loc.height) else { return nil }
+        let leaves = Block.leafHashes(block.transactions)
+        guard loc.index < leaves.count, let proof = MerkleTree.proof(leafHashes: leaves, index: loc.index) else {
+            throw StoreError.corrupt("transaction \(hash) index \(loc.index) outside block \(loc.height)")
+        }
+        return (TransactionProof(transaction: block.transactions[loc.index], proof: proof, header: block.header, commit: block.commit), loc.index)
+    }
+}

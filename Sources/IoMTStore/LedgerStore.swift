@@ -1,0 +1,228 @@
+import Foundation
+import GRDB
+import IoMTCore
+
+/// Why the ledger could not be read or written.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    /// A stored row does not decode or does not match its own hash: someone edited the database.
+    case corrupt(String)
+    case notInitialised
+    case alreadyInitialised
+    case heightMismatch(expected: UInt64, got: UInt64)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let s): return "ledger database is corrupt: \(s) (run `iomtchain chain verify`)"
+        case .notInitialised: return "ledger database has no genesis"
+        case .alreadyInitialised: return "ledger database already holds a chain"
+        case .heightMismatch(let e, let g): return "expected to commit height \(e), got \(g)"
+        }
+    }
+}
+
+/// The durable ledger: blocks, transactions, current state and the pending transactions that
+/// were acknowledged to clients, in one SQLite file (WAL mode, `synchronous = FULL`).
+///
+/// `commit(block:writes:)` writes a block, its transactions, its state changes and the removal of
+/// those transactions from the pending table in one SQLite transaction: after a crash at any
+/// moment the file holds either all of it or none of it.
+public final class LedgerStore: Sendable {
+    public let path: String
+    private let db: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.journalMode = .wal
+        config.prepareDatabase { db in
+            // FULL: every commit fsyncs the WAL, so a committed block survives power loss too.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        config.maximumReaderCount = 8
+        db = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(db)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                CREATE TABLE blocks (
+                    height INTEGER PRIMARY KEY,
+                    hash BLOB NOT NULL UNIQUE,
+                    header BLOB NOT NULL,
+                    commit_cert BLOB,
+                    tx_count INTEGER NOT NULL,
+                    time_ms INTEGER NOT NULL
+                );
+                CREATE TABLE transactions (
+                    hash BLOB PRIMARY KEY,
+                    height INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    sender BLOB NOT NULL,
+                    body BLOB NOT NULL
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX transactions_position ON transactions(height, idx);
+                CREATE INDEX transactions_sender ON transactions(sender, height);
+                CREATE TABLE state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL);
+                """)
+        }
+        return m
+    }
+
+    // MARK: genesis
+
+    /// Writes genesis (file bytes, block 0, initial state) into an empty database.
+    public func initialise(genesis: Genesis, genesisFile: [UInt8]) throws {
+        let block = genesis.genesisBlock()
+        let state = genesis.initialState()
+        try db.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") == 0 else { throw StoreError.alreadyInitialised }
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('genesis', ?)", arguments: [Data(genesisFile)])
+            try insert(block, in: db)
+            for (k, v) in state.entries() {
+                try db.execute(sql: "INSERT INTO state(key, value) VALUES (?, ?)", arguments: [Data(k), Data(v)])
+            }
+        }
+    }
+
+    /// The genesis file as stored at initialisation.
+    public func genesisFile() throws -> [UInt8]? {
+        try db.read { db in try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'genesis'").map { [UInt8]($0) } }
+    }
+
+    // MARK: blocks
+
+    /// Atomically appends `block` (height = latest + 1) with its state changes, and drops its
+    /// transactions from the pending table.
+    public func commit(block: Block, writes: [[UInt8]: [UInt8]?]) throws {
+        try db.write { db in
+            let latest = try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks") ?? -1
+            guard Int64(block.header.height) == latest + 1 else {
+                throw StoreError.heightMismatch(expected: UInt64(latest + 1), got: block.header.height)
+            }
+            try insert(block, in: db)
+            for (k, v) in writes {
+                if let v {
+                    try db.execute(sql: "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [Data(k), Data(v)])
+                } else {
+                    try db.execute(sql: "DELETE FROM state WHERE key = ?", arguments: [Data(k)])
+                }
+            }
+            let del = try db.makeStatement(sql: "DELETE FROM pending WHERE hash = ?")
+            for tx in block.transactions { try del.execute(arguments: [Data(tx.hash.bytes)]) }
+        }
+    }
+
+    private func insert(_ block: Block, in db: Database) throws {
+        let h = block.header
+        try db.execute(
+            sql: "INSERT INTO blocks(height, hash, header, commit_cert, tx_count, time_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [Int64(h.height), Data(h.hash.bytes), Data(h.canonicalBytes), block.commit.map { Data($0.canonicalBytes) }, Int(h.transactionCount), h.timestampMs])
+        let stmt = try db.makeStatement(sql: "INSERT INTO transactions(hash, height, idx, sender, body) VALUES (?, ?, ?, ?, ?)")
+        for (i, tx) in block.transactions.enumerated() {
+            try stmt.execute(arguments: [Data(tx.hash.bytes), Int64(h.height), i, Data(tx.transaction.sender.bytes), Data(tx.canonicalBytes)])
+        }
+    }
+
+    public func latestHeight() throws -> UInt64? {
+        try db.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks").map { UInt64($0) } }
+    }
+
+    /// Header and commit at `height`, checked against the stored hash.
+    public func header(height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
+        try db.read { db in try Self.header(db, height: height) }
+    }
+
+    private static func header(_ db: Database, height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT hash, header, commit_cert FROM blocks WHERE height = ?", arguments: [Int64(height)]) else { return nil }
+        let header: BlockHeader
+        do { header = try BlockHeader(canonicalBytes: [UInt8](row["header"] as Data)) } catch { throw StoreError.corrupt("header at height \(height): \(error)") }
+        guard header.height == height, header.hash.bytes == [UInt8](row["hash"] as Data) else {
+            throw StoreError.corrupt("header at height \(height) does not match its stored hash")
+        }
+        var commit: Commit?
+        if let c = row["commit_cert"] as Data? {
+            do { commit = try Commit(canonicalBytes: [UInt8](c)) } catch { throw StoreError.corrupt("commit at height \(height): \(error)") }
+        }
+        return (header, commit)
+    }
+
+    public func block(height: UInt64) throws -> Block? {
+        try db.read { db in
+            guard let (header, commit) = try Self.header(db, height: height) else { return nil }
+            let rows = try Row.fetchAll(db, sql: "SELECT body FROM transactions WHERE height = ? ORDER BY idx", arguments: [Int64(height)])
+            let txs = try rows.enumerated().map { (i, row) in
+                do { return try SignedTransaction(canonicalBytes: [UInt8](row["body"] as Data)) } catch { throw StoreError.corrupt("transaction \(i) at height \(height): \(error)") }
+            }
+            return Block(header: header, transactions: txs, commit: commit)
+        }
+    }
+
+    public struct Location: Sendable {
+        public var height: UInt64
+        public var index: Int
+    }
+
+    public func location(ofTransaction hash: Hash) throws -> Location? {
+        try db.read { db in
+            try Row.fetchOne(db, sql: "SELECT height, idx FROM transactions WHERE hash = ?", arguments: [Data(hash.bytes)]).map {
+                Location(height: UInt64($0["height"] as Int64), index: $0["idx"])
+            }
+        }
+    }
+
+    /// Hashes of transactions sent by `sender`, newest first.
+    public func transactions(sentBy sender: Address, limit: Int) throws -> [(hash: Hash, height: UInt64)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT hash, height FROM transactions WHERE sender = ? ORDER BY height DESC, idx DESC LIMIT ?", arguments: [Data(sender.bytes), limit]).compactMap { row in
+                Hash(bytes: [UInt8](row["hash"] as Data)).map { ($0, UInt64(row["height"] as Int64)) }
+            }
+        }
+    }
+
+    // MARK: state
+
+    /// Every stored state entry (to rebuild the in-memory tree on start).
+    public func loadState() throws -> [(key: [UInt8], value: [UInt8])] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, value FROM state").map { ([UInt8]($0["key"] as Data), [UInt8]($0["value"] as Data)) }
+        }
+    }
+
+    // MARK: pending transactions
+
+    /// Durably records admitted transactions before they are acknowledged to the client.
+    public func savePending(_ txs: [SignedTransaction]) throws {
+        try db.write { db in
+            let stmt = try db.makeStatement(sql: "INSERT OR IGNORE INTO pending(hash, body) VALUES (?, ?)")
+            for tx in txs { try stmt.execute(arguments: [Data(tx.hash.bytes), Data(tx.canonicalBytes)]) }
+        }
+    }
+
+    public func removePending(_ hashes: [Hash]) throws {
+        try db.write { db in
+            let stmt = try db.makeStatement(sql: "DELETE FROM pending WHERE hash = ?")
+            for h in hashes { try stmt.execute(arguments: [Data(h.bytes)]) }
+        }
+    }
+
+    /// Pending transactions in admission order. Rows that do not decode are skipped and reported.
+    public func loadPending() throws -> (transactions: [SignedTransaction], undecodable: Int) {
+        try db.read { db in
+            var txs: [SignedTransaction] = []
+            var bad = 0
+            for row in try Row.fetchAll(db, sql: "SELECT body FROM pending ORDER BY seq") {
+                if let tx = try? SignedTransaction(canonicalBytes: [UInt8](row["body"] as Data)) { txs.append(tx) } else { bad += 1 }
+            }
+            return (txs, bad)
+        }
+    }
+
+    /// Runs raw SQL (tests use it to tamper with the database as an attacker would).
+    public func unsafeExecute(_ sql: String, arguments: StatementArguments = []) throws {
+        try db.write { db in try db.execute(sql: sql, arguments: arguments) }
+    }
+}

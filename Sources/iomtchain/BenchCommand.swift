@@ -1,0 +1,182 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import IoMTContracts
+import IoMTCore
+import IoMTNode
+
+/// `iomtchain bench`: single-node throughput with real signatures and fsync'd commits,
+/// submit-to-commit latency at half that load, proof timings, and the machine's own limit
+/// (signature verifications per second on all cores) measured in the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure single-node throughput, latency and proof costs.")
+
+    @Option(help: "Transactions in the throughput run.") var transactions = 40_000
+    @Option(help: "Signature algorithm of the sending accounts: ed25519 or p256.") var algorithm = "ed25519"
+    @Option(help: "Seconds of the half-load latency run.") var latencySeconds = 5.0
+    @Option(help: "Transactions per submitted batch.") var batch = 500
+    @Option(help: "Scratch folder (deleted afterwards).") var scratch = NSTemporaryDirectory() + "iomt-bench-\(getpid())"
+
+    func run() async throws {
+        guard let alg = SignatureAlgorithm(name: algorithm) else { throw CLIError("unknown algorithm") }
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        print("machine: \(cores) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; algorithm \(alg)")
+
+        let limit = verifyRate(alg)
+        print(String(format: "limit: %.0f signature verifications/s on %d cores (%.0f on one)", limit.all, cores, limit.one))
+
+        let tps = try await throughput(alg)
+        print(String(format: "throughput: %.0f committed tx/s (%.0f%% of the verification limit) — %d tx in %.2f s, %d blocks", tps.rate, 100 * tps.rate / limit.all, transactions, tps.seconds, tps.blocks))
+
+        let lat = try await latency(alg, rate: tps.rate / 2)
+        print(String(format: "latency at %.0f tx/s offered (half of peak): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d tx", lat.offered, lat.p50, lat.p99, lat.max, lat.count))
+
+        let proofs = proofTimings()
+        print(String(format: "tx proof (10,000-leaf block): generate %.1f µs, verify %.2f µs; state proof (100,000 keys): generate %.2f µs, verify %.2f µs", proofs.txGen, proofs.txVerify, proofs.stateGen, proofs.stateVerify))
+    }
+
+    // MARK: machine limit
+
+    func verifyRate(_ alg: SignatureAlgorithm) -> (all: Double, one: Double) {
+        let key = PrivateKey.generate(alg)
+        let n = 20_000
+        let msgs = (0..<n).map { i in Array("message \(i) padding to a realistic transaction size".utf8) }
+        let sigs = msgs.map { key.sign($0) }
+        let pub = key.publicKey
+        let t0 = DispatchTime.now()
+        DispatchQueue.concurrentPerform(iterations: n) { i in precondition(pub.isValidSignature(sigs[i], for: msgs[i])) }
+        let all = Double(n) / seconds(since: t0)
+        let t1 = DispatchTime.now()
+        for i in 0..<n / 4 { precondition(pub.isValidSignature(sigs[i], for: msgs[i])) }
+        let one = Double(n / 4) / seconds(since: t1)
+        return (all, one)
+    }
+
+    // MARK: throughput
+
+    /// A fresh dev chain with `senders` admins so transactions come from many accounts.
+    func freshNode(_ tag: String, senders: Int, alg: SignatureAlgorithm) throws -> (Node, [PrivateKey], String) {
+        let dir = scratch + "/" + tag
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let validator = PrivateKey.generate(.ed25519)
+        let admins = (0..<senders).map { _ in PrivateKey.generate(alg) }
+        let genesis = Genesis(
+            chainId: "iomt-bench", genesisTimeMs: nowMs(), organisations: [Organisation(id: "bench-hospital", name: "Bench", kind: "hospital")],
+            admins: admins.map { .init(publicKey: $0.publicKey, organisation: "bench-hospital") }, adminQuorum: 1,
+            validators: [Validator(publicKey: validator.publicKey, organisation: "bench-hospital")],
+            consensus: ConsensusParameters(maxBlockTransactions: 10_000, blockIntervalMs: 100))
+        let bytes = [UInt8](try JSONEncoder().encode(genesis))
+        let node = try Node(databasePath: dir + "/ledger.sqlite", genesis: genesis, genesisFile: bytes, validatorKey: validator, mempoolCapacity: 200_000)
+        return (node, admins, "iomt-bench")
+    }
+
+    /// `count` signed register-account transactions, round-robin over the senders.
+    func makeTransactions(_ count: Int, senders: [PrivateKey], chainID: String, alg: SignatureAlgorithm, firstNonce: [UInt64]? = nil) -> [SignedTransaction] {
+        var nonces = firstNonce ?? [UInt64](repeating: 0, count: senders.count)
+        var out: [SignedTransaction] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            let s = i % senders.count
+            let device = PrivateKey.generate(.ed25519)
+            let tx = Transaction(chainID: chainID, sender: senders[s].publicKey.address, signerKey: senders[s].publicKey, nonce: nonces[s],
+                                 payload: .registerAccount(RegisterAccount(publicKey: device.publicKey, role: .device, organisation: "bench-hospital", label: "pulse oximeter")))
+            nonces[s] += 1
+            out.append(tx.signed(with: senders[s]))
+        }
+        return out
+    }
+
+    func throughput(_ alg: SignatureAlgorithm) async throws -> (rate: Double, seconds: Double, blocks: UInt64) {
+        let (node, admins, chain) = try freshNode("tps", senders: 16, alg: alg)
+        let txs = makeTransactions(transactions, senders: admins, chainID: chain, alg: alg)
+        let producer = Task { await node.runProducer(pollMs: 1) }
+        defer { producer.cancel() }
+        let t0 = DispatchTime.now()
+        var i = 0
+        while i < txs.count {
+            let chunk = Array(txs[i..<min(i + batch, txs.count)])
+            let results = await node.submit(batch: chunk)
+            for r in results { if case .failure(let e) = r { throw CLIError("bench transaction refused: \(e)") } }
+            i += chunk.count
+            // Keep at most two full blocks waiting, as a real client population would be throttled.
+            while await node.mempoolCount > 20_000 { try await Task.sleep(nanoseconds: 1_000_000) }
+        }
+        while await node.metrics.transactionsCommitted < UInt64(txs.count) { try await Task.sleep(nanoseconds: 1_000_000) }
+        let secs = seconds(since: t0)
+        return (Double(txs.count) / secs, secs, await node.metrics.blocksCommitted)
+    }
+
+    // MARK: latency
+
+    func latency(_ alg: SignatureAlgorithm, rate: Double) async throws -> (offered: Double, p50: Double, p99: Double, max: Double, count: Int) {
+        let (node, admins, chain) = try freshNode("latency", senders: 16, alg: alg)
+        let total = Int(rate * latencySeconds)
+        let txs = makeTransactions(total, senders: admins, chainID: chain, alg: alg)
+        let producer = Task { await node.runProducer(pollMs: 1) }
+        defer { producer.cancel() }
+        // Offer the load in small batches every 10 ms; each batch's latency is submit → commit of its last transaction.
+        let perTick = max(1, Int(rate / 100))
+        let t0 = DispatchTime.now()
+        var latenciesMs: [Double] = []
+        try await withThrowingTaskGroup(of: [Double].self) { group in
+            var i = 0
+            var tick = 0
+            while i < txs.count {
+                let due = Double(tick) * 0.010
+                let now = seconds(since: t0)
+                if due > now { try await Task.sleep(nanoseconds: UInt64((due - now) * 1e9)) }
+                let chunk = Array(txs[i..<min(i + perTick, txs.count)])
+                i += chunk.count
+                tick += 1
+                group.addTask {
+                    let start = DispatchTime.now()
+                    let results = await node.submit(batch: chunk)
+                    for r in results { if case .failure(let e) = r { throw CLIError("bench transaction refused: \(e)") } }
+                    var out: [Double] = []
+                    for tx in chunk {
+                        if case .committed = await node.awaitCommit(tx.hash, timeoutMs: 30_000) { out.append(seconds(since: start) * 1000) }
+                        else { throw CLIError("transaction did not commit within 30 s") }
+                    }
+                    return out
+                }
+            }
+            for try await l in group { latenciesMs += l }
+        }
+        latenciesMs.sort()
+        func pct(_ p: Double) -> Double { latenciesMs[min(latenciesMs.count - 1, Int(Double(latenciesMs.count) * p))] }
+        return (Double(total) / seconds(since: t0), pct(0.5), pct(0.99), latenciesMs.last ?? 0, latenciesMs.count)
+    }
+
+    // MARK: proofs
+
+    func proofTimings() -> (txGen: Double, txVerify: Double, stateGen: Double, stateVerify: Double) {
+        let key = PrivateKey.generate(.ed25519)
+        let leaves = (0..<10_000).map { i in MerkleTree.leafHash(Array("tx \(i)".utf8)) }
+        let root = MerkleTree.root(leafHashes: leaves)
+        let idx = 6_789
+        var t = DispatchTime.now()
+        var proof: InclusionProof!
+        for _ in 0..<20 { proof = MerkleTree.proof(leafHashes: leaves, index: idx) }
+        let txGen = seconds(since: t) / 20 * 1e6
+        let leaf = Array("tx \(idx)".utf8)
+        t = DispatchTime.now()
+        for _ in 0..<10_000 { precondition(proof.verify(leaf: leaf, root: root)) }
+        let txVerify = seconds(since: t) / 10_000 * 1e6
+        _ = key
+
+        var writes: [[UInt8]: [UInt8]?] = [:]
+        for i in 0..<100_000 { writes[Array("acct/\(i)".utf8)] = Array("value \(i)".utf8) }
+        let state = AuthenticatedState().applying(writes)
+        t = DispatchTime.now()
+        var sp: StateProof!
+        for i in 0..<10_000 { sp = state.proof(forKey: Array("acct/\(i * 7)".utf8)) }
+        let stateGen = seconds(since: t) / 10_000 * 1e6
+        t = DispatchTime.now()
+        for _ in 0..<10_000 { precondition(sp.isValid(root: state.root)) }
+        let stateVerify = seconds(since: t) / 10_000 * 1e6
+        return (txGen, txVerify, stateGen, stateVerify)
+    }
+}
+
+func seconds(since t: DispatchTime) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e9 }

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import IoMTAPI
+import IoMTCore
+import IoMTNode
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Run a node.", subcommands: [Run.self, Init.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a one-validator development chain in a data folder.")
+        @Option(help: "Data folder.") var dataDir = "./data"
+        @Option(help: "Chain id.") var chainId = "iomt-dev"
+        @Option(help: "Block interval in milliseconds.") var blockIntervalMs: UInt64 = 200
+
+        func run() throws {
+            let folder = DataFolder(path: dataDir)
+            if try folder.initialiseDev(chainId: chainId, nowMs: nowMs(), blockIntervalMs: blockIntervalMs) {
+                print("created \(folder.genesisPath), \(folder.validatorKeyPath), \(folder.adminKeyPath)")
+            } else {
+                print("\(folder.genesisPath) exists; nothing changed")
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a node on a data folder (SQLite ledger inside it).")
+        @Option(help: "Data folder with genesis.json and validator.key.json.") var dataDir = "./data"
+        @Flag(help: "Create a one-validator development chain in the data folder on first start.") var dev = false
+        @Option(help: "HTTP API address host:port (port 0 picks a free one).") var http = "127.0.0.1:8080"
+        @Option(help: "Mempool capacity (transactions).") var mempoolCapacity = Node.defaultMempoolCapacity
+
+        func run() async throws {
+            let folder = DataFolder(path: dataDir)
+            if dev, try folder.initialiseDev(nowMs: nowMs()) {
+                log("initialised development chain in \(dataDir) (admin key: \(folder.adminKeyPath))")
+            }
+            guard folder.exists else {
+                throw CLIError("no genesis.json in \(dataDir): pass --dev for a development chain, or run `iomtchain node init`")
+            }
+            let node = try folder.openNode(mempoolCapacity: mempoolCapacity)
+            let restored = try await node.restorePending()
+            let status = await node.status()
+            log("chain \(status.chainId) at height \(status.height), block \(status.latestBlockHash); \(restored.restored) pending restored, \(restored.dropped) dropped")
+
+            let parts = http.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw CLIError("--http must be host:port") }
+            let app = Application(
+                router: API(node: node).router(),
+                configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "iomtchain"),
+                onServerRunning: { channel in
+                    log("http listening on \(parts[0]):\(channel.localAddress?.port ?? port)")
+                })
+            let producer = Task { await node.runProducer() }
+            defer { producer.cancel() }
+            try await app.runService()
+        }
+    }
+}
+
+/// One line to stderr, flushed (tests read it).
+func log(_ s: String) {
+    FileHandle.standardError.write(Data("[iomtchain] \(s)\n".utf8))
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import IoMTCore
+import IoMTNode
+
+struct TxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tx", abstract: "Build, sign, submit and show transactions.",
+        subcommands: [Build.self, Sign.self, Submit.self, Show.self])
+
+    /// Flags that describe a payload. `--payload` takes the JSON form of any kind.
+    struct PayloadOptions: ParsableArguments {
+        @Option(help: "Kind: \(TransactionPayload.kinds.joined(separator: ", ")).") var type: String?
+        @Option(help: "Payload as JSON (the `payload` object of the API), instead of the flags below.") var payload: String?
+        @Option(help: "register-account: the new account's public key (ed25519:<hex> or p256:<hex>).") var publicKey: String?
+        @Option(help: "register-account: role.") var role: String?
+        @Option(help: "register-account: organisation id.") var organisation: String?
+        @Option(help: "register-account: label (no personal data).") var label = ""
+        @Option(help: "set-account-status: account address.") var account: String?
+        @Option(help: "set-account-status: active, suspended or revoked.") var status: String?
+        @Option(help: "set-account-status: reason.") var reason = ""
+        @Option(help: "rotate-key: the new public key.") var newPublicKey: String?
+        @Option(help: "approve-proposal: proposal id (hash).") var proposal: String?
+
+        func make() throws -> TransactionPayload {
+            if let payload {
+                do { return try JSONDecoder().decode(TransactionPayload.self, from: Data(payload.utf8)) } catch { throw CLIError("--payload: \(error)") }
+            }
+            guard let type else { throw CLIError("give --type or --payload") }
+            func need(_ v: String?, _ flag: String) throws -> String {
+                guard let v else { throw CLIError("\(type) needs --\(flag)") }
+                return v
+            }
+            switch type {
+            case "register-account":
+                guard let role = Role(name: try need(role, "role")) else { throw CLIError("unknown role; one of \(Role.allCases.map(\.name).joined(separator: ", "))") }
+                return .registerAccount(RegisterAccount(publicKey: try PublicKey(text: try need(publicKey, "public-key")), role: role, organisation: try need(organisation, "organisation"), label: label))
+            case "set-account-status":
+                guard let a = Address(hex: try need(account, "account")) else { throw CLIError("--account must be 40 hex digits") }
+                guard let s = AccountStatus(name: try need(status, "status")) else { throw CLIError("--status must be active, suspended or revoked") }
+                return .setAccountStatus(SetAccountStatus(account: a, status: s, reason: reason))
+            case "rotate-key":
+                return .rotateKey(RotateKey(newPublicKey: try PublicKey(text: try need(newPublicKey, "new-public-key"))))
+            case "approve-proposal":
+                guard let h = Hash(hex: try need(proposal, "proposal")) else { throw CLIError("--proposal must be 64 hex digits") }
+                return .approveProposal(ApproveProposal(proposal: h))
+            case "propose-governance":
+                throw CLIError("propose-governance takes --payload '{\"type\":\"propose-governance\",\"action\":…}'")
+            default:
+                throw CLIError("unknown --type \(type); one of \(TransactionPayload.kinds.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct TxOptions: ParsableArguments {
+        @Option(help: "Sender's key file.") var key: String
+        @Option(help: "Nonce (default: ask the node for the sender's next nonce).") var nonce: UInt64?
+        @Option(help: "Chain id (default: ask the node).") var chainId: String?
+        @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
+    }
+
+    struct AccountReply: Decodable { var nextNonce: UInt64? }
+    struct StatusReply: Decodable { var chainId: String }
+
+    static func build(_ o: TxOptions, _ p: PayloadOptions) async throws -> (Transaction, PrivateKey) {
+        let key = try KeyFile.load(path: o.key)
+        let client = NodeClient(base: o.node)
+        let chainID: String
+        if let c = o.chainId { chainID = c } else { chainID = try await client.get("/v1/status", as: StatusReply.self).chainId }
+        let nonce: UInt64
+        if let n = o.nonce { nonce = n } else {
+            nonce = try await client.get("/v1/accounts/\(key.publicKey.address.hex)", as: AccountReply.self).nextNonce ?? 0
+        }
+        return (Transaction(chainID: chainID, sender: key.publicKey.address, signerKey: key.publicKey, nonce: nonce, payload: try p.make()), key)
+    }
+
+    struct Build: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print an unsigned transaction (JSON) built from flags.")
+        @OptionGroup var tx: TxOptions
+        @OptionGroup var payload: PayloadOptions
+
+        func run() async throws {
+            let (t, _) = try await TxCommand.build(tx, payload)
+            try printJSON(t)
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sign an unsigned transaction (JSON file or stdin); print the signed JSON.")
+        @Option(help: "Signer's key file.") var key: String
+        @Option(help: "Unsigned transaction JSON (default: stdin).") var file: String?
+
+        func run() throws {
+            let k = try KeyFile.load(path: key)
+            let t = try JSONDecoder().decode(Transaction.self, from: try readInput(file))
+            guard t.signerKey == k.publicKey else { throw CLIError("the transaction's signerKey is \(t.signerKey), the key file holds \(k.publicKey)") }
+            try printJSON(t.signed(with: k))
+        }
+    }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Submit a signed transaction from a JSON file/stdin, or build and sign one from flags (--key …) and submit it.")
+        @Option(help: "Signed transaction JSON (default: stdin unless --key is given).") var file: String?
+        @Option(help: "Sender's key file: build and sign from flags.") var key: String?
+        @Option(help: "Nonce (default: ask the node).") var nonce: UInt64?
+        @Option(help: "Chain id (default: ask the node).") var chainId: String?
+        @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
+        @Flag(help: "Wait until the transaction commits.") var wait = false
+        @OptionGroup var payload: PayloadOptions
+
+        func run() async throws {
+            let body: Data
+            if let key {
+                var o = try TxOptions.parse(["--key", key, "--node", node])
+                o.nonce = nonce
+                o.chainId = chainId
+                let (t, k) = try await TxCommand.build(o, payload)
+                body = try JSONEncoder().encode(t.signed(with: k))
+            } else {
+                body = try readInput(file)
+            }
+            let client = NodeClient(base: node)
+            let r = try await client.request("POST", "/v1/transactions" + (wait ? "?wait=commit" : ""), body: body)
+            guard (200..<300).contains(r.status) else { throw CLIError(client.problemText(r)) }
+            print(String(decoding: r.body, as: UTF8.self))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a transaction with its block, index and Merkle proof (verified here).")
+        @Argument(help: "Transaction hash.") var hash: String
+        @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
+
+        func run() async throws {
+            let r = try await NodeClient(base: node).request("GET", "/v1/transactions/\(hash)")
+            guard (200..<300).contains(r.status) else { throw CLIError(NodeClient(base: node).problemText(r)) }
+            if let p = try? JSONDecoder().decode(TransactionProof.self, from: r.body) {
+                do { try p.verify() } catch { throw CLIError("the node's proof does not verify: \(error)") }
+            }
+            print(String(decoding: r.body, as: UTF8.self))
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import IoMTCore
+import PropertyBased
+import Testing
+
+/// Fixed keys, hashes and sample values shared by the core tests. Everything here is derived
+/// from constants, so a failure reproduces on every machine.
+enum Fixture {
+    static let chainID = "iomt-test"
+
+    /// An Ed25519 key whose 32-byte seed is `seed` repeated.
+    static func ed25519(_ seed: UInt8) -> PrivateKey {
+        try! PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: seed, count: 32))
+    }
+
+    /// A P-256 key whose scalar is the small number `n` (valid for n > 0).
+    static func p256(_ n: UInt8) -> PrivateKey {
+        try! PrivateKey(algorithm: .p256, rawBytes: [UInt8](repeating: 0, count: 31) + [n])
+    }
+
+    static func hash(_ b: UInt8) -> Hash { Hash(bytes: [UInt8](repeating: b, count: 32))! }
+    static func address(_ b: UInt8) -> Address { Address(bytes: [UInt8](repeating: b, count: 20))! }
+    static func signature(_ b: UInt8) -> Signature { Signature(bytes: [UInt8](repeating: b, count: 64))! }
+
+    static let organisation = Organisation(id: "st-marys", name: "St Mary's Hospital — Ünïcødé 病院 🏥", kind: "hospital")
+    static let consensus = ConsensusParameters(maxBlockBytes: 1 << 20, maxTransactionBytes: 4096, maxBlockTransactions: 500, blockIntervalMs: 250)
+    static let validator = Validator(publicKey: ed25519(0x71).publicKey, organisation: "st-marys", power: 3)
+
+    /// One value of every `GovernanceAction` case.
+    static let allGovernanceActions: [GovernanceAction] = [
+        .addOrganisation(organisation),
+        .addAdmin(publicKey: p256(9).publicKey, organisation: "city-clinic", label: "second admin"),
+        .removeAdmin(account: address(0xAB)),
+        .setAdminQuorum(3),
+        .addValidator(validator),
+        .removeValidator(publicKey: ed25519(0x72).publicKey),
+        .setConsensusParameters(consensus),
+    ]
+
+    /// One value of every `TransactionPayload` case (and every governance action).
+    static let allPayloads: [TransactionPayload] = [
+        .registerAccount(RegisterAccount(publicKey: ed25519(0x21).publicKey, role: .device, organisation: "st-marys", label: "infusion pump #4")),
+        .registerAccount(RegisterAccount(publicKey: p256(3).publicKey, role: .practitioner, organisation: "st-marys")),
+        .setAccountStatus(SetAccountStatus(account: address(0x42), status: .suspended, reason: "lost device")),
+        .setAccountStatus(SetAccountStatus(account: address(0x43), status: .revoked)),
+        .rotateKey(RotateKey(newPublicKey: p256(4).publicKey)),
+        .approveProposal(ApproveProposal(proposal: hash(0x5A))),
+    ] + allGovernanceActions.map { .proposeGovernance($0) }
+
+    static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
+        Transaction(chainID: chainID, sender: key.publicKey.address, signerKey: key.publicKey, nonce: nonce, payload: payload)
+    }
+
+    static let header = BlockHeader(
+        chainID: chainID, height: 42, previousHash: hash(0x01), transactionsRoot: hash(0x02), transactionCount: 3,
+        stateRoot: hash(0x03), validatorsHash: hash(0x04), timestampMs: -1_700_000_000_123, proposer: address(0x05),
+        difficultyTarget: 0x1d00ffff, powNonce: .max)
+
+    static let account = Account(
+        address: ed25519(0x21).publicKey.address, publicKey: p256(5).publicKey, role: .gateway, organisation: "st-marys",
+        status: .suspended, nonce: 1234, registeredAtHeight: 99, label: "ward 7 gateway ✓")
+}
+
+/// Asserts that `body` throws exactly `expected`.
+func expectDecodingError(_ expected: CanonicalDecodingError, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(CanonicalDecodingError) -> Void) {
+    do {
+        try body()
+        Issue.record("expected \(expected), but decoding succeeded", sourceLocation: sourceLocation)
+    } catch {
+        #expect(error == expected, sourceLocation: sourceLocation)
+    }
+}
+
+// MARK: random values for property tests
+
+/// A random-value source usable from `Generator(run:)`.
+extension RandomNumberGenerator {
+    mutating func bytes(_ count: ClosedRange<Int>) -> [UInt8] {
+        let n = Int.random(in: count, using: &self)
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) }
+    }
+
+    mutating func hash() -> Hash { Hash(bytes: bytes(32...32))! }
+    mutating func address() -> Address { Address(bytes: bytes(20...20))! }
+
+    /// A string mixing ASCII (incl. NUL and controls), Latin, Greek/Cyrillic, combining marks,
+    /// CJK, astral-plane emoji and the last valid scalar: every UTF-8 length from 1 to 4 bytes.
+    mutating func unicodeString(maxScalars: Int = 24) -> String {
+        let ranges: [ClosedRange<UInt32>] = [
+            0x00...0x7F, 0x80...0x24F, 0x300...0x36F, 0x370...0x4FF, 0x4E00...0x9FFF,
+            0xAC00...0xD7A3, 0xE000...0xF8FF, 0x1F300...0x1FAFF, 0x10FFF0...0x10FFFF,
+        ]
+        var s = String.UnicodeScalarView()
+        for _ in 0..<Int.random(in: 0...maxScalars, using: &self) {
+            let r = ranges[Int.random(in: 0..<ranges.count, using: &self)]
+            s.append(Unicode.Scalar(UInt32.random(in: r, using: &self))!)
+        }
+        return String(s)
+    }
+
+    mutating func ed25519Key() -> PrivateKey { try! PrivateKey(algorithm: .ed25519, rawBytes: bytes(32...32)) }
+
+    mutating func publicKey() -> PublicKey {
+        if Bool.random(using: &self) { return ed25519Key().publicKey }
+        // A scalar of 1...2^64: always below the group order.
+        let scalar = [UInt8](repeating: 0, count: 24) + withUnsafeBytes(of: UInt64.random(in: 1...UInt64.max, using: &self).bigEndian, Array.init)
+        return try! PrivateKey(algorithm: .p256, rawBytes: scalar).publicKey
+    }
+
+    mutating func role() -> Role { Role.allCases.randomElement(using: &self)! }
+
+    mutating func governanceAction() -> GovernanceAction {
+        switch Int.random(in: 0..<7, using: &self) {
+        case 0: return .addOrganisation(Organisation(id: unicodeString(maxScalars: 8), name: unicodeString(), kind: unicodeString(maxScalars: 6)))
+        case 1: return .addAdmin(publicKey: publicKey(), organisation: unicodeString(maxScalars: 8), label: unicodeString())
+        case 2: return .removeAdmin(account: address())
+        case 3: return .setAdminQuorum(UInt32.random(in: 0...UInt32.max, using: &self))
+        case 4: return .addValidator(Validator(publicKey: publicKey(), organisation: unicodeString(maxScalars: 8), power: UInt64.random(in: 0...UInt64.max, using: &self)))
+        case 5: return .removeValidator(publicKey: publicKey())
+        default:
+            return .setConsensusParameters(ConsensusParameters(
+                maxBlockBytes: UInt64.random(in: 0...UInt64.max, using: &self), maxTransactionBytes: UInt64.random(in: 0...UInt64.max, using: &self),
+                maxBlockTransactions: UInt64.random(in: 0...UInt64.max, using: &self), blockIntervalMs: UInt64.random(in: 0...UInt64.max, using: &self)))
+        }
+    }
+
+    mutating func payload() -> TransactionPayload {
+        switch Int.random(in: 0..<5, using: &self) {
+        case 0: return .registerAccount(RegisterAccount(publicKey: publicKey(), role: role(), organisation: unicodeString(maxScalars: 10), label: unicodeString()))
+        case 1: return .setAccountStatus(SetAccountStatus(account: address(), status: AccountStatus.allCases.randomElement(using: &self)!, reason: unicodeString()))
+        case 2: return .rotateKey(RotateKey(newPublicKey: publicKey()))
+        case 3: return .proposeGovernance(governanceAction())
+        default: return .approveProposal(ApproveProposal(proposal: hash()))
+        }
+    }
+
+    mutating func transaction() -> Transaction {
+        let key = publicKey()
+        let nonce: UInt64 = Bool.random(using: &self) ? UInt64.random(in: 0...UInt64.max, using: &self) : UInt64.random(in: 0...3, using: &self)
+        return Transaction(chainID: unicodeString(maxScalars: 12), sender: key.address, signerKey: key, nonce: nonce, payload: payload())
+    }
+}
+
+enum Generators {
+    static let transaction = Generator<Transaction, Shrink.None<Transaction>> { rng in rng.transaction() }
+    static let payload = Generator<TransactionPayload, Shrink.None<TransactionPayload>> { rng in rng.payload() }
+}
