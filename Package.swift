@@ -54,12 +54,12 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTStoreTests",
-            dependencies: ["IoMTNode", "IoMTStore"]
+            dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore"]
         ),
         .testTarget(
             name: "IoMTIntegrationTests",
             dependencies: [
-                "IoMTCore", "IoMTAPI",
+                "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

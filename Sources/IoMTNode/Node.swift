@@ -176,8 +176,9 @@ public actor Node {
                 accepted += 1
                 results.append(.success(()))
             } catch {
-                count(rejection: error.code)
-                results.append(.failure(error))
+                let refusal = alreadyCommitted(tx, error) ? AdmissionError.duplicate(tx.hash) : error
+                count(rejection: refusal.code)
+                results.append(.failure(refusal))
             }
         }
         guard accepted > 0 else { return results }
@@ -189,6 +190,13 @@ public actor Node {
             return results.map { r in r.flatMap { .failure(.malformed("node could not persist the transaction: \(error)")) } }
         }
         return results
+    }
+
+    /// A replay of a committed transaction is reported as a duplicate rather than a stale nonce.
+    /// Only looked up on that (rare) path, so admission stays free of disk reads.
+    private func alreadyCommitted(_ tx: SignedTransaction, _ error: AdmissionError) -> Bool {
+        guard case .rejected(.nonceTooLow) = error else { return false }
+        return (try? store.location(ofTransaction: tx.hash)) != nil
     }
 
     /// Group commit: waits until a write containing everything unflushed so far has fsync'd.

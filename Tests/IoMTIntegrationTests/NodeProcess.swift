@@ -1,0 +1,157 @@
+import Foundation
+import IoMTCore
+import IoMTNode
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The package root, found from this file's path.
+let packageRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path }
+    }
+    fatalError("Package.swift not found above \(#filePath)")
+}()
+
+/// The real `iomtchain` binary (`IOMT_BIN`, else the debug build; scripts/test.sh builds it first).
+let binaryPath: String = {
+    if let p = ProcessInfo.processInfo.environment["IOMT_BIN"] { return p }
+    return packageRoot + "/.build/debug/iomtchain"
+}()
+
+func temporaryFolder(_ tag: String = #function) -> String {
+    let safe = tag.filter { $0.isLetter || $0.isNumber }.prefix(40)
+    let path = NSTemporaryDirectory() + "iomt-it-\(safe)-\(UUID().uuidString.prefix(8))"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Runs `iomtchain` to completion and returns its exit code and output.
+@discardableResult
+func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binaryPath)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let input = Pipe()
+    p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// A node running as a child process on a free loopback port.
+final class NodeProcess: @unchecked Sendable {
+    let dataDir: String
+    let process = Process()
+    let logPath: String
+    private(set) var port = 0
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(dataDir: String, extraArgs: [String] = []) throws {
+        self.dataDir = dataDir
+        logPath = dataDir + ".log-\(UUID().uuidString.prefix(6))"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: binaryPath)
+        process.arguments = ["node", "run", "--dev", "--data-dir", dataDir, "--http", "127.0.0.1:0"] + extraArgs
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        port = try waitForPort()
+    }
+
+    private func waitForPort(timeout: TimeInterval = 60) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if let r = text.range(of: "http listening on 127.0.0.1:") {
+                let digits = text[r.upperBound...].prefix { $0.isNumber }
+                if let p = Int(digits) { return p }
+            }
+            if !process.isRunning { throw TestFailure("node exited early (\(process.terminationStatus)):\n\(text)") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw TestFailure("node did not start within \(timeout) s")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// kill -9: no chance to flush or clean up.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func terminate() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { kill9() } }
+}
+
+/// A tiny HTTP client for the tests.
+struct HTTP {
+    var base: String
+
+    struct Reply {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+        var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json") async throws -> Reply {
+        var req = URLRequest(url: URL(string: base + path)!)
+        req.httpMethod = method
+        req.timeoutInterval = 30
+        if let body {
+            req.httpBody = body
+            req.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        }
+        let (data, resp) = try await URLSession.shared.data(for: req)
+        let http = resp as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
+        return Reply(status: http.statusCode, body: data, headers: headers)
+    }
+
+    func get(_ path: String) async throws -> Reply { try await send("GET", path) }
+    func post(_ path: String, _ body: Data) async throws -> Reply { try await send("POST", path, body: body) }
+}
+
+/// Builds signed transactions for a node's dev chain.
+struct DevChain {
+    let admin: PrivateKey
+    let chainID: String
+
+    init(dataDir: String) throws {
+        admin = try KeyFile.load(path: dataDir + "/admin.key.json")
+        chainID = try DataFolder(path: dataDir).loadGenesis().genesis.chainId
+    }
+
+    func registration(nonce: UInt64, key: PublicKey = PrivateKey.generate(.ed25519).publicKey, role: Role = .device, label: String = "sensor") -> SignedTransaction {
+        Transaction(chainID: chainID, sender: admin.publicKey.address, signerKey: admin.publicKey, nonce: nonce,
+                    payload: .registerAccount(RegisterAccount(publicKey: key, role: role, organisation: "dev-hospital", label: label)))
+            .signed(with: admin)
+    }
+
+    func json(_ tx: SignedTransaction) throws -> Data { try JSONEncoder().encode(tx) }
+}
