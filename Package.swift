@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "IoMTAPI",
             dependencies: ["IoMTNode", .product(name: "Hummingbird", package: "hummingbird")],
-            resources: [.copy("openapi.yaml")]
+            resources: [.embedInCode("openapi.yaml")]
         ),
         .executableTarget(
             name: "iomtchain",

@@ -225,11 +225,9 @@ public struct API: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: out)))
     }
 
+    /// The OpenAPI document, compiled into the binary (no resource bundle to lose).
     private func openAPI() throws -> Response {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) else {
-            throw Problem(.internalServerError, code: "internal", detail: "openapi.yaml not bundled")
-        }
-        return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_yaml)))
     }
 
     private func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok) throws -> Response {

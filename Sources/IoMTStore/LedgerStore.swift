@@ -39,6 +39,8 @@ public final class LedgerStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         config.maximumReaderCount = 8
+        // Another connection (an operator's sqlite3, a closing previous instance) may hold the lock briefly.
+        config.busyMode = .timeout(10)
         db = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(db)
     }

@@ -33,23 +33,26 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs `iomtchain` to completion and returns its exit code and output.
+/// Runs `iomtchain` to completion and returns its exit code and output. Output goes through
+/// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
 @discardableResult
 func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let base = NSTemporaryDirectory() + "iomt-cli-\(UUID().uuidString.prefix(8))"
+    let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
+    defer { for p in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
+    _ = FileManager.default.createFile(atPath: inPath, contents: stdin ?? Data())
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: binaryPath)
     p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    let input = Pipe()
-    p.standardInput = input
+    p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
     try p.run()
-    if let stdin { input.fileHandleForWriting.write(stdin) }
-    try input.fileHandleForWriting.close()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
+    let o = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
+    let e = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
