@@ -59,6 +59,19 @@ struct CLITests {
         #expect(state.status == 0, "\(state.stderr)")
         #expect(state.stdout.contains("\"gateway\""))
 
+        // Governance from JSON: the dev chain's quorum is 1, so the proposal executes at once.
+        let proposal = #"{"type":"propose-governance","action":"add-organisation","organisation":{"id":"st-mary-clinic","name":"St Mary Clinic","kind":"clinic"}}"#
+        let proposed = try runCLI(["tx", "submit", "--key", dir + "/admin.key.json", "--node", node.url, "--payload", proposal, "--wait"])
+        #expect(proposed.status == 0, "\(proposed.stderr)")
+        let org = try runCLI(["state", "show", "--key", Hex.encode(StateKeys.organisation("st-mary-clinic")), "--node", node.url])
+        #expect(org.status == 0, "\(org.stderr)")
+        let orgValue = try #require((try JSONSerialization.jsonObject(with: Data(org.stdout.utf8)) as? [String: Any])?["value"] as? String)
+        #expect(try Organisation(canonicalBytes: #require(Hex.decode(orgValue))).name == "St Mary Clinic")
+        // A second identical proposal fails its dry run: the organisation exists.
+        let again = try runCLI(["tx", "submit", "--key", dir + "/admin.key.json", "--node", node.url, "--payload", proposal])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("already-exists"), "\(again.stderr)")
+
         node.terminate()
         let chainOK = try runCLI(["chain", "verify", "--data-dir", dir])
         #expect(chainOK.status == 0, "\(chainOK.stdout)\(chainOK.stderr)")

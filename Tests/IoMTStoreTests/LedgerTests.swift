@@ -106,9 +106,9 @@ struct LedgerTests {
         #expect(try reopened.transactionProof(txs[29].hash) != nil)
     }
 
-    @Test("a transaction proof and a state proof verify against the committed header and its commit")
-    func proofs() async throws {
-        let chain = TestChain()
+    @Test("a transaction proof and a state proof verify against the committed header and its commit", arguments: SignatureAlgorithm.allCases)
+    func proofs(signer: SignatureAlgorithm) async throws {
+        let chain = TestChain(adminAlgorithm: signer)
         let node = try chain.open()
         let txs = chain.registrations(from: 0, count: 37)
         _ = await node.submit(batch: txs)

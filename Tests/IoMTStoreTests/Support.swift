@@ -28,9 +28,9 @@ struct TestChain {
     let genesisBytes: [UInt8]
     let clock = ManualClock()
 
-    init(dir: String = temporaryFolder(), maxBlockTransactions: UInt64 = 1_000) {
+    init(dir: String = temporaryFolder(), maxBlockTransactions: UInt64 = 1_000, adminAlgorithm: SignatureAlgorithm = .ed25519) {
         self.dir = dir
-        admin = PrivateKey.generate(.ed25519)
+        admin = PrivateKey.generate(adminAlgorithm)
         validator = PrivateKey.generate(.ed25519)
         genesis = Genesis(
             chainId: "iomt-test", genesisTimeMs: 1_700_000_000_000,
