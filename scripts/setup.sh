@@ -3,6 +3,7 @@
 # Idempotent: only installs what is missing.
 set -euo pipefail
 need=()
+if command -v dpkg >/dev/null; then
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 dpkg -s sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 dpkg -s curl >/dev/null 2>&1 || need+=(curl)
@@ -10,5 +11,15 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+else
+  echo "not a Debian system: install SQLite 3 (library and sqlite3 tool) and curl yourself" >&2
+fi
+# openapi-spec-validator checks Sources/IoMTAPI/openapi.yaml. Only the docs need it, so a machine
+# where pip cannot install it still builds and tests (a warning, not a failure).
+if command -v python3 >/dev/null && ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  python3 -m pip install -q openapi-spec-validator >/dev/null 2>&1 \
+    || python3 -m pip install -q --user --break-system-packages openapi-spec-validator >/dev/null 2>&1 \
+    || echo "warning: could not install openapi-spec-validator (python3 -m pip install openapi-spec-validator)" >&2
 fi
 command -v swift >/dev/null || { echo "swift 6.1+ is required (https://swift.org/install)"; exit 1; }

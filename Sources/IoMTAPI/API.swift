@@ -6,12 +6,12 @@ import IoMTNode
 import IoMTStore
 import NIOCore
 
-/// The node's HTTP API (docs/openapi.yaml, also served at /openapi.yaml).
+/// The node's HTTP API (Sources/IoMTAPI/openapi.yaml, compiled in and served at /openapi.yaml).
 public struct API: Sendable {
     public let node: Node
     /// Largest request body accepted (a batch of transactions).
     public static let maxBodyBytes = 4 << 20
-    public static let maxBatch = 10_000
+    public static let maxBatch = 5_000
     public static let maxBlockRange = 100
 
     public init(node: Node) { self.node = node }
@@ -32,7 +32,7 @@ public struct API: Sendable {
         router.get("/v1/state/:key") { req, ctx in try await state(ctx) }
         router.get("/v1/accounts/:address") { req, ctx in try await account(ctx) }
         router.get("/v1/status") { _, _ in try json(await node.status()) }
-        router.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         router.get("/metrics") { _, _ in await metrics() }
         router.get("/openapi.yaml") { _, _ in try openAPI() }
         return router
@@ -81,7 +81,7 @@ public struct API: Sendable {
             let timeout = min(Int64(req.uri.queryParameters.get("timeoutMs").flatMap { Int64($0) } ?? 10_000), 60_000)
             switch await node.awaitCommit(hash, timeoutMs: timeout) {
             case .committed(let h, let i): return try json(SubmitResponse(hash: hash, status: "committed", height: h, index: i), status: .ok)
-            case .dropped(let e): throw Problem(.unprocessableContent, code: e.code, detail: "dropped before commit: \(e)")
+            case .dropped(let e): throw Problem.from(e, prefix: "dropped before commit: ")
             case .timedOut: break
             }
         }

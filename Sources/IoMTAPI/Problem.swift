@@ -36,10 +36,15 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
         case .badSignature: return Problem(.badRequest, code: e.code, detail: e.description)
         case .duplicate: return Problem(.conflict, code: e.code, detail: e.description)
         case .mempoolFull: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
-        case .rejected(let c):
-            let status: HTTPResponse.Status = c.code == "nonce-too-low" ? .conflict : .unprocessableContent
-            return Problem(status, code: c.code, detail: c.description)
+        case .storageUnavailable: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
+        case .rejected(let c): return from(c)
         }
+    }
+
+    /// A contract refusal: 409 for a used nonce (the transaction or one like it already counted),
+    /// 422 for everything else (well-formed, but not allowed in this state).
+    static func from(_ c: ContractError, prefix: String = "") -> Problem {
+        Problem(c.code == "nonce-too-low" ? .conflict : .unprocessableContent, code: c.code, detail: prefix + c.description)
     }
 }
 

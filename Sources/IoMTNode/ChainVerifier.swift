@@ -16,7 +16,12 @@ public enum ChainVerifier {
         public var reason: String?
     }
 
+    /// Verifies one consistent snapshot of `store` (safe while a node is committing).
     public static func verify(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws -> Report {
+        try store.read { try verify(snapshot: $0, progress: progress) }
+    }
+
+    static func verify(snapshot store: LedgerSnapshot, progress: ((UInt64) -> Void)?) throws -> Report {
         guard let genesisBytes = try store.genesisFile() else { throw StoreError.notInitialised }
         let genesis: Genesis
         do { genesis = try JSONDecoder().decode(Genesis.self, from: Data(genesisBytes)) } catch {
@@ -56,7 +61,7 @@ public enum ChainVerifier {
             let replayed = Dictionary(uniqueKeysWithValues: state.entries().map { ($0.key, $0.value) })
             let stored = Dictionary(uniqueKeysWithValues: storedState.entries().map { ($0.key, $0.value) })
             let differing = Set(replayed.keys).union(stored.keys).first { replayed[$0] != stored[$0] }
-            let key = differing.map { String(decoding: $0.prefix(while: { $0 >= 0x20 && $0 < 0x7f }), as: UTF8.self) + "…" } ?? "?"
+            let key = differing.map(describeKey) ?? "?"
             return Report(ok: false, verifiedHeight: latest, transactions: txCount, firstBadHeight: latest,
                           reason: "stored state differs from the replayed state at key \(key) (state table edited after block \(latest))")
         }
@@ -93,4 +98,14 @@ public enum ChainVerifier {
         state = next
         return nil
     }
+}
+
+/// A state key for humans: its ASCII prefix, then the rest in hex ("acct/1f2e…").
+func describeKey(_ key: [UInt8]) -> String {
+    if key.allSatisfy({ $0 >= 0x21 && $0 < 0x7f }) { return String(decoding: key, as: UTF8.self) }
+    let printable = key.prefix { $0 >= 0x21 && $0 < 0x7f }
+    let cut = printable.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? printable.count
+    let prefix = key.prefix(cut)
+    let rest = key.dropFirst(cut)
+    return String(decoding: prefix, as: UTF8.self) + Hex.encode(rest)
 }

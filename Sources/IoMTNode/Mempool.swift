@@ -9,6 +9,8 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
     case duplicate(Hash)
     case mempoolFull(capacity: Int)
     case rejected(ContractError)
+    /// The node could not record the transaction durably; it may still commit (query it).
+    case storageUnavailable(String)
 
     public var code: String {
         switch self {
@@ -18,6 +20,7 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
         case .duplicate: return "duplicate-transaction"
         case .mempoolFull: return "mempool-full"
         case .rejected(let e): return e.code
+        case .storageUnavailable: return "storage-unavailable"
         }
     }
 
@@ -29,6 +32,7 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
         case .duplicate(let h): return "transaction \(h) is already pending or committed"
         case .mempoolFull(let c): return "mempool is full (\(c) transactions): retry later"
         case .rejected(let e): return e.description
+        case .storageUnavailable(let s): return "the node could not record the transaction durably (\(s)); it may still commit: query it before resubmitting"
         }
     }
 }
@@ -59,9 +63,11 @@ struct Mempool {
     var count: Int { entries.count }
 
     /// Admits a transaction whose size and signature were already checked.
-    mutating func admit(_ tx: SignedTransaction, size: Int, context: ExecutionContext) throws(AdmissionError) {
+    /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
+    /// re-run after a block): the bound applies to new admissions only.
+    mutating func admit(_ tx: SignedTransaction, size: Int, context: ExecutionContext, ignoringCapacity: Bool = false) throws(AdmissionError) {
         guard !hashes.contains(tx.hash) else { throw .duplicate(tx.hash) }
-        guard entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
+        guard ignoringCapacity || entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
         let touched: [[UInt8]]
         do { touched = try Runtime.apply(tx, to: &pendingState, context: context) } catch { throw .rejected(error) }
         var writes: [[UInt8]: [UInt8]?] = [:]
@@ -100,7 +106,7 @@ struct Mempool {
         pendingState = StateOverlay(base: committed)
         var dropped: [(SignedTransaction, ContractError)] = []
         for e in remaining {
-            do throws(AdmissionError) { try admit(e.tx, size: e.size, context: context) } catch {
+            do throws(AdmissionError) { try admit(e.tx, size: e.size, context: context, ignoringCapacity: true) } catch {
                 if case .rejected(let c) = error { dropped.append((e.tx, c)) }
             }
         }

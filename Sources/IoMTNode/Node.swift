@@ -62,11 +62,19 @@ public actor Node {
     public private(set) var latestCommit: Commit?
     private var mempool: Mempool
     public private(set) var metrics = NodeMetrics()
+    private var haltReported = false
 
     private var unflushed: [SignedTransaction] = []
     private var flushWaiters: [CheckedContinuation<Void, any Error>] = []
     private var flushing = false
     private var commitWaiters: [Hash: [(deadlineMs: Int64, continuation: CheckedContinuation<CommitOutcome, Never>)]] = [:]
+    /// Why recently admitted transactions were dropped before commit (bounded, oldest forgotten first).
+    private var recentlyDropped: [Hash: ContractError] = [:]
+    private var recentlyDroppedOrder: [Hash] = []
+    static let recentlyDroppedLimit = 10_000
+    /// Bound on clients waiting for commits; past it, waits return at once as timed out.
+    static let maxCommitWaiters = 100_000
+    private var commitWaiterCount = 0
 
     public enum CommitOutcome: Sendable {
         case committed(height: UInt64, index: Int)
@@ -115,7 +123,7 @@ public actor Node {
         let context = nextContext()
         for tx in txs {
             guard tx.hasValidSignature() else { dropped.append(tx.hash); continue }
-            do { try mempool.admit(tx, size: tx.canonicalBytes.count, context: context) } catch { dropped.append(tx.hash) }
+            do { try mempool.admit(tx, size: tx.canonicalBytes.count, context: context, ignoringCapacity: true) } catch { dropped.append(tx.hash) }
         }
         if !dropped.isEmpty { try store.removePending(dropped) }
         return (mempool.count, dropped.count + undecodable)
@@ -186,8 +194,9 @@ public actor Node {
             try await flushPending()
             metrics.admitted += UInt64(accepted)
         } catch {
-            // The disk refused: nothing was acknowledged, so the client may retry.
-            return results.map { r in r.flatMap { .failure(.malformed("node could not persist the transaction: \(error)")) } }
+            // The disk refused: nothing is acknowledged. The transactions stay in the mempool and
+            // may still commit, so the client is told to query before resubmitting.
+            return results.map { r in r.flatMap { .failure(.storageUnavailable("\(error)")) } }
         }
         return results
     }
@@ -230,8 +239,10 @@ public actor Node {
     /// Waits until `hash` commits, is dropped, or `timeoutMs` passes.
     public func awaitCommit(_ hash: Hash, timeoutMs: Int64) async -> CommitOutcome {
         if let loc = try? store.location(ofTransaction: hash) { return .committed(height: loc.height, index: loc.index) }
-        guard mempool.hashes.contains(hash) else { return .timedOut }
+        if let why = recentlyDropped[hash] { return .dropped(why) }
+        guard mempool.hashes.contains(hash), commitWaiterCount < Self.maxCommitWaiters else { return .timedOut }
         let deadline = clock() + timeoutMs
+        commitWaiterCount += 1
         return await withCheckedContinuation { c in commitWaiters[hash, default: []].append((deadline, c)) }
     }
 
@@ -274,6 +285,16 @@ public actor Node {
         let vote = Commit.voteBytes(chainID: header.chainID, height: header.height, round: 0, blockHash: header.hash)
         let commit = Commit(height: header.height, blockHash: header.hash, signatures: [CommitSignature(validator: validatorKey.publicKey, signature: validatorKey.sign(vote))])
         let block = Block(header: header, transactions: result.applied, commit: commit)
+        // One signature finalises a block only while this validator holds more than two thirds
+        // of the power. Once governance adds validators, a single node halts rather than commit
+        // blocks no one else could accept (the consortium issue brings the other signatures).
+        do { try commit.verify(header: header, validators: validators) } catch {
+            if !haltReported {
+                haltReported = true
+                FileHandle.standardError.write(Data("[iomtchain] not producing blocks: \(error); waiting for other validators\n".utf8))
+            }
+            return nil
+        }
 
         try store.commit(block: block, writes: result.state.writes)
 
@@ -300,8 +321,19 @@ public actor Node {
     }
 
     private func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {
+        if case .dropped(let why) = outcome { rememberDropped(hash, why) }
         guard let ws = commitWaiters.removeValue(forKey: hash) else { return }
+        commitWaiterCount -= ws.count
         for w in ws { w.continuation.resume(returning: outcome) }
+    }
+
+    private func rememberDropped(_ hash: Hash, _ why: ContractError) {
+        if recentlyDropped.updateValue(why, forKey: hash) == nil { recentlyDroppedOrder.append(hash) }
+        if recentlyDroppedOrder.count > Self.recentlyDroppedLimit {
+            let old = recentlyDroppedOrder.prefix(recentlyDroppedOrder.count / 2)
+            for h in old { recentlyDropped.removeValue(forKey: h) }
+            recentlyDroppedOrder.removeFirst(old.count)
+        }
     }
 
     private func expireWaiters() {
@@ -310,6 +342,7 @@ public actor Node {
         for (hash, ws) in commitWaiters {
             let (expired, live) = (ws.filter { $0.deadlineMs <= now }, ws.filter { $0.deadlineMs > now })
             for w in expired { w.continuation.resume(returning: .timedOut) }
+            commitWaiterCount -= expired.count
             commitWaiters[hash] = live.isEmpty ? nil : live
         }
     }

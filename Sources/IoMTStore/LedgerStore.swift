@@ -90,11 +90,6 @@ public final class LedgerStore: Sendable {
         }
     }
 
-    /// The genesis file as stored at initialisation.
-    public func genesisFile() throws -> [UInt8]? {
-        try db.read { db in try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'genesis'").map { [UInt8]($0) } }
-    }
-
     // MARK: blocks
 
     /// Atomically appends `block` (height = latest + 1) with its state changes, and drops its
@@ -129,70 +124,18 @@ public final class LedgerStore: Sendable {
         }
     }
 
-    public func latestHeight() throws -> UInt64? {
-        try db.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks").map { UInt64($0) } }
+    /// Runs `body` on one consistent snapshot of the ledger (a single read transaction), so a
+    /// long reader such as `chain verify` sees no block committed while it runs.
+    public func read<T>(_ body: (LedgerSnapshot) throws -> T) throws -> T {
+        try db.read { db in try body(LedgerSnapshot(db: db)) }
     }
 
-    /// Header and commit at `height`, checked against the stored hash.
-    public func header(height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
-        try db.read { db in try Self.header(db, height: height) }
-    }
-
-    private static func header(_ db: Database, height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT hash, header, commit_cert FROM blocks WHERE height = ?", arguments: [Int64(height)]) else { return nil }
-        let header: BlockHeader
-        do { header = try BlockHeader(canonicalBytes: [UInt8](row["header"] as Data)) } catch { throw StoreError.corrupt("header at height \(height): \(error)") }
-        guard header.height == height, header.hash.bytes == [UInt8](row["hash"] as Data) else {
-            throw StoreError.corrupt("header at height \(height) does not match its stored hash")
-        }
-        var commit: Commit?
-        if let c = row["commit_cert"] as Data? {
-            do { commit = try Commit(canonicalBytes: [UInt8](c)) } catch { throw StoreError.corrupt("commit at height \(height): \(error)") }
-        }
-        return (header, commit)
-    }
-
-    public func block(height: UInt64) throws -> Block? {
-        try db.read { db in
-            guard let (header, commit) = try Self.header(db, height: height) else { return nil }
-            let rows = try Row.fetchAll(db, sql: "SELECT body FROM transactions WHERE height = ? ORDER BY idx", arguments: [Int64(height)])
-            let txs = try rows.enumerated().map { (i, row) in
-                do { return try SignedTransaction(canonicalBytes: [UInt8](row["body"] as Data)) } catch { throw StoreError.corrupt("transaction \(i) at height \(height): \(error)") }
-            }
-            return Block(header: header, transactions: txs, commit: commit)
-        }
-    }
-
-    public struct Location: Sendable {
-        public var height: UInt64
-        public var index: Int
-    }
-
-    public func location(ofTransaction hash: Hash) throws -> Location? {
-        try db.read { db in
-            try Row.fetchOne(db, sql: "SELECT height, idx FROM transactions WHERE hash = ?", arguments: [Data(hash.bytes)]).map {
-                Location(height: UInt64($0["height"] as Int64), index: $0["idx"])
-            }
-        }
-    }
-
-    /// Hashes of transactions sent by `sender`, newest first.
-    public func transactions(sentBy sender: Address, limit: Int) throws -> [(hash: Hash, height: UInt64)] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT hash, height FROM transactions WHERE sender = ? ORDER BY height DESC, idx DESC LIMIT ?", arguments: [Data(sender.bytes), limit]).compactMap { row in
-                Hash(bytes: [UInt8](row["hash"] as Data)).map { ($0, UInt64(row["height"] as Int64)) }
-            }
-        }
-    }
-
-    // MARK: state
-
-    /// Every stored state entry (to rebuild the in-memory tree on start).
-    public func loadState() throws -> [(key: [UInt8], value: [UInt8])] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT key, value FROM state").map { ([UInt8]($0["key"] as Data), [UInt8]($0["value"] as Data)) }
-        }
-    }
+    public func genesisFile() throws -> [UInt8]? { try read { try $0.genesisFile() } }
+    public func latestHeight() throws -> UInt64? { try read { try $0.latestHeight() } }
+    public func header(height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? { try read { try $0.header(height: height) } }
+    public func block(height: UInt64) throws -> Block? { try read { try $0.block(height: height) } }
+    public func location(ofTransaction hash: Hash) throws -> LedgerSnapshot.Location? { try read { try $0.location(ofTransaction: hash) } }
+    public func loadState() throws -> [(key: [UInt8], value: [UInt8])] { try read { try $0.loadState() } }
 
     // MARK: pending transactions
 
@@ -226,5 +169,59 @@ public final class LedgerStore: Sendable {
     /// Runs raw SQL (tests use it to tamper with the database as an attacker would).
     public func unsafeExecute(_ sql: String, arguments: StatementArguments = []) throws {
         try db.write { db in try db.execute(sql: sql, arguments: arguments) }
+    }
+}
+
+/// Reads of one consistent view of the ledger (see `LedgerStore.read`).
+public struct LedgerSnapshot {
+    let db: Database
+
+    /// The genesis file as stored at initialisation.
+    public func genesisFile() throws -> [UInt8]? {
+        try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'genesis'").map { [UInt8]($0) }
+    }
+
+    public func latestHeight() throws -> UInt64? {
+        try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks").map { UInt64($0) }
+    }
+
+    /// Header and commit at `height`, checked against the stored hash.
+    public func header(height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT hash, header, commit_cert FROM blocks WHERE height = ?", arguments: [Int64(height)]) else { return nil }
+        let header: BlockHeader
+        do { header = try BlockHeader(canonicalBytes: [UInt8](row["header"] as Data)) } catch { throw StoreError.corrupt("header at height \(height): \(error)") }
+        guard header.height == height, header.hash.bytes == [UInt8](row["hash"] as Data) else {
+            throw StoreError.corrupt("header at height \(height) does not match its stored hash")
+        }
+        var commit: Commit?
+        if let c = row["commit_cert"] as Data? {
+            do { commit = try Commit(canonicalBytes: [UInt8](c)) } catch { throw StoreError.corrupt("commit at height \(height): \(error)") }
+        }
+        return (header, commit)
+    }
+
+    public func block(height: UInt64) throws -> Block? {
+        guard let (header, commit) = try header(height: height) else { return nil }
+        let rows = try Row.fetchAll(db, sql: "SELECT body FROM transactions WHERE height = ? ORDER BY idx", arguments: [Int64(height)])
+        let txs = try rows.enumerated().map { (i, row) in
+            do { return try SignedTransaction(canonicalBytes: [UInt8](row["body"] as Data)) } catch { throw StoreError.corrupt("transaction \(i) at height \(height): \(error)") }
+        }
+        return Block(header: header, transactions: txs, commit: commit)
+    }
+
+    public struct Location: Sendable {
+        public var height: UInt64
+        public var index: Int
+    }
+
+    public func location(ofTransaction hash: Hash) throws -> Location? {
+        try Row.fetchOne(db, sql: "SELECT height, idx FROM transactions WHERE hash = ?", arguments: [Data(hash.bytes)]).map {
+            Location(height: UInt64($0["height"] as Int64), index: $0["idx"])
+        }
+    }
+
+    /// Every stored state entry (to rebuild the in-memory tree on start).
+    public func loadState() throws -> [(key: [UInt8], value: [UInt8])] {
+        try Row.fetchAll(db, sql: "SELECT key, value FROM state").map { ([UInt8]($0["key"] as Data), [UInt8]($0["value"] as Data)) }
     }
 }

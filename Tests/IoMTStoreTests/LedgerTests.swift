@@ -97,7 +97,8 @@ struct LedgerTests {
         let txs = chain.registrations(from: 0, count: 30)
         for r in await node!.submit(batch: txs) { _ = try r.get() }
         node = nil  // no block was produced: everything is only pending
-        let reopened = try chain.open()
+        // A smaller capacity bounds new admissions, never what was already acknowledged.
+        let reopened = try chain.open(mempoolCapacity: 5)
         let restored = try await reopened.restorePending()
         #expect(restored.restored == 30)
         chain.clock.advance(200)
@@ -131,6 +132,24 @@ struct LedgerTests {
         let absent = await node.stateProof(key: StateKeys.account(PrivateKey.generate(.ed25519).publicKey.address))
         #expect(absent.proof.value == nil)
         try absent.proof.verify(root: header.stateRoot)
+    }
+
+    @Test("a lone validator stops producing once governance gives others the majority, rather than commit unfinalised blocks")
+    func haltsWithoutQuorum() async throws {
+        let chain = TestChain()
+        let node = try chain.open()
+        let other = PrivateKey.generate(.ed25519)
+        let add = Transaction(chainID: "iomt-test", sender: chain.admin.publicKey.address, signerKey: chain.admin.publicKey, nonce: 0,
+                              payload: .proposeGovernance(.addValidator(Validator(publicKey: other.publicKey, organisation: "hospital-a"))))
+        _ = try await node.submit(add.signed(with: chain.admin))
+        chain.clock.advance(200)
+        #expect(try await node.produceBlock()?.height == 1)
+        _ = await node.submit(batch: chain.registrations(from: 1, count: 3))
+        chain.clock.advance(200)
+        #expect(try await node.produceBlock() == nil)
+        #expect(await node.latestHeader.height == 1)
+        #expect(await node.mempoolCount == 3)
+        #expect(try ChainVerifier.verify(store: node.store).ok)
     }
 
     // MARK: tampering

@@ -43,9 +43,10 @@ struct TestChain {
 
     var databasePath: String { dir + "/ledger.sqlite" }
 
-    func open() throws -> Node {
+    func open(mempoolCapacity: Int = Node.defaultMempoolCapacity) throws -> Node {
         let clock = self.clock
-        return try Node(databasePath: databasePath, genesis: genesis, genesisFile: genesisBytes, validatorKey: validator, clock: { clock.now() })
+        return try Node(databasePath: databasePath, genesis: genesis, genesisFile: genesisBytes, validatorKey: validator,
+                        mempoolCapacity: mempoolCapacity, clock: { clock.now() })
     }
 
     /// Signed register-account transactions from the admin, nonces `from..<from+count`.
