@@ -279,6 +279,19 @@ struct CanonicalEncodingTests {
         }
     }
 
+    @Test("no Unicode normalisation: canonically equivalent strings are different bytes and different transactions")
+    func noNormalisation() throws {
+        let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
+        #expect(nfc == nfd) // Swift's String equality is canonical equivalence…
+        #expect(nfc.canonicalBytes != nfd.canonicalBytes) // …but the wire form keeps the bytes that were sent.
+        let a = Fixture.transaction(payload: .registerAccount(RegisterAccount(publicKey: Fixture.ed25519(1).publicKey, role: .device, organisation: "o", label: nfc)))
+        var b = a
+        b.payload = .registerAccount(RegisterAccount(publicKey: Fixture.ed25519(1).publicKey, role: .device, organisation: "o", label: nfd))
+        #expect(a.hash != b.hash)
+        let decoded = try Transaction(canonicalBytes: b.canonicalBytes)
+        #expect(decoded.canonicalBytes == b.canonicalBytes && decoded.hash == b.hash)
+    }
+
     @Test("huge length prefixes fail fast without allocating")
     func hugeLengths() {
         // A string claiming 4 GiB.

@@ -123,10 +123,17 @@ public struct AuthenticatedState: Sendable {
     }
 
     /// Builds a state from scratch (restart): O(n) hashes.
+    /// A key given twice keeps its last value.
     public static func build(_ pairs: [(key: [UInt8], value: [UInt8])]) -> AuthenticatedState {
-        var ups = pairs.map { Update(keyHash: Hash.sha256($0.key), key: $0.key, value: $0.value) }
-        ups.sort { $0.keyHash < $1.keyHash }
-        return AuthenticatedState(top: buildFresh(depth: 0, ups[...]), count: ups.count)
+        var ups = pairs.enumerated().map { (i, p) in (i, Update(keyHash: Hash.sha256(p.key), key: p.key, value: p.value)) }
+        ups.sort { $0.1.keyHash == $1.1.keyHash ? $0.0 < $1.0 : $0.1.keyHash < $1.1.keyHash }
+        var unique: [Update] = []
+        unique.reserveCapacity(ups.count)
+        for (_, u) in ups {
+            if unique.last?.keyHash == u.keyHash { unique[unique.count - 1] = u } else { unique.append(u) }
+        }
+        let sorted = unique
+        return AuthenticatedState(top: buildFresh(depth: 0, sorted[...]), count: sorted.count)
     }
 
     struct Update {

@@ -61,12 +61,14 @@ enum Fixture {
 }
 
 /// Asserts that `body` throws exactly `expected`.
-func expectDecodingError(_ expected: CanonicalDecodingError, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(CanonicalDecodingError) -> Void) {
+func expectDecodingError(_ expected: CanonicalDecodingError, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
     do {
         try body()
         Issue.record("expected \(expected), but decoding succeeded", sourceLocation: sourceLocation)
-    } catch {
+    } catch let error as CanonicalDecodingError {
         #expect(error == expected, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected \(expected), got \(error)", sourceLocation: sourceLocation)
     }
 }
 
