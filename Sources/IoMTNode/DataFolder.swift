@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import IoMTCore
 
 extension KeyFile {
@@ -30,6 +33,27 @@ public struct DataFolder: Sendable {
     public var ledgerPath: String { path + "/ledger.sqlite" }
 
     public var exists: Bool { FileManager.default.fileExists(atPath: genesisPath) }
+    public var lockPath: String { path + "/LOCK" }
+
+    public struct InUse: Error, CustomStringConvertible {
+        public var path: String
+        public var description: String { "data folder \(path) is in use by another iomtchain node (lock \(path)/LOCK)" }
+    }
+
+    /// Takes the folder's exclusive lock for the life of the process, so two nodes never share a
+    /// ledger. The kernel drops the lock when the process dies, even on kill -9.
+    public func lockForProcess() throws {
+        let fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: lockPath]) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw InUse(path: path)
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        // fd is deliberately never closed: the lock lives as long as the process.
+    }
 
     /// Creates a one-validator development chain: one organisation, one admin, one validator.
     /// Does nothing if the folder already has a genesis file.

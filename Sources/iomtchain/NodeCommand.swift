@@ -39,6 +39,7 @@ struct NodeCommand: AsyncParsableCommand {
             guard folder.exists else {
                 throw CLIError("no genesis.json in \(dataDir): pass --dev for a development chain, or run `iomtchain node init`")
             }
+            try folder.lockForProcess()
             let node = try folder.openNode(mempoolCapacity: mempoolCapacity)
             let restored = try await node.restorePending()
             let status = await node.status()

@@ -10,6 +10,11 @@ struct CLITests {
         let node = try NodeProcess(dataDir: dir)
         let keyPath = dir + "-device.key.json"
 
+        // A second node on the same data folder is refused: two writers would fight over one ledger.
+        let second = try runCLI(["node", "run", "--data-dir", dir, "--http", "127.0.0.1:0"])
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("in use by another iomtchain node"), "\(second.stderr)")
+
         let gen = try runCLI(["keys", "generate", "--algorithm", "p256", "--out", keyPath])
         #expect(gen.status == 0, "\(gen.stderr)")
         let shown = try runCLI(["keys", "show", "--key", keyPath])
