@@ -99,8 +99,7 @@ public struct StateOverlay: Sendable {
     public mutating func delete(_ key: [UInt8]) { record(key); writes[key] = .some(nil) }
 
     private mutating func record(_ key: [UInt8]) {
-        guard journal != nil else { return }
-        journal!.append((key, writes[key]))
+        journal?.append((key, writes[key]))
     }
 
     public func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8]) throws(ContractError) -> T? {

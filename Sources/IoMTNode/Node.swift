@@ -153,7 +153,7 @@ public actor Node {
     public nonisolated func submit(batch txs: [SignedTransaction]) async -> [Result<Hash, AdmissionError>] {
         var pre = [AdmissionError?](repeating: nil, count: txs.count)
         pre.withUnsafeMutableBufferPointer { out in
-            let base = out.baseAddress!
+            guard let base = out.baseAddress else { return }  // empty batch
             nonisolated(unsafe) let ptr = base
             DispatchQueue.concurrentPerform(iterations: txs.count) { i in
                 do throws(AdmissionError) { try precheck(txs[i]) } catch { ptr[i] = error }

@@ -92,7 +92,7 @@ struct ProofCommand: ParsableCommand {
                     guard let c = s.commit else { throw CLIError("INVALID: no commit for the header") }
                     do { try c.verify(header: s.header, validators: validators) } catch { throw CLIError("INVALID commit: \(error)") }
                 }
-                let what = s.proof.value == nil ? "absent" : "present (\(s.proof.value!.count) bytes)"
+                let what = s.proof.value.map { "present (\($0.count) bytes)" } ?? "absent"
                 print("valid: key \(Hex.encode(s.proof.key)) is \(what) at block \(s.header.height) (\(s.header.hash))\(validators == nil ? "" : ", commit verified")")
                 return
             }

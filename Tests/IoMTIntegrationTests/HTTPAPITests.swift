@@ -145,6 +145,8 @@ struct HTTPAPITests {
         defer { node.terminate() }
         let http = HTTP(base: node.url)
         let chain = try DevChain(dataDir: dir)
+        let empty = try await http.post("/v1/transactions/batch", Data("[]".utf8))
+        #expect(empty.status == 200 && empty.text == "[]", "\(empty.text)")
         var txs = (0..<200).map { chain.registration(nonce: UInt64($0)) }
         txs[150].transaction.nonce = 999  // breaks its signature
         let r = try await http.post("/v1/transactions/batch", try JSONEncoder().encode(txs))

@@ -48,6 +48,13 @@ public struct PublicKey: Hashable, Sendable, CanonicalCodable, Codable, CustomSt
         try self.init(algorithm: alg, bytes: b)
     }
 
+    /// A key straight from swift-crypto's own key object (already valid).
+    init(trusted algorithm: SignatureAlgorithm, bytes: [UInt8]) {
+        precondition(bytes.count == algorithm.publicKeyLength)
+        self.algorithm = algorithm
+        self.bytes = bytes
+    }
+
     public var text: String { "\(algorithm):\(Hex.encode(bytes))" }
     public var description: String { text }
 
@@ -99,6 +106,11 @@ public struct Signature: Hashable, Sendable, CanonicalCodable, Codable, CustomSt
 
     public init?(bytes: [UInt8]) {
         guard bytes.count == Signature.byteCount else { return nil }
+        self.bytes = bytes
+    }
+
+    init(trusted bytes: [UInt8]) {
+        precondition(bytes.count == Signature.byteCount)
         self.bytes = bytes
     }
 
@@ -212,9 +224,9 @@ public struct PrivateKey: Sendable {
         storage = s
         switch s {
         case .ed25519(let k):
-            publicKey = try! PublicKey(algorithm: .ed25519, bytes: Array(k.publicKey.rawRepresentation))
+            publicKey = PublicKey(trusted: .ed25519, bytes: Array(k.publicKey.rawRepresentation))
         case .p256(let k):
-            publicKey = try! PublicKey(algorithm: .p256, bytes: Array(k.publicKey.compressedRepresentation))
+            publicKey = PublicKey(trusted: .p256, bytes: Array(k.publicKey.compressedRepresentation))
         }
     }
 
@@ -230,10 +242,12 @@ public struct PrivateKey: Sendable {
     public func sign(_ message: [UInt8]) -> Signature {
         switch storage {
         case .ed25519(let k):
-            // Signing only fails on allocation failure inside BoringSSL.
-            return Signature(bytes: Array(try! k.signature(for: message)))!
+            // Signing fails only if BoringSSL cannot allocate: nothing sensible is left to do then.
+            guard let raw = try? k.signature(for: message) else { preconditionFailure("Ed25519 signing failed") }
+            return Signature(trusted: Array(raw))
         case .p256(let k):
-            return Signature(bytes: Array(try! k.signature(for: message).rawRepresentation))!
+            guard let raw = try? k.signature(for: message) else { preconditionFailure("P-256 signing failed") }
+            return Signature(trusted: Array(raw.rawRepresentation))
         }
     }
 }
