@@ -104,7 +104,8 @@ public struct StateOverlay: Sendable {
 
     public func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8]) throws(ContractError) -> T? {
         guard let bytes = value(forKey: key) else { return nil }
-        do { return try T(canonicalBytes: bytes) } catch { throw .corruptState("\(T.self) at \(Hex.encode(key)): \(error)") }
+        // State is written only by contracts after validation, so decoding it skips re-validation.
+        do { return try T(canonicalBytes: bytes, trusted: true) } catch { throw .corruptState("\(T.self) at \(Hex.encode(key)): \(error)") }
     }
 
     public mutating func put<T: CanonicalEncodable>(_ key: [UInt8], _ value: T) { set(key, value.canonicalBytes) }

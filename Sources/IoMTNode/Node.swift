@@ -57,9 +57,20 @@ public actor Node {
     public nonisolated let parameters: ConsensusParameters
     private let clock: @Sendable () -> Int64
 
+    /// The latest durable block and its state: what queries and proofs serve.
     public private(set) var committedState: AuthenticatedState
     public private(set) var latestHeader: BlockHeader
     public private(set) var latestCommit: Commit?
+    /// The latest executed block and its state (ahead of the durable one while a commit runs):
+    /// what the next block and admission build on.
+    private var tipState: AuthenticatedState
+    private var tipHeader: BlockHeader
+    private var blocksInFlight = 0
+    private var persistTail: Task<Void, Never>?
+    /// Transactions in executed blocks whose commit is still running.
+    private var inFlight: Set<Hash> = []
+    private var halted = false
+    private var persistFailure: StorageHalt?
     private var mempool: Mempool
     public private(set) var metrics = NodeMetrics()
     private var haltReported = false
@@ -113,6 +124,8 @@ public actor Node {
         committedState = state
         latestHeader = header
         latestCommit = commit
+        tipState = state
+        tipHeader = header
         mempool = Mempool(capacity: mempoolCapacity, committed: state)
     }
 
@@ -240,44 +253,68 @@ public actor Node {
     public func awaitCommit(_ hash: Hash, timeoutMs: Int64) async -> CommitOutcome {
         if let loc = try? store.location(ofTransaction: hash) { return .committed(height: loc.height, index: loc.index) }
         if let why = recentlyDropped[hash] { return .dropped(why) }
-        guard mempool.hashes.contains(hash), commitWaiterCount < Self.maxCommitWaiters else { return .timedOut }
+        guard isPending(hash), commitWaiterCount < Self.maxCommitWaiters else { return .timedOut }
         let deadline = clock() + timeoutMs
         commitWaiterCount += 1
         return await withCheckedContinuation { c in commitWaiters[hash, default: []].append((deadline, c)) }
     }
 
-    public func isPending(_ hash: Hash) -> Bool { mempool.hashes.contains(hash) }
+    /// Admitted and not yet durable (in the mempool, or in a block whose commit is running).
+    public func isPending(_ hash: Hash) -> Bool { mempool.hashes.contains(hash) || inFlight.contains(hash) }
+
+    /// Waits until every executed block is durable.
+    public func settle() async { await persistTail?.value }
 
     // MARK: block production
 
     private func nextContext() -> ExecutionContext {
-        ExecutionContext(chainID: genesis.chainId, height: latestHeader.height + 1, timestampMs: nextTimestamp())
+        ExecutionContext(chainID: genesis.chainId, height: tipHeader.height + 1, timestampMs: nextTimestamp())
     }
 
-    private func nextTimestamp() -> Int64 { max(clock(), latestHeader.timestampMs + 1) }
+    private func nextTimestamp() -> Int64 { max(clock(), tipHeader.timestampMs + 1) }
+
+    /// Blocks executed but not yet durable, at most this many: block N+1 executes while block N's
+    /// SQLite commit and fsync run off the actor.
+    static let maxBlocksInFlight = 2
 
     /// Cuts a block if the mempool holds a full block or the interval has passed since the last one.
+    /// Returns once the block is executed; its durable commit continues in the background.
     @discardableResult
     public func produceBlockIfDue() throws -> BlockHeader? {
         expireWaiters()
-        guard mempool.count > 0 else { return nil }
+        guard mempool.count > 0, !halted, blocksInFlight < Self.maxBlocksInFlight else { return nil }
         let full = mempool.count >= Int(parameters.maxBlockTransactions)
-        let due = clock() - latestHeader.timestampMs >= Int64(parameters.blockIntervalMs)
+        let due = clock() - tipHeader.timestampMs >= Int64(parameters.blockIntervalMs)
         guard full || due else { return nil }
-        return try produceBlock()
+        return try buildBlock()?.header
     }
 
-    /// Executes a candidate block, signs it, commits it durably, then updates memory.
-    public func produceBlock() throws -> BlockHeader? {
+    /// Executes, signs and durably commits one block; returns when it is on disk.
+    public func produceBlock() async throws -> BlockHeader? {
+        guard let built = try buildBlock() else { return nil }
+        await built.persisted.value
+        if let failure = persistFailure { throw failure }
+        return built.header
+    }
+
+    public struct StorageHalt: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Executes a candidate block on the tip, signs it, and queues its durable commit.
+    /// Memory moves to the new tip at once (the next block builds on it); queries, waiters and
+    /// `latestHeader` move only when the block is on disk.
+    private func buildBlock() throws -> (header: BlockHeader, persisted: Task<Void, Never>)? {
+        guard !halted else { return nil }
         let started = DispatchTime.now()
         let candidate = mempool.candidateBlock(maxTransactions: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
         guard !candidate.isEmpty else { return nil }
         let context = nextContext()
-        let result = Runtime.execute(candidate, on: committedState, context: context)
+        let result = Runtime.execute(candidate, on: tipState, context: context)
         let newState = result.state.committed()
-        let validators = try StateOverlay(base: committedState).read([Validator].self, StateKeys.validators) ?? []
+        let validators = try StateOverlay(base: tipState).read([Validator].self, StateKeys.validators) ?? []
         let header = BlockHeader(
-            chainID: genesis.chainId, height: context.height, previousHash: latestHeader.hash,
+            chainID: genesis.chainId, height: context.height, previousHash: tipHeader.hash,
             transactionsRoot: MerkleTree.root(leafHashes: Block.leafHashes(result.applied)),
             transactionCount: UInt32(result.applied.count), stateRoot: newState.root,
             validatorsHash: Validator.setHash(validators), timestampMs: context.timestampMs,
@@ -296,28 +333,53 @@ public actor Node {
             return nil
         }
 
-        try store.commit(block: block, writes: result.state.writes)
-
-        committedState = newState
-        latestHeader = header
-        latestCommit = commit
-        var removed = Set(candidate.map(\.hash))
-        let dropped = mempool.rebase(on: newState, removing: removed, exact: result.rejected.isEmpty, context: nextContext())
-        for (tx, err) in result.rejected + dropped {
-            removed.insert(tx.hash)
-            resolveWaiters(tx.hash, .dropped(err))
-        }
+        tipState = newState
+        tipHeader = header
+        let included = Set(candidate.map(\.hash))
+        let dropped = mempool.rebase(on: newState, removing: included, exact: result.rejected.isEmpty, context: nextContext())
+        for (tx, err) in result.rejected + dropped { resolveWaiters(tx.hash, .dropped(err)) }
         let droppedHashes = (result.rejected + dropped).map(\.0.hash)
-        if !droppedHashes.isEmpty { try? store.removePending(droppedHashes) }
-        for (i, tx) in result.applied.enumerated() { resolveWaiters(tx.hash, .committed(height: header.height, index: i)) }
+        let appliedHashes = result.applied.map(\.hash)
+        for h in appliedHashes { inFlight.insert(h) }
+        metrics.droppedAfterAdmission += UInt64(droppedHashes.count)
 
+        blocksInFlight += 1
+        let previous = persistTail
+        let store = self.store
+        let writes = result.state.writes
+        let task = Task.detached {
+            await previous?.value
+            let outcome = Result { () throws -> Void in
+                try store.commit(block: block, writes: writes)
+                if !droppedHashes.isEmpty { try store.removePending(droppedHashes) }
+            }
+            await self.persisted(block, state: newState, applied: appliedHashes, outcome: outcome, started: started)
+        }
+        persistTail = task
+        return (header, task)
+    }
+
+    /// Runs on the actor after a block's SQLite commit returned.
+    private func persisted(_ block: Block, state: AuthenticatedState, applied: [Hash], outcome: Result<Void, any Error>, started: DispatchTime) {
+        blocksInFlight -= 1
+        for h in applied { inFlight.remove(h) }
+        if case .failure(let error) = outcome {
+            // Memory is now ahead of disk: stop, and let a restart recover from the last durable block.
+            halted = true
+            persistFailure = StorageHalt(description: "block \(block.header.height) could not be stored: \(error); node halted, restart it")
+            FileHandle.standardError.write(Data("[iomtchain] \(persistFailure!.description)\n".utf8))
+            for h in applied { resolveWaiters(h, .timedOut) }
+            return
+        }
+        committedState = state
+        latestHeader = block.header
+        latestCommit = block.commit
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         metrics.blocksCommitted += 1
-        metrics.transactionsCommitted += UInt64(result.applied.count)
-        metrics.droppedAfterAdmission += UInt64(droppedHashes.count)
+        metrics.transactionsCommitted += UInt64(applied.count)
         metrics.lastBlockCommitSeconds = seconds
         metrics.commitSecondsTotal += seconds
-        return header
+        for (i, h) in applied.enumerated() { resolveWaiters(h, .committed(height: block.header.height, index: i)) }
     }
 
     private func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {

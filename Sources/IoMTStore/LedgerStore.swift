@@ -37,6 +37,8 @@ public final class LedgerStore: Sendable {
         config.prepareDatabase { db in
             // FULL: every commit fsyncs the WAL, so a committed block survives power loss too.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // 64 MiB page cache: a block's index updates stay in memory.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         config.maximumReaderCount = 8
         // Another connection (an operator's sqlite3, a closing previous instance) may hold the lock briefly.
@@ -101,14 +103,16 @@ public final class LedgerStore: Sendable {
                 throw StoreError.heightMismatch(expected: UInt64(latest + 1), got: block.header.height)
             }
             try insert(block, in: db)
+            let upsert = try db.cachedStatement(sql: "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE key = ?")
             for (k, v) in writes {
                 if let v {
-                    try db.execute(sql: "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [Data(k), Data(v)])
+                    try upsert.execute(arguments: [Data(k), Data(v)])
                 } else {
-                    try db.execute(sql: "DELETE FROM state WHERE key = ?", arguments: [Data(k)])
+                    try delete.execute(arguments: [Data(k)])
                 }
             }
-            let del = try db.makeStatement(sql: "DELETE FROM pending WHERE hash = ?")
+            let del = try db.cachedStatement(sql: "DELETE FROM pending WHERE hash = ?")
             for tx in block.transactions { try del.execute(arguments: [Data(tx.hash.bytes)]) }
         }
     }
@@ -118,7 +122,7 @@ public final class LedgerStore: Sendable {
         try db.execute(
             sql: "INSERT INTO blocks(height, hash, header, commit_cert, tx_count, time_ms) VALUES (?, ?, ?, ?, ?, ?)",
             arguments: [Int64(h.height), Data(h.hash.bytes), Data(h.canonicalBytes), block.commit.map { Data($0.canonicalBytes) }, Int(h.transactionCount), h.timestampMs])
-        let stmt = try db.makeStatement(sql: "INSERT INTO transactions(hash, height, idx, sender, body) VALUES (?, ?, ?, ?, ?)")
+        let stmt = try db.cachedStatement(sql: "INSERT INTO transactions(hash, height, idx, sender, body) VALUES (?, ?, ?, ?, ?)")
         for (i, tx) in block.transactions.enumerated() {
             try stmt.execute(arguments: [Data(tx.hash.bytes), Int64(h.height), i, Data(tx.transaction.sender.bytes), Data(tx.canonicalBytes)])
         }

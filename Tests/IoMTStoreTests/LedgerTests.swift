@@ -78,8 +78,10 @@ struct LedgerTests {
         // Full blocks go without waiting for the interval.
         let first = try await node.produceBlockIfDue()
         #expect(first?.transactionCount == 50)
+        await node.settle()
         let second = try await node.produceBlockIfDue()
         #expect(second?.transactionCount == 50)
+        await node.settle()
         // 20 left: not a full block, so only once the interval has passed.
         #expect(try await node.produceBlockIfDue() == nil)
         chain.clock.advance(50)

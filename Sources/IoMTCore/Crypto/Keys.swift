@@ -83,7 +83,11 @@ public struct PublicKey: Hashable, Sendable, CanonicalCodable, Codable, CustomSt
         let tag: UInt8 = try reader.read()
         guard let alg = SignatureAlgorithm(rawValue: tag) else { throw .unknownTag(type: "SignatureAlgorithm", tag: tag) }
         let b = try reader.readFixed(alg.publicKeyLength)
-        do { try self.init(algorithm: alg, bytes: b) } catch { throw .invalidValue(error.description) }
+        if reader.trusted {
+            self.init(trusted: alg, bytes: b)
+        } else {
+            do { try self.init(algorithm: alg, bytes: b) } catch { throw .invalidValue(error.description) }
+        }
     }
 
     public init(from decoder: any Decoder) throws {

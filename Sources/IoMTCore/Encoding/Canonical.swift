@@ -81,10 +81,14 @@ public struct CanonicalReader: Sendable {
     public private(set) var offset: Int = 0
     /// No single length prefix may exceed this (bounds allocations on hostile input).
     public var maxLength: Int
+    /// Set when the bytes were written by this node (its own state): expensive semantic checks
+    /// that structure alone cannot fail, such as a P-256 point being on the curve, are skipped.
+    public let trusted: Bool
 
-    public init(_ bytes: [UInt8], maxLength: Int = 16 << 20) {
+    public init(_ bytes: [UInt8], maxLength: Int = 16 << 20, trusted: Bool = false) {
         self.bytes = bytes
         self.maxLength = maxLength
+        self.trusted = trusted
     }
 
     public var isAtEnd: Bool { offset == bytes.count }
@@ -187,8 +191,8 @@ extension CanonicalEncodable {
 
 extension CanonicalDecodable {
     /// Decodes exactly one value from `bytes`; trailing bytes are an error.
-    public init(canonicalBytes bytes: [UInt8], maxLength: Int = 16 << 20) throws(CanonicalDecodingError) {
-        var r = CanonicalReader(bytes, maxLength: maxLength)
+    public init(canonicalBytes bytes: [UInt8], maxLength: Int = 16 << 20, trusted: Bool = false) throws(CanonicalDecodingError) {
+        var r = CanonicalReader(bytes, maxLength: maxLength, trusted: trusted)
         self = try Self(from: &r)
         try r.finish()
     }
