@@ -62,7 +62,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// A fresh dev chain with `senders` admins so transactions come from many accounts.
     func freshNode(_ tag: String, senders: Int, alg: SignatureAlgorithm) throws -> (Node, [PrivateKey], String) {
-        let dir = scratch + "/" + tag
+        let dir = scratch + "/" + tag + "-" + String(UInt64(DispatchTime.now().uptimeNanoseconds), radix: 36)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let validator = PrivateKey.generate(.ed25519)
         let admins = (0..<senders).map { _ in PrivateKey.generate(alg) }

@@ -24,6 +24,15 @@ public struct Hash: Hashable, Comparable, Sendable, CanonicalCodable, Codable, C
 
     public static func < (a: Hash, b: Hash) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 
+    public static func == (a: Hash, b: Hash) -> Bool { a.bytes == b.bytes }
+
+    /// A digest is already uniform: its first eight bytes feed the hasher (one combine, not 32).
+    public func hash(into hasher: inout Hasher) {
+        var word: UInt64 = 0
+        for i in 0..<8 { word = word << 8 | UInt64(bytes[i]) }
+        hasher.combine(word)
+    }
+
     /// Bit `i` (0 = most significant bit of the first byte).
     @inlinable public func bit(_ i: Int) -> Bool { (bytes[i >> 3] >> (7 - UInt8(i & 7))) & 1 == 1 }
 
