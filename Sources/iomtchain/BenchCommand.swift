@@ -189,7 +189,6 @@ struct BenchCommand: AsyncParsableCommand {
     // MARK: proofs
 
     func proofTimings() -> (txGen: Double, txVerify: Double, stateGen: Double, stateVerify: Double) {
-        let key = PrivateKey.generate(.ed25519)
         let leaves = (0..<10_000).map { i in MerkleTree.leafHash(Array("tx \(i)".utf8)) }
         let root = MerkleTree.root(leafHashes: leaves)
         let idx = 6_789
@@ -201,7 +200,6 @@ struct BenchCommand: AsyncParsableCommand {
         t = DispatchTime.now()
         for _ in 0..<10_000 { precondition(proof.verify(leaf: leaf, root: root)) }
         let txVerify = seconds(since: t) / 10_000 * 1e6
-        _ = key
 
         var writes: [[UInt8]: [UInt8]?] = [:]
         for i in 0..<100_000 { writes[Array("acct/\(i)".utf8)] = Array("value \(i)".utf8) }
