@@ -69,8 +69,9 @@ public actor Node {
     private var persistTail: Task<Void, Never>?
     /// Transactions in executed blocks whose commit is still running.
     private var inFlight: Set<Hash> = []
-    private var halted = false
+    /// Set when a block could not be stored; block production stops for good (restart recovers).
     private var persistFailure: StorageHalt?
+    private var halted: Bool { persistFailure != nil }
     private var mempool: Mempool
     public private(set) var metrics = NodeMetrics()
     private var haltReported = false
@@ -146,38 +147,48 @@ public actor Node {
 
     /// Stateless checks: size and signature. `nonisolated`, so callers on many threads
     /// spread signature verification over all cores before entering the actor.
-    public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) {
+    /// Returns the encoded size, so the actor need not encode the transaction again.
+    @discardableResult
+    public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) -> Int {
         let size = tx.canonicalBytes.count
         guard size <= Int(parameters.maxTransactionBytes) else { throw .tooLarge(bytes: size, limit: Int(parameters.maxTransactionBytes)) }
         guard tx.hasValidSignature() else { throw .badSignature }
+        return size
     }
 
     /// Admits a transaction and returns once it is durably recorded as pending.
     public nonisolated func submit(_ tx: SignedTransaction) async throws(AdmissionError) -> Hash {
-        do { try precheck(tx) } catch {
+        let size: Int
+        do { size = try precheck(tx) } catch {
             await count(rejection: error.code)
             throw error
         }
-        try await admitChecked([tx])[0].get()
+        try await admitChecked([(tx, size)])[0].get()
         return tx.hash
     }
 
     /// Admits a batch (signatures verified in parallel on all cores); one result per transaction.
     public nonisolated func submit(batch txs: [SignedTransaction]) async -> [Result<Hash, AdmissionError>] {
-        var pre = [AdmissionError?](repeating: nil, count: txs.count)
+        // Each slot is written by exactly one iteration: distinct indices, no shared element.
+        var pre = [Result<Int, AdmissionError>](repeating: .success(0), count: txs.count)
         pre.withUnsafeMutableBufferPointer { out in
             guard let base = out.baseAddress else { return }  // empty batch
             nonisolated(unsafe) let ptr = base
             DispatchQueue.concurrentPerform(iterations: txs.count) { i in
-                do throws(AdmissionError) { try precheck(txs[i]) } catch { ptr[i] = error }
+                ptr[i] = Result { () throws(AdmissionError) -> Int in try precheck(txs[i]) }
             }
         }
-        let passed = txs.indices.filter { pre[$0] == nil }
-        let admitted = await admitChecked(passed.map { txs[$0] })
+        var passed: [Int] = []
+        var preRejected: [String] = []
         var results = [Result<Hash, AdmissionError>](repeating: .failure(.badSignature), count: txs.count)
-        for (i, e) in pre.enumerated() { if let e { results[i] = .failure(e) } }
+        for (i, r) in pre.enumerated() {
+            switch r {
+            case .success: passed.append(i)
+            case .failure(let e): results[i] = .failure(e); preRejected.append(e.code)
+            }
+        }
+        let admitted = await admitChecked(passed.map { (txs[$0], (try? pre[$0].get()) ?? 0) })
         for (j, i) in passed.enumerated() { results[i] = admitted[j].map { txs[i].hash } }
-        let preRejected = pre.compactMap { $0?.code }
         if !preRejected.isEmpty { await count(rejections: preRejected) }
         return results
     }
@@ -186,13 +197,13 @@ public actor Node {
     private func count(rejections codes: [String]) { for c in codes { count(rejection: c) } }
 
     /// Stateful admission, then one durable write for everything admitted since the last one.
-    private func admitChecked(_ txs: [SignedTransaction]) async -> [Result<Void, AdmissionError>] {
+    private func admitChecked(_ txs: [(tx: SignedTransaction, size: Int)]) async -> [Result<Void, AdmissionError>] {
         let context = nextContext()
         var results: [Result<Void, AdmissionError>] = []
         var accepted = 0
-        for tx in txs {
+        for (tx, size) in txs {
             do {
-                try mempool.admit(tx, size: tx.canonicalBytes.count, context: context)
+                try mempool.admit(tx, size: size, context: context)
                 unflushed.append(tx)
                 accepted += 1
                 results.append(.success(()))
@@ -365,9 +376,9 @@ public actor Node {
         for h in applied { inFlight.remove(h) }
         if case .failure(let error) = outcome {
             // Memory is now ahead of disk: stop, and let a restart recover from the last durable block.
-            halted = true
-            persistFailure = StorageHalt(description: "block \(block.header.height) could not be stored: \(error); node halted, restart it")
-            FileHandle.standardError.write(Data("[iomtchain] \(persistFailure!.description)\n".utf8))
+            let failure = StorageHalt(description: "block \(block.header.height) could not be stored: \(error); node halted, restart it")
+            persistFailure = failure
+            FileHandle.standardError.write(Data("[iomtchain] \(failure.description)\n".utf8))
             for h in applied { resolveWaiters(h, .timedOut) }
             return
         }
