@@ -81,12 +81,17 @@ public actor Node {
     private var flushing = false
     private var commitWaiters: [Hash: [(deadlineMs: Int64, continuation: CheckedContinuation<CommitOutcome, Never>)]] = [:]
     /// Why recently admitted transactions were dropped before commit (bounded, oldest forgotten first).
+    private var recentlyCommitted: [Hash: LedgerSnapshot.Location] = [:]
+    private var recentlyCommittedBlocks: [[Hash]] = []
+    static let recentlyCommittedLimit = 50_000
     private var recentlyDropped: [Hash: ContractError] = [:]
     private var recentlyDroppedOrder: [Hash] = []
     static let recentlyDroppedLimit = 10_000
     /// Bound on clients waiting for commits; past it, waits return at once as timed out.
     static let maxCommitWaiters = 100_000
     private var commitWaiterCount = 0
+    /// No waiter's deadline is earlier than this (`.max` when there are none).
+    private var earliestWaiterDeadline = Int64.max
 
     public enum CommitOutcome: Sendable {
         case committed(height: UInt64, index: Int)
@@ -232,6 +237,16 @@ public actor Node {
         return (try? store.location(ofTransaction: tx.hash)) != nil
     }
 
+    /// SQLite writes block their thread for the write and its fsync (15–25 ms here). They run on
+    /// these queues' own threads, never on Swift's cooperative pool, which has one thread per core:
+    /// two blocked writes would otherwise stall every task and actor in the process.
+    static let pendingQueue = DispatchQueue(label: "iomtchain.store.pending")
+    static let commitQueue = DispatchQueue(label: "iomtchain.store.commit")
+
+    static func offPool<T: Sendable>(_ queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T) async -> Result<T, any Error> {
+        await withCheckedContinuation { c in queue.async { c.resume(returning: Result { try body() }) } }
+    }
+
     /// Group commit: waits until a write containing everything unflushed so far has fsync'd.
     private func flushPending() async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
@@ -249,7 +264,7 @@ public actor Node {
         flushWaiters = []
         let store = self.store
         Task.detached {
-            let result = Result { try store.savePending(batch) }
+            let result = await Self.offPool(Self.pendingQueue) { try store.savePending(batch) }
             await self.flushDone(result, waiters: waiters)
         }
     }
@@ -262,11 +277,18 @@ public actor Node {
 
     /// Waits until `hash` commits, is dropped, or `timeoutMs` passes.
     public func awaitCommit(_ hash: Hash, timeoutMs: Int64) async -> CommitOutcome {
-        if let loc = try? store.location(ofTransaction: hash) { return .committed(height: loc.height, index: loc.index) }
-        if let why = recentlyDropped[hash] { return .dropped(why) }
-        guard isPending(hash), commitWaiterCount < Self.maxCommitWaiters else { return .timedOut }
+        // Memory first: a transaction just admitted (the common case) costs no disk read. One
+        // that is neither pending nor in flight is durable, dropped, or unknown.
+        guard isPending(hash) else {
+            if let loc = recentlyCommitted[hash] { return .committed(height: loc.height, index: loc.index) }
+            if let loc = try? store.location(ofTransaction: hash) { return .committed(height: loc.height, index: loc.index) }
+            if let why = recentlyDropped[hash] { return .dropped(why) }
+            return .timedOut
+        }
+        guard commitWaiterCount < Self.maxCommitWaiters else { return .timedOut }
         let deadline = clock() + timeoutMs
         commitWaiterCount += 1
+        earliestWaiterDeadline = min(earliestWaiterDeadline, deadline)
         return await withCheckedContinuation { c in commitWaiters[hash, default: []].append((deadline, c)) }
     }
 
@@ -360,7 +382,7 @@ public actor Node {
         let writes = result.state.writes
         let task = Task.detached {
             await previous?.value
-            let outcome = Result { () throws -> Void in
+            let outcome = await Self.offPool(Self.commitQueue) { () throws -> Void in
                 try store.commit(block: block, writes: writes)
                 if !droppedHashes.isEmpty { try store.removePending(droppedHashes) }
             }
@@ -391,6 +413,20 @@ public actor Node {
         metrics.lastBlockCommitSeconds = seconds
         metrics.commitSecondsTotal += seconds
         for (i, h) in applied.enumerated() { resolveWaiters(h, .committed(height: block.header.height, index: i)) }
+        rememberCommitted(applied, height: block.header.height)
+    }
+
+    /// Where the transactions of the last few blocks landed, so a client asking right after the
+    /// commit (the common case) is answered without a disk read on the actor.
+    private func rememberCommitted(_ hashes: [Hash], height: UInt64) {
+        for (i, h) in hashes.enumerated() { recentlyCommitted[h] = LedgerSnapshot.Location(height: height, index: i) }
+        recentlyCommittedBlocks.append(hashes)
+        var remembered = recentlyCommittedBlocks.reduce(0) { $0 + $1.count }
+        while remembered > Self.recentlyCommittedLimit, recentlyCommittedBlocks.count > 1 {
+            let old = recentlyCommittedBlocks.removeFirst()
+            for h in old { recentlyCommitted.removeValue(forKey: h) }
+            remembered -= old.count
+        }
     }
 
     private func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {
@@ -409,15 +445,21 @@ public actor Node {
         }
     }
 
+    /// Resolves waits whose deadline has passed. Called on every producer poll, so it scans the
+    /// waiters only once the earliest deadline is due, not every millisecond.
     private func expireWaiters() {
-        guard !commitWaiters.isEmpty else { return }
+        guard !commitWaiters.isEmpty else { earliestWaiterDeadline = .max; return }
         let now = clock()
+        guard now >= earliestWaiterDeadline else { return }
+        var earliest = Int64.max
         for (hash, ws) in commitWaiters {
             let (expired, live) = (ws.filter { $0.deadlineMs <= now }, ws.filter { $0.deadlineMs > now })
             for w in expired { w.continuation.resume(returning: .timedOut) }
             commitWaiterCount -= expired.count
             commitWaiters[hash] = live.isEmpty ? nil : live
+            for w in live { earliest = min(earliest, w.deadlineMs) }
         }
+        earliestWaiterDeadline = earliest
     }
 
     /// Runs block production until the task is cancelled.

@@ -216,6 +216,7 @@ public struct LedgerSnapshot {
     public struct Location: Sendable {
         public var height: UInt64
         public var index: Int
+        public init(height: UInt64, index: Int) { self.height = height; self.index = index }
     }
 
     public func location(ofTransaction hash: Hash) throws -> Location? {
