@@ -31,6 +31,10 @@ let package = Package(
         ),
         // The node: mempool, block production, chain verification.
         .target(name: "IoMTNode", dependencies: ["IoMTCore", "IoMTContracts", "IoMTStore"]),
+        // Tendermint consensus as a pure state machine (docs/consensus.md). No I/O, clock or randomness.
+        .target(name: "IoMTConsensus", dependencies: ["IoMTCore"]),
+        // Deterministic cluster simulation of the consensus core: seeded faults, checked invariants.
+        .target(name: "IoMTSimulation", dependencies: ["IoMTConsensus", "IoMTCore"]),
         // HTTP API (Hummingbird).
         .target(
             name: "IoMTAPI",
@@ -40,13 +44,17 @@ let package = Package(
         .executableTarget(
             name: "iomtchain",
             dependencies: [
-                "IoMTCore", "IoMTNode", "IoMTAPI",
+                "IoMTCore", "IoMTNode", "IoMTAPI", "IoMTSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "IoMTCoreTests",
             dependencies: ["IoMTCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "IoMTConsensusTests",
+            dependencies: ["IoMTConsensus", "IoMTSimulation", "IoMTCore"]
         ),
         .testTarget(
             name: "IoMTContractsTests",

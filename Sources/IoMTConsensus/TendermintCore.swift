@@ -1,10 +1,18 @@
 import IoMTCore
 
 /// Messages and tallies of one round at the current height.
+///
+/// Algorithm 1 counts *messages*: an equivocator's prevote for A and its prevote for B each count
+/// toward their own value. That matters for liveness: an honest validator may have locked on A
+/// with the equivocator's A vote in its quorum, and the others must be able to see that quorum
+/// too (L28). So each validator may hold up to `maxValuesPerSlot` votes of one type in one round,
+/// one per value; its power counts once toward each value and once toward the total.
 struct RoundState: Sendable {
+    static let maxValuesPerSlot = 3
+
     var proposal: SignedProposal?
-    var prevotes: [PublicKey: SignedVote] = [:]
-    var precommits: [PublicKey: SignedVote] = [:]
+    var prevotes: [PublicKey: [SignedVote]] = [:]
+    var precommits: [PublicKey: [SignedVote]] = [:]
     var prevotePower: [Hash?: UInt64] = [:]
     var prevoteTotal: UInt64 = 0
     var precommitPower: [Hash?: UInt64] = [:]
@@ -21,22 +29,33 @@ struct RoundState: Sendable {
         if senders.insert(key).inserted { senderPower += power }
     }
 
-    func vote(_ type: VoteType, by key: PublicKey) -> SignedVote? {
-        type == .prevote ? prevotes[key] : precommits[key]
+    func votes(_ type: VoteType, by key: PublicKey) -> [SignedVote] {
+        (type == .prevote ? prevotes[key] : precommits[key]) ?? []
     }
 
-    mutating func add(_ v: SignedVote, power: UInt64) {
+    /// Adds a vote whose signature was checked; false if the slot is already full.
+    @discardableResult
+    mutating func add(_ v: SignedVote, power: UInt64) -> Bool {
+        let existing = votes(v.vote.type, by: v.validator)
+        guard existing.count < RoundState.maxValuesPerSlot, !existing.contains(where: { $0.vote.valueID == v.vote.valueID }) else { return false }
+        let first = existing.isEmpty
         switch v.vote.type {
         case .prevote:
-            prevotes[v.validator] = v
+            prevotes[v.validator, default: []].append(v)
             prevotePower[v.vote.valueID, default: 0] += power
-            prevoteTotal += power
+            if first { prevoteTotal += power }
         case .precommit:
-            precommits[v.validator] = v
+            precommits[v.validator, default: []].append(v)
             precommitPower[v.vote.valueID, default: 0] += power
-            precommitTotal += power
+            if first { precommitTotal += power }
         }
         noteSender(v.validator, power: power)
+        return true
+    }
+
+    /// The precommits for `id`, one per validator.
+    func precommits(for id: Hash) -> [SignedVote] {
+        precommits.values.compactMap { $0.first { $0.vote.valueID == id } }
     }
 }
 
@@ -214,13 +233,10 @@ public struct TendermintCore: Sendable {
 
     private mutating func receiveVote(_ v: SignedVote, set: ValidatorSet) {
         let r = v.vote.round
-        if let existing = rounds[r]?.vote(v.vote.type, by: v.validator) {
-            guard existing.vote.valueID != v.vote.valueID,
-                  v.hasValidSignature(chainID: configuration.chainID, verifier: configuration.verifier) else { return }
-            report(.duplicateVotes(existing, v))
-            return
-        }
-        guard v.hasValidSignature(chainID: configuration.chainID, verifier: configuration.verifier) else { return }
+        let existing = rounds[r]?.votes(v.vote.type, by: v.validator) ?? []
+        guard !existing.contains(where: { $0.vote.valueID == v.vote.valueID }),
+              v.hasValidSignature(chainID: configuration.chainID, verifier: configuration.verifier) else { return }
+        if let first = existing.first { report(.duplicateVotes(first, v)) }
         rounds[r, default: RoundState()].add(v, power: set.power(of: v.validator))
     }
 
@@ -237,9 +253,7 @@ public struct TendermintCore: Sendable {
             rounds[p.proposal.round, default: RoundState()].noteSender(p.proposer, power: set.power(of: p.proposer))
             validity[p.proposal.value.id] = true
         case .vote(let v):
-            if rounds[v.vote.round]?.vote(v.vote.type, by: v.validator) == nil {
-                rounds[v.vote.round, default: RoundState()].add(v, power: set.power(of: v.validator))
-            }
+            rounds[v.vote.round, default: RoundState()].add(v, power: set.power(of: v.validator))
         }
     }
 
@@ -347,8 +361,7 @@ public struct TendermintCore: Sendable {
             guard let rs = rounds[r], let p = rs.proposal, validity[p.proposal.value.id] == true,
                   set.isQuorum(rs.precommitPower[p.proposal.value.id] ?? 0) else { continue }
             let id = p.proposal.value.id
-            let signatures = rs.precommits.values
-                .filter { $0.vote.valueID == id }
+            let signatures = rs.precommits(for: id)
                 .sorted { (set.index(of: $0.validator) ?? 0) < (set.index(of: $1.validator) ?? 0) }
                 .map { CommitSignature(validator: $0.validator, signature: $0.signature) }
             decide(round: r, value: p.proposal.value, commit: Commit(height: height, round: r, blockHash: id, signatures: signatures))
