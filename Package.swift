@@ -62,7 +62,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTStoreTests",
-            dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore"]
+            dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "IoMTIntegrationTests",

@@ -98,6 +98,19 @@ public struct TendermintCore: Sendable {
         self.restored = restoring
     }
 
+    /// Everything held for `round` at the current height: the proposal and every vote (an
+    /// equivocator's conflicting votes included). The host's gossip re-sends these to peers that
+    /// may lack them, so that what one honest validator saw, all eventually see (the paper's
+    /// gossip assumption, which liveness needs).
+    public func messages(inRound r: UInt32) -> [ConsensusMessage] {
+        guard let rs = rounds[r] else { return [] }
+        var out: [ConsensusMessage] = rs.proposal.map { [.proposal($0)] } ?? []
+        for key in validators?.validators.map(\.publicKey) ?? [] {
+            for v in rs.votes(.prevote, by: key) + rs.votes(.precommit, by: key) { out.append(.vote(v)) }
+        }
+        return out
+    }
+
     /// The state to save, as the last `.persist` action carried it.
     public var persistedState: PersistedConsensusState {
         PersistedConsensusState(height: height, round: round, step: step, lockedValue: lockedValue, lockedRound: lockedRound,
@@ -157,7 +170,9 @@ public struct TendermintCore: Sendable {
         for v in [lockedValue, validValue].compactMap({ $0 }) { validity[v.id] = true }
         for m in ownMessages { recordOwn(m) }
         for m in ownMessages where m.round == round { actions.append(.broadcast(m)) }
-        if step == .propose { enterPropose() }
+        // The received votes are gone, so L34/L47 may never fire again for this round: re-arm the
+        // step's timeout (moving on by timeout is always safe).
+        if step == .propose { enterPropose() } else { schedule(step) }
     }
 
     /// L11 StartRound(r).

@@ -615,13 +615,22 @@ final class SimulationRun {
     // MARK: timers, crashes, restarts
 
     /// Every 200 local ms: tell peers our height (they answer with decided blocks we lack) and,
-    /// if we made no progress since the last tick, re-send what we signed at this height.
+    /// if we made no progress since the last tick, re-send what we signed at this height and, as
+    /// an honest gossip layer, what we hold for the current round and for our valid round (so the
+    /// polka behind our lock reaches everyone).
     private func tick(_ i: Int, incarnation: Int) {
         guard nodes[i].up, nodes[i].incarnation == incarnation else { return }
         let core = nodes[i].core
         let marker = "\(core.height)/\(core.round)/\(core.step)"
         if marker == nodes[i].lastMarker {
             for m in core.ownMessages { broadcast(from: i, m) }
+            if nodes[i].isHonest {
+                var rounds = [core.round]
+                if let vr = core.validRound, vr != core.round { rounds.append(vr) }
+                for r in rounds {
+                    for m in core.messages(inRound: r) where m.signer != nodes[i].key.publicKey { sendToAll(from: i, .consensus(m)) }
+                }
+            }
         }
         nodes[i].lastMarker = marker
         sendToAll(from: i, .status(height: core.height))
