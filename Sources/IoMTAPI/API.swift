@@ -116,10 +116,15 @@ public struct API: Sendable {
     private func transaction(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let raw = try ctx.parameters.require("hash")
         guard let hash = Hash(hex: raw) else { throw Problem(.badRequest, code: "invalid-hash", detail: "transaction hash must be 64 hex digits") }
-        if let (p, index) = try node.transactionProof(hash) {
+        func committed() throws -> Response? {
+            guard let (p, index) = try node.transactionProof(hash) else { return nil }
             return try json(TransactionResponse(hash: hash, status: "committed", height: p.header.height, index: index, blockHash: p.header.hash, transaction: p.transaction, proof: p.proof, header: p.header, commit: p.commit))
         }
+        if let r = try committed() { return r }
         if await node.isPending(hash) { return try json(TransactionResponse(hash: hash, status: "pending")) }
+        // Its block may have become durable between the two looks (the node stops calling a
+        // transaction pending only after its block is on disk), so look at the ledger once more.
+        if let r = try committed() { return r }
         throw Problem(.notFound, code: "transaction-not-found", detail: "no committed or pending transaction \(hash)")
     }
 

@@ -140,6 +140,16 @@ public enum Runtime {
     /// On error, `state` is unchanged. Returns the keys the transaction wrote.
     @discardableResult
     public static func apply(_ stx: SignedTransaction, to state: inout StateOverlay, context: ExecutionContext) throws(ContractError) -> [[UInt8]] {
+        try apply(stx, hash: stx.hash, to: &state, context: context)
+    }
+
+    /// `apply` for a transaction whose hash is already known (see `SealedTransaction`).
+    @discardableResult
+    public static func apply(_ sealed: SealedTransaction, to state: inout StateOverlay, context: ExecutionContext) throws(ContractError) -> [[UInt8]] {
+        try apply(sealed.signed, hash: sealed.hash, to: &state, context: context)
+    }
+
+    private static func apply(_ stx: SignedTransaction, hash: Hash, to state: inout StateOverlay, context: ExecutionContext) throws(ContractError) -> [[UInt8]] {
         let tx = stx.transaction
         guard tx.chainID == context.chainID else { throw .wrongChain(expected: context.chainID, got: tx.chainID) }
         guard var sender = try state.read(Account.self, StateKeys.account(tx.sender)) else { throw .unknownSender(tx.sender) }
@@ -149,7 +159,7 @@ public enum Runtime {
         guard tx.nonce == sender.nonce else { throw .nonceTooHigh(expected: sender.nonce, got: tx.nonce) }
 
         var ctx = context
-        ctx.transactionHash = stx.hash
+        ctx.transactionHash = hash
         // The nonce moves first, so a module that rewrites the sender's record keeps it.
         sender.nonce += 1
         let bumped = sender
@@ -175,10 +185,23 @@ public enum Runtime {
     /// Runs `transactions` in order on `base`; ones that fail are left out (a proposer drops them;
     /// a validator treats any as an invalid block).
     public static func execute(_ transactions: [SignedTransaction], on base: AuthenticatedState, context: ExecutionContext) -> BlockResult {
+        let r = execute(sealed: transactions.map(SealedTransaction.init), on: base, context: context)
+        return BlockResult(state: r.state, applied: r.applied.map(\.signed), rejected: r.rejected.map { ($0.transaction.signed, $0.error) })
+    }
+
+    /// `BlockResult` with the transactions in sealed form.
+    public struct SealedBlockResult: Sendable {
+        public var state: StateOverlay
+        public var applied: [SealedTransaction]
+        public var rejected: [(transaction: SealedTransaction, error: ContractError)]
+    }
+
+    /// `execute` for sealed transactions (no encoding or hashing on the way).
+    public static func execute(sealed transactions: [SealedTransaction], on base: AuthenticatedState, context: ExecutionContext) -> SealedBlockResult {
         var state = StateOverlay(base: base)
-        var applied: [SignedTransaction] = []
+        var applied: [SealedTransaction] = []
         applied.reserveCapacity(transactions.count)
-        var rejected: [(SignedTransaction, ContractError)] = []
+        var rejected: [(SealedTransaction, ContractError)] = []
         for tx in transactions {
             do {
                 try apply(tx, to: &state, context: context)
@@ -187,7 +210,7 @@ public enum Runtime {
                 rejected.append((tx, error))
             }
         }
-        return BlockResult(state: state, applied: applied, rejected: rejected)
+        return SealedBlockResult(state: state, applied: applied, rejected: rejected)
     }
 }
 

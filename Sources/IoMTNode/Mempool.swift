@@ -44,8 +44,8 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
 /// Bounded by `capacity`; when full, admission fails with `mempoolFull` (backpressure to clients).
 struct Mempool {
     struct Entry {
-        var tx: SignedTransaction
-        var size: Int
+        var tx: SealedTransaction
+        var size: Int { tx.bytes.count }
         /// What this transaction wrote on top of the ones before it.
         var writes: [[UInt8]: [UInt8]?]
     }
@@ -65,21 +65,21 @@ struct Mempool {
     /// Admits a transaction whose size and signature were already checked.
     /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
     /// re-run after a block): the bound applies to new admissions only.
-    mutating func admit(_ tx: SignedTransaction, size: Int, context: ExecutionContext, ignoringCapacity: Bool = false) throws(AdmissionError) {
+    mutating func admit(_ tx: SealedTransaction, context: ExecutionContext, ignoringCapacity: Bool = false) throws(AdmissionError) {
         guard !hashes.contains(tx.hash) else { throw .duplicate(tx.hash) }
         guard ignoringCapacity || entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
         let touched: [[UInt8]]
         do { touched = try Runtime.apply(tx, to: &pendingState, context: context) } catch { throw .rejected(error) }
         var writes: [[UInt8]: [UInt8]?] = [:]
         for k in touched { writes[k] = pendingState.writes[k] ?? nil }
-        entries.append(Entry(tx: tx, size: size, writes: writes))
+        entries.append(Entry(tx: tx, writes: writes))
         hashes.insert(tx.hash)
     }
 
     /// The longest prefix within the block limits.
-    func candidateBlock(maxTransactions: Int, maxBytes: Int) -> [SignedTransaction] {
+    func candidateBlock(maxTransactions: Int, maxBytes: Int) -> [SealedTransaction] {
         var bytes = 0
-        var out: [SignedTransaction] = []
+        var out: [SealedTransaction] = []
         for e in entries.prefix(maxTransactions) {
             if bytes + e.size > maxBytes { break }
             bytes += e.size
@@ -91,7 +91,7 @@ struct Mempool {
     /// After a block commits: removes its transactions. If the block ran exactly the pending
     /// prefix (`exact`), the rest keep their recorded writes; otherwise they are re-run on the new
     /// state and any that no longer apply are dropped and returned.
-    mutating func rebase(on committed: AuthenticatedState, removing included: Set<Hash>, exact: Bool, context: ExecutionContext) -> [(SignedTransaction, ContractError)] {
+    mutating func rebase(on committed: AuthenticatedState, removing included: Set<Hash>, exact: Bool, context: ExecutionContext) -> [(SealedTransaction, ContractError)] {
         let remaining = entries.filter { !included.contains($0.tx.hash) }
         hashes.subtract(included)
         if exact {
@@ -104,9 +104,9 @@ struct Mempool {
         entries = []
         hashes = []
         pendingState = StateOverlay(base: committed)
-        var dropped: [(SignedTransaction, ContractError)] = []
+        var dropped: [(SealedTransaction, ContractError)] = []
         for e in remaining {
-            do throws(AdmissionError) { try admit(e.tx, size: e.size, context: context, ignoringCapacity: true) } catch {
+            do throws(AdmissionError) { try admit(e.tx, context: context, ignoringCapacity: true) } catch {
                 if case .rejected(let c) = error { dropped.append((e.tx, c)) }
             }
         }

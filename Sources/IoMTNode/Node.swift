@@ -76,7 +76,9 @@ public actor Node {
     public private(set) var metrics = NodeMetrics()
     private var haltReported = false
 
-    private var unflushed: [SignedTransaction] = []
+    private var unflushed: [SealedTransaction] = []
+    /// Committed or dropped transactions still in the pending file (removed with the next flush).
+    private var prunable: [Hash] = []
     private var flushWaiters: [CheckedContinuation<Void, any Error>] = []
     private var flushing = false
     private var commitWaiters: [Hash: [(deadlineMs: Int64, continuation: CheckedContinuation<CommitOutcome, Never>)]] = [:]
@@ -139,12 +141,16 @@ public actor Node {
     public func restorePending() throws -> (restored: Int, dropped: Int) {
         let (txs, undecodable) = try store.loadPending()
         var dropped: [Hash] = []
+        var committed: [Hash] = []
         let context = nextContext()
-        for tx in txs {
+        for tx in txs.map(SealedTransaction.init) {
             guard tx.hasValidSignature() else { dropped.append(tx.hash); continue }
-            do { try mempool.admit(tx, size: tx.canonicalBytes.count, context: context, ignoringCapacity: true) } catch { dropped.append(tx.hash) }
+            do { try mempool.admit(tx, context: context, ignoringCapacity: true) } catch {
+                // Committed in a block whose pruning of the pending file had not happened yet.
+                if try store.location(ofTransaction: tx.hash) != nil { committed.append(tx.hash) } else { dropped.append(tx.hash) }
+            }
         }
-        if !dropped.isEmpty { try store.removePending(dropped) }
+        if !dropped.isEmpty || !committed.isEmpty { try store.removePending(dropped + committed) }
         return (mempool.count, dropped.count + undecodable)
     }
 
@@ -152,48 +158,50 @@ public actor Node {
 
     /// Stateless checks: size and signature. `nonisolated`, so callers on many threads
     /// spread signature verification over all cores before entering the actor.
-    /// Returns the encoded size, so the actor need not encode the transaction again.
+    /// Returns the transaction sealed (encoded and hashed once, for everything after).
     @discardableResult
-    public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) -> Int {
-        let size = tx.canonicalBytes.count
+    public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) -> SealedTransaction {
+        let sealed = SealedTransaction(tx)
+        let size = sealed.bytes.count
         guard size <= Int(parameters.maxTransactionBytes) else { throw .tooLarge(bytes: size, limit: Int(parameters.maxTransactionBytes)) }
-        guard tx.hasValidSignature() else { throw .badSignature }
-        return size
+        guard sealed.hasValidSignature() else { throw .badSignature }
+        return sealed
     }
 
     /// Admits a transaction and returns once it is durably recorded as pending.
     public nonisolated func submit(_ tx: SignedTransaction) async throws(AdmissionError) -> Hash {
-        let size: Int
-        do { size = try precheck(tx) } catch {
+        let sealed: SealedTransaction
+        do { sealed = try precheck(tx) } catch {
             await count(rejection: error.code)
             throw error
         }
-        try await admitChecked([(tx, size)])[0].get()
-        return tx.hash
+        try await admitChecked([sealed])[0].get()
+        return sealed.hash
     }
 
     /// Admits a batch (signatures verified in parallel on all cores); one result per transaction.
     public nonisolated func submit(batch txs: [SignedTransaction]) async -> [Result<Hash, AdmissionError>] {
         // Each slot is written by exactly one iteration: distinct indices, no shared element.
-        var pre = [Result<Int, AdmissionError>](repeating: .success(0), count: txs.count)
+        var pre = [Result<SealedTransaction, AdmissionError>?](repeating: nil, count: txs.count)
         pre.withUnsafeMutableBufferPointer { out in
             guard let base = out.baseAddress else { return }  // empty batch
             nonisolated(unsafe) let ptr = base
             DispatchQueue.concurrentPerform(iterations: txs.count) { i in
-                ptr[i] = Result { () throws(AdmissionError) -> Int in try precheck(txs[i]) }
+                ptr[i] = Result { () throws(AdmissionError) -> SealedTransaction in try precheck(txs[i]) }
             }
         }
-        var passed: [Int] = []
+        var passed: [(index: Int, tx: SealedTransaction)] = []
         var preRejected: [String] = []
         var results = [Result<Hash, AdmissionError>](repeating: .failure(.badSignature), count: txs.count)
         for (i, r) in pre.enumerated() {
             switch r {
-            case .success: passed.append(i)
+            case .success(let sealed): passed.append((i, sealed))
             case .failure(let e): results[i] = .failure(e); preRejected.append(e.code)
+            case nil: preconditionFailure("concurrentPerform left slot \(i) unset")
             }
         }
-        let admitted = await admitChecked(passed.map { (txs[$0], (try? pre[$0].get()) ?? 0) })
-        for (j, i) in passed.enumerated() { results[i] = admitted[j].map { txs[i].hash } }
+        let admitted = await admitChecked(passed.map(\.tx))
+        for (j, p) in passed.enumerated() { results[p.index] = admitted[j].map { p.tx.hash } }
         if !preRejected.isEmpty { await count(rejections: preRejected) }
         return results
     }
@@ -202,13 +210,13 @@ public actor Node {
     private func count(rejections codes: [String]) { for c in codes { count(rejection: c) } }
 
     /// Stateful admission, then one durable write for everything admitted since the last one.
-    private func admitChecked(_ txs: [(tx: SignedTransaction, size: Int)]) async -> [Result<Void, AdmissionError>] {
+    private func admitChecked(_ txs: [SealedTransaction]) async -> [Result<Void, AdmissionError>] {
         let context = nextContext()
         var results: [Result<Void, AdmissionError>] = []
         var accepted = 0
-        for (tx, size) in txs {
+        for tx in txs {
             do {
-                try mempool.admit(tx, size: size, context: context)
+                try mempool.admit(tx, context: context)
                 unflushed.append(tx)
                 accepted += 1
                 results.append(.success(()))
@@ -232,7 +240,7 @@ public actor Node {
 
     /// A replay of a committed transaction is reported as a duplicate rather than a stale nonce.
     /// Only looked up on that (rare) path, so admission stays free of disk reads.
-    private func alreadyCommitted(_ tx: SignedTransaction, _ error: AdmissionError) -> Bool {
+    private func alreadyCommitted(_ tx: SealedTransaction, _ error: AdmissionError) -> Bool {
         guard case .rejected(.nonceTooLow) = error else { return false }
         return (try? store.location(ofTransaction: tx.hash)) != nil
     }
@@ -260,16 +268,20 @@ public actor Node {
         flushing = true
         let batch = unflushed
         let waiters = flushWaiters
+        let prune = prunable
         unflushed = []
         flushWaiters = []
+        prunable = []
         let store = self.store
         Task.detached {
-            let result = await Self.offPool(Self.pendingQueue) { try store.savePending(batch) }
-            await self.flushDone(result, waiters: waiters)
+            let result = await Self.offPool(Self.pendingQueue) { try store.savePending(sealed: batch, pruning: prune) }
+            await self.flushDone(result, waiters: waiters, pruned: prune)
         }
     }
 
-    private func flushDone(_ result: Result<Void, any Error>, waiters: [CheckedContinuation<Void, any Error>]) {
+    private func flushDone(_ result: Result<Void, any Error>, waiters: [CheckedContinuation<Void, any Error>], pruned: [Hash]) {
+        // Pruning is only housekeeping: if the write failed, try again with the next one.
+        if case .failure = result { prunable += pruned }
         for w in waiters { w.resume(with: result) }
         flushing = false
         if !unflushed.isEmpty { startFlush() }
@@ -343,18 +355,18 @@ public actor Node {
         let candidate = mempool.candidateBlock(maxTransactions: Int(parameters.maxBlockTransactions), maxBytes: Int(parameters.maxBlockBytes))
         guard !candidate.isEmpty else { return nil }
         let context = nextContext()
-        let result = Runtime.execute(candidate, on: tipState, context: context)
+        let result = Runtime.execute(sealed: candidate, on: tipState, context: context)
         let newState = result.state.committed()
         let validators = try StateOverlay(base: tipState).read([Validator].self, StateKeys.validators) ?? []
         let header = BlockHeader(
             chainID: genesis.chainId, height: context.height, previousHash: tipHeader.hash,
-            transactionsRoot: MerkleTree.root(leafHashes: Block.leafHashes(result.applied)),
+            transactionsRoot: MerkleTree.root(leafHashes: result.applied.map(\.leafHash)),
             transactionCount: UInt32(result.applied.count), stateRoot: newState.root,
             validatorsHash: Validator.setHash(validators), timestampMs: context.timestampMs,
             proposer: validatorKey.publicKey.address)
         let vote = Commit.voteBytes(chainID: header.chainID, height: header.height, round: 0, blockHash: header.hash)
         let commit = Commit(height: header.height, blockHash: header.hash, signatures: [CommitSignature(validator: validatorKey.publicKey, signature: validatorKey.sign(vote))])
-        let block = Block(header: header, transactions: result.applied, commit: commit)
+        let block = Block(header: header, transactions: result.applied.map(\.signed), commit: commit)
         // One signature finalises a block only while this validator holds more than two thirds
         // of the power. Once governance adds validators, a single node halts rather than commit
         // blocks no one else could accept (the consortium issue brings the other signatures).
@@ -370,8 +382,9 @@ public actor Node {
         tipHeader = header
         let included = Set(candidate.map(\.hash))
         let dropped = mempool.rebase(on: newState, removing: included, exact: result.rejected.isEmpty, context: nextContext())
-        for (tx, err) in result.rejected + dropped { resolveWaiters(tx.hash, .dropped(err)) }
-        let droppedHashes = (result.rejected + dropped).map(\.0.hash)
+        let failed = result.rejected.map { ($0.transaction.hash, $0.error) } + dropped.map { ($0.0.hash, $0.1) }
+        for (hash, err) in failed { resolveWaiters(hash, .dropped(err)) }
+        let droppedHashes = failed.map(\.0)
         let appliedHashes = result.applied.map(\.hash)
         for h in appliedHashes { inFlight.insert(h) }
         metrics.droppedAfterAdmission += UInt64(droppedHashes.count)
@@ -380,20 +393,18 @@ public actor Node {
         let previous = persistTail
         let store = self.store
         let writes = result.state.writes
+        let sealed = result.applied
         let task = Task.detached {
             await previous?.value
-            let outcome = await Self.offPool(Self.commitQueue) { () throws -> Void in
-                try store.commit(block: block, writes: writes)
-                if !droppedHashes.isEmpty { try store.removePending(droppedHashes) }
-            }
-            await self.persisted(block, state: newState, applied: appliedHashes, outcome: outcome, started: started)
+            let outcome = await Self.offPool(Self.commitQueue) { try store.commit(block: block, sealed: sealed, writes: writes) }
+            await self.persisted(block, state: newState, applied: appliedHashes, dropped: droppedHashes, outcome: outcome, started: started)
         }
         persistTail = task
         return (header, task)
     }
 
     /// Runs on the actor after a block's SQLite commit returned.
-    private func persisted(_ block: Block, state: AuthenticatedState, applied: [Hash], outcome: Result<Void, any Error>, started: DispatchTime) {
+    private func persisted(_ block: Block, state: AuthenticatedState, applied: [Hash], dropped: [Hash], outcome: Result<Void, any Error>, started: DispatchTime) {
         blocksInFlight -= 1
         for h in applied { inFlight.remove(h) }
         if case .failure(let error) = outcome {
@@ -404,6 +415,10 @@ public actor Node {
             for h in applied { resolveWaiters(h, .timedOut) }
             return
         }
+        // The block is durable: its transactions, and those it made invalid, leave the pending
+        // file with the next admission write.
+        prunable += applied
+        prunable += dropped
         committedState = state
         latestHeader = block.header
         latestCommit = block.commit

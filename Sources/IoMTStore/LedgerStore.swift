@@ -20,18 +20,28 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// The durable ledger: blocks, transactions, current state and the pending transactions that
-/// were acknowledged to clients, in one SQLite file (WAL mode, `synchronous = FULL`).
+/// The durable ledger: blocks, transactions and current state in one SQLite file, and the pending
+/// transactions that were acknowledged to clients in a second one beside it (both WAL mode,
+/// `synchronous = FULL`).
 ///
-/// `commit(block:writes:)` writes a block, its transactions, its state changes and the removal of
-/// those transactions from the pending table in one SQLite transaction: after a crash at any
-/// moment the file holds either all of it or none of it.
+/// `commit(block:writes:)` writes a block, its transactions and its state changes in one SQLite
+/// transaction: after a crash at any moment the file holds either all of it or none of it.
+///
+/// Pending transactions live in their own file so that acknowledging a client (an fsync of a
+/// small append) never waits behind a large block commit holding the ledger's write lock, nor
+/// the other way round. The price is that a block's transactions leave the pending file in a
+/// later write than the block's own: after a crash, a restored pending transaction may already
+/// be committed. `Node.restorePending` recognises those (their nonce is spent, and the ledger
+/// holds them) and prunes them.
 public final class LedgerStore: Sendable {
     public let path: String
+    public let pendingPath: String
     private let db: DatabasePool
+    private let pendingDB: DatabaseQueue
 
     public init(path: String) throws {
         self.path = path
+        pendingPath = path.hasSuffix(".sqlite") ? String(path.dropLast(".sqlite".count)) + "-pending.sqlite" : path + "-pending"
         var config = Configuration()
         config.journalMode = .wal
         config.prepareDatabase { db in
@@ -44,7 +54,38 @@ public final class LedgerStore: Sendable {
         // Another connection (an operator's sqlite3, a closing previous instance) may hold the lock briefly.
         config.busyMode = .timeout(10)
         db = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(db)
+        var pendingConfig = Configuration()
+        pendingConfig.journalMode = .wal
+        pendingConfig.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        pendingConfig.busyMode = .timeout(10)
+        pendingDB = try DatabaseQueue(path: pendingPath, configuration: pendingConfig)
+        try Self.pendingMigrator.migrate(pendingDB)
+        let migrator = Self.migrator
+        if try !db.read({ db in try migrator.appliedIdentifiers(db) }).contains("v2") {
+            try migrator.migrate(db, upTo: "v1")
+            try movePendingOutOfLedger()
+        }
+        try migrator.migrate(db)
+    }
+
+    /// Ledgers written before pending transactions had their own file keep them in a `pending`
+    /// table: copy them over (durably) before the `v2` migration drops that table.
+    private func movePendingOutOfLedger() throws {
+        guard try db.read({ db in try db.tableExists("pending") }) else { return }
+        let rows = try db.read { db in try Row.fetchAll(db, sql: "SELECT hash, body FROM pending ORDER BY seq") }
+        guard !rows.isEmpty else { return }
+        try pendingDB.write { p in
+            let stmt = try p.makeStatement(sql: "INSERT OR IGNORE INTO pending(hash, body) VALUES (?, ?)")
+            for row in rows { try stmt.execute(arguments: [row["hash"] as Data, row["body"] as Data]) }
+        }
+    }
+
+    private static var pendingMigrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: "CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL)")
+        }
+        return m
     }
 
     private static var migrator: DatabaseMigrator {
@@ -73,6 +114,8 @@ public final class LedgerStore: Sendable {
                 CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL);
                 """)
         }
+        // Pending transactions moved to their own file (see `movePendingOutOfLedger`).
+        m.registerMigration("v2") { db in try db.execute(sql: "DROP TABLE pending") }
         return m
     }
 
@@ -85,7 +128,7 @@ public final class LedgerStore: Sendable {
         try db.write { db in
             guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") == 0 else { throw StoreError.alreadyInitialised }
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('genesis', ?)", arguments: [Data(genesisFile)])
-            try insert(block, in: db)
+            try insert(block, sealed: block.transactions.map(SealedTransaction.init), in: db)
             for (k, v) in state.entries() {
                 try db.execute(sql: "INSERT INTO state(key, value) VALUES (?, ?)", arguments: [Data(k), Data(v)])
             }
@@ -94,15 +137,22 @@ public final class LedgerStore: Sendable {
 
     // MARK: blocks
 
-    /// Atomically appends `block` (height = latest + 1) with its state changes, and drops its
-    /// transactions from the pending table.
+    /// Atomically appends `block` (height = latest + 1) with its state changes. Its transactions
+    /// stay in the pending file until a later `savePending(_:pruning:)` or `removePending`.
     public func commit(block: Block, writes: [[UInt8]: [UInt8]?]) throws {
+        try commit(block: block, sealed: block.transactions.map(SealedTransaction.init), writes: writes)
+    }
+
+    /// `commit(block:writes:)` with the block's transactions already sealed (`sealed[i]` is
+    /// `block.transactions[i]`), so none is encoded or hashed again.
+    public func commit(block: Block, sealed: [SealedTransaction], writes: [[UInt8]: [UInt8]?]) throws {
+        precondition(sealed.count == block.transactions.count)
         try db.write { db in
             let latest = try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks") ?? -1
             guard Int64(block.header.height) == latest + 1 else {
                 throw StoreError.heightMismatch(expected: UInt64(latest + 1), got: block.header.height)
             }
-            try insert(block, in: db)
+            try insert(block, sealed: sealed, in: db)
             let upsert = try db.cachedStatement(sql: "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE key = ?")
             for (k, v) in writes {
@@ -112,19 +162,17 @@ public final class LedgerStore: Sendable {
                     try delete.execute(arguments: [Data(k)])
                 }
             }
-            let del = try db.cachedStatement(sql: "DELETE FROM pending WHERE hash = ?")
-            for tx in block.transactions { try del.execute(arguments: [Data(tx.hash.bytes)]) }
         }
     }
 
-    private func insert(_ block: Block, in db: Database) throws {
+    private func insert(_ block: Block, sealed: [SealedTransaction], in db: Database) throws {
         let h = block.header
         try db.execute(
             sql: "INSERT INTO blocks(height, hash, header, commit_cert, tx_count, time_ms) VALUES (?, ?, ?, ?, ?, ?)",
             arguments: [Int64(h.height), Data(h.hash.bytes), Data(h.canonicalBytes), block.commit.map { Data($0.canonicalBytes) }, Int(h.transactionCount), h.timestampMs])
         let stmt = try db.cachedStatement(sql: "INSERT INTO transactions(hash, height, idx, sender, body) VALUES (?, ?, ?, ?, ?)")
-        for (i, tx) in block.transactions.enumerated() {
-            try stmt.execute(arguments: [Data(tx.hash.bytes), Int64(h.height), i, Data(tx.transaction.sender.bytes), Data(tx.canonicalBytes)])
+        for (i, tx) in sealed.enumerated() {
+            try stmt.execute(arguments: [Data(tx.hash.bytes), Int64(h.height), i, Data(tx.signed.transaction.sender.bytes), Data(tx.bytes)])
         }
     }
 
@@ -143,24 +191,33 @@ public final class LedgerStore: Sendable {
 
     // MARK: pending transactions
 
-    /// Durably records admitted transactions before they are acknowledged to the client.
-    public func savePending(_ txs: [SignedTransaction]) throws {
-        try db.write { db in
-            let stmt = try db.makeStatement(sql: "INSERT OR IGNORE INTO pending(hash, body) VALUES (?, ?)")
-            for tx in txs { try stmt.execute(arguments: [Data(tx.hash.bytes), Data(tx.canonicalBytes)]) }
+    /// Durably records admitted transactions before they are acknowledged to the client, and in
+    /// the same write forgets `pruning` (transactions since committed or dropped).
+    public func savePending(_ txs: [SignedTransaction], pruning: [Hash] = []) throws {
+        try savePending(sealed: txs.map(SealedTransaction.init), pruning: pruning)
+    }
+
+    public func savePending(sealed txs: [SealedTransaction], pruning: [Hash] = []) throws {
+        try pendingDB.write { db in
+            let stmt = try db.cachedStatement(sql: "INSERT OR IGNORE INTO pending(hash, body) VALUES (?, ?)")
+            for tx in txs { try stmt.execute(arguments: [Data(tx.hash.bytes), Data(tx.bytes)]) }
+            let del = try db.cachedStatement(sql: "DELETE FROM pending WHERE hash = ?")
+            for h in pruning { try del.execute(arguments: [Data(h.bytes)]) }
         }
     }
 
     public func removePending(_ hashes: [Hash]) throws {
-        try db.write { db in
-            let stmt = try db.makeStatement(sql: "DELETE FROM pending WHERE hash = ?")
-            for h in hashes { try stmt.execute(arguments: [Data(h.bytes)]) }
-        }
+        try savePending(sealed: [], pruning: hashes)
+    }
+
+    /// How many transactions the pending file holds.
+    public func pendingCount() throws -> Int {
+        try pendingDB.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending") ?? 0 }
     }
 
     /// Pending transactions in admission order. Rows that do not decode are skipped and reported.
     public func loadPending() throws -> (transactions: [SignedTransaction], undecodable: Int) {
-        try db.read { db in
+        try pendingDB.read { db in
             var txs: [SignedTransaction] = []
             var bad = 0
             for row in try Row.fetchAll(db, sql: "SELECT body FROM pending ORDER BY seq") {

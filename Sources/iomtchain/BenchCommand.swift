@@ -15,7 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Signature algorithm of the sending accounts: ed25519 or p256.") var algorithm = "ed25519"
     @Option(help: "Seconds of the half-load latency run.") var latencySeconds = 5.0
     @Option(help: "Transactions per submitted batch in the throughput run.") var batch = 250
-    @Option(help: "Concurrent clients (gateways), each with its own sending accounts.") var clients = 8
+    @Option(help: "Concurrent clients (gateways), each with its own sending accounts.") var clients = 16
     @Option(help: "Block interval of the benchmark chain (ms).") var blockIntervalMs: UInt64 = 50
     @Option(help: "Also measure latency at this offered rate (tx/s), e.g. 5000 for half of the 10,000 goal.") var offeredLatencyRate: Double?
     @Option(help: "Scratch folder (deleted afterwards).") var scratch = NSTemporaryDirectory() + "iomt-bench-\(getpid())"
@@ -30,7 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
         print(String(format: "limit: %.0f signature verifications/s on %d cores (%.0f on one)", limit.all, cores, limit.one))
 
         let tps = try await throughput(alg)
-        print(String(format: "throughput: %.0f committed tx/s (%.0f%% of the verification limit) — %d tx in %.2f s, %d blocks", tps.rate, 100 * tps.rate / limit.all, transactions, tps.seconds, tps.blocks))
+        print(String(format: "throughput: %.0f committed tx/s (%.0f%% of the verification limit) — %d tx in %.2f s, %d blocks; %.2f of %d cores busy, %.0f µs CPU per tx", tps.rate, 100 * tps.rate / limit.all, transactions, tps.seconds, tps.blocks, tps.cpuSeconds / tps.seconds, cores, tps.cpuSeconds / Double(transactions) * 1e6))
 
         let lat = try await latency(alg, rate: tps.rate / 2)
         print(String(format: "latency at %.0f tx/s offered (half of peak): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d tx", lat.offered, lat.p50, lat.p99, lat.max, lat.count))
@@ -98,12 +98,13 @@ struct BenchCommand: AsyncParsableCommand {
     /// batches back to back (a client waits for its batch's durable acknowledgement before the
     /// next, as a real one would). Many clients let verification, admission, block execution and
     /// the fsyncs of different batches overlap.
-    func throughput(_ alg: SignatureAlgorithm) async throws -> (rate: Double, seconds: Double, blocks: UInt64) {
+    func throughput(_ alg: SignatureAlgorithm) async throws -> (rate: Double, seconds: Double, blocks: UInt64, cpuSeconds: Double) {
         let (node, admins, chain) = try freshNode("tps", senders: senderCount, alg: alg)
         let lanes = clientLanes(makeTransactions(transactions, senders: admins, chainID: chain, alg: alg), senders: admins.count)
         let producer = Task { await node.runProducer(pollMs: 1) }
         defer { producer.cancel() }
         let batchSize = batch
+        let cpu0 = processCPUSeconds()
         let t0 = DispatchTime.now()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in lanes {
@@ -122,7 +123,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         while await node.metrics.transactionsCommitted < UInt64(transactions) { try await Task.sleep(nanoseconds: 1_000_000) }
         let secs = seconds(since: t0)
-        return (Double(transactions) / secs, secs, await node.metrics.blocksCommitted)
+        let cpu = processCPUSeconds() - cpu0
+        return (Double(transactions) / secs, secs, await node.metrics.blocksCommitted, cpu)
     }
 
     /// Four sending accounts per client, at least 16.
@@ -226,6 +228,13 @@ struct BenchCommand: AsyncParsableCommand {
         let stateVerify = seconds(since: t) / 10_000 * 1e6
         return (txGen, txVerify, stateGen, stateVerify)
     }
+}
+
+/// User + system CPU time of this process so far.
+func processCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }
 
 func seconds(since t: DispatchTime) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e9 }

@@ -297,3 +297,36 @@ public struct SignedTransaction: Hashable, Sendable, CanonicalCodable, Codable {
         signature = try r.read()
     }
 }
+
+/// A signed transaction with its canonical encoding and hash computed once.
+///
+/// `SignedTransaction.hash` and `.canonicalBytes` encode (and hash) again on every call. The node
+/// seals a transaction when it arrives and passes the sealed form from signature check through
+/// mempool, block and store, so none of them encodes or hashes it again.
+public struct SealedTransaction: Sendable {
+    public let signed: SignedTransaction
+    /// The canonical encoding of `signed` (what blocks, the store and Merkle leaves hold).
+    public let bytes: [UInt8]
+    /// Equal to `signed.hash`.
+    public let hash: Hash
+    /// Length of the unsigned transaction's encoding at the start of `bytes`.
+    private let transactionLength: Int
+
+    public init(_ signed: SignedTransaction) {
+        var w = CanonicalWriter()
+        signed.transaction.encode(to: &w)
+        transactionLength = w.bytes.count
+        hash = Hash.sha256(Transaction.signingDomain + w.bytes)
+        signed.signature.encode(to: &w)
+        bytes = w.bytes
+        self.signed = signed
+    }
+
+    /// Equal to `signed.hasValidSignature()`.
+    public func hasValidSignature() -> Bool {
+        signed.transaction.signerKey.isValidSignature(signed.signature, for: Transaction.signingDomain + bytes[..<transactionLength])
+    }
+
+    /// The transaction's RFC 6962 leaf hash in its block's Merkle tree.
+    public var leafHash: Hash { MerkleTree.leafHash(bytes) }
+}
