@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Pure core: types, canonical encoding, hashing, signatures, Merkle trees,
@@ -35,6 +36,17 @@ let package = Package(
         .target(name: "IoMTConsensus", dependencies: ["IoMTCore"]),
         // Deterministic cluster simulation of the consensus core: seeded faults, checked invariants.
         .target(name: "IoMTSimulation", dependencies: ["IoMTConsensus", "IoMTCore"]),
+        // Authenticated, encrypted peer-to-peer transport on SwiftNIO (docs/network.md).
+        .target(
+            name: "IoMTNetwork",
+            dependencies: [
+                "IoMTCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // HTTP API (Hummingbird).
         .target(
             name: "IoMTAPI",
@@ -57,12 +69,25 @@ let package = Package(
             dependencies: ["IoMTConsensus", "IoMTSimulation", "IoMTCore"]
         ),
         .testTarget(
+            name: "IoMTNetworkTests",
+            dependencies: [
+                "IoMTNetwork", "IoMTCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "IoMTContractsTests",
             dependencies: ["IoMTContracts"]
         ),
         .testTarget(
             name: "IoMTStoreTests",
             dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "IoMTLightClientTests",
+            dependencies: ["IoMTCore"]
         ),
         .testTarget(
             name: "IoMTIntegrationTests",
