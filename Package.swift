@@ -31,7 +31,7 @@ let package = Package(
             dependencies: ["IoMTCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // The node: mempool, block production, chain verification.
-        .target(name: "IoMTNode", dependencies: ["IoMTCore", "IoMTContracts", "IoMTStore"]),
+        .target(name: "IoMTNode", dependencies: ["IoMTCore", "IoMTContracts", "IoMTStore", "IoMTConsensus"]),
         // Tendermint consensus as a pure state machine (docs/consensus.md). No I/O, clock or randomness.
         .target(name: "IoMTConsensus", dependencies: ["IoMTCore"]),
         // Deterministic cluster simulation of the consensus core: seeded faults, checked invariants.
@@ -75,6 +75,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
@@ -83,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTStoreTests",
-            dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore", "IoMTConsensus", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "IoMTLightClientTests",

@@ -88,6 +88,12 @@ struct Mempool {
         return out
     }
 
+    /// Whether the mempool starts with exactly these transactions, in this order.
+    func startsWith(_ hashes: [Hash]) -> Bool {
+        guard hashes.count <= entries.count else { return false }
+        return zip(entries, hashes).allSatisfy { $0.tx.hash == $1 }
+    }
+
     /// After a block commits: removes its transactions. If the block ran exactly the pending
     /// prefix (`exact`), the rest keep their recorded writes; otherwise they are re-run on the new
     /// state and any that no longer apply are dropped and returned.

@@ -55,30 +55,34 @@ public actor Node {
     public nonisolated let genesisHash: Hash
     public nonisolated let validatorKey: PrivateKey
     public nonisolated let parameters: ConsensusParameters
-    private let clock: @Sendable () -> Int64
+    let clock: @Sendable () -> Int64
 
     /// The latest durable block and its state: what queries and proofs serve.
-    public private(set) var committedState: AuthenticatedState
-    public private(set) var latestHeader: BlockHeader
-    public private(set) var latestCommit: Commit?
+    public internal(set) var committedState: AuthenticatedState
+    public internal(set) var latestHeader: BlockHeader
+    public internal(set) var latestCommit: Commit?
     /// The latest executed block and its state (ahead of the durable one while a commit runs):
     /// what the next block and admission build on.
-    private var tipState: AuthenticatedState
-    private var tipHeader: BlockHeader
+    var tipState: AuthenticatedState
+    var tipHeader: BlockHeader
     private var blocksInFlight = 0
     private var persistTail: Task<Void, Never>?
     /// Transactions in executed blocks whose commit is still running.
     private var inFlight: Set<Hash> = []
     /// Set when a block could not be stored; block production stops for good (restart recovers).
-    private var persistFailure: StorageHalt?
+    var persistFailure: StorageHalt?
     private var halted: Bool { persistFailure != nil }
-    private var mempool: Mempool
-    public private(set) var metrics = NodeMetrics()
+    var mempool: Mempool
+    public internal(set) var metrics = NodeMetrics()
+    /// Blocks this node executed while proposing or validating (BFT mode), by id, until one is decided.
+    var candidates: [Hash: ExecutedBlock] = [:]
+    /// Called with every batch of newly admitted transactions (BFT mode gossips them to peers).
+    var onAdmitted: (@Sendable ([SealedTransaction]) -> Void)?
     private var haltReported = false
 
     private var unflushed: [SealedTransaction] = []
     /// Committed or dropped transactions still in the pending file (removed with the next flush).
-    private var prunable: [Hash] = []
+    var prunable: [Hash] = []
     private var flushWaiters: [CheckedContinuation<Void, any Error>] = []
     private var flushing = false
     private var commitWaiters: [Hash: [(deadlineMs: Int64, continuation: CheckedContinuation<CommitOutcome, Never>)]] = [:]
@@ -105,7 +109,7 @@ public actor Node {
 
     /// Opens (and on first start, initialises) the ledger at `databasePath`.
     public init(databasePath: String, genesis: Genesis, genesisFile: [UInt8], validatorKey: PrivateKey,
-                mempoolCapacity: Int = Node.defaultMempoolCapacity,
+                mempoolCapacity: Int = Node.defaultMempoolCapacity, requireValidator: Bool = true,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
         do { try genesis.validate() } catch { throw NodeError.invalidGenesis(error.description) }
         let store = try LedgerStore(path: databasePath)
@@ -120,7 +124,8 @@ public actor Node {
 
         let overlay = StateOverlay(base: state)
         let validators = (try? overlay.read([Validator].self, StateKeys.validators)) ?? nil ?? []
-        guard validators.contains(where: { $0.publicKey == validatorKey.publicKey }) else { throw NodeError.notAValidator(validatorKey.publicKey.address) }
+        // A consortium's observer nodes follow the chain without being validators.
+        guard !requireValidator || validators.contains(where: { $0.publicKey == validatorKey.publicKey }) else { throw NodeError.notAValidator(validatorKey.publicKey.address) }
         let params = ((try? overlay.read(ConsensusParameters.self, StateKeys.consensus)) ?? nil) ?? genesis.consensus
 
         self.store = store
@@ -180,7 +185,8 @@ public actor Node {
     }
 
     /// Admits a batch (signatures verified in parallel on all cores); one result per transaction.
-    public nonisolated func submit(batch txs: [SignedTransaction]) async -> [Result<Hash, AdmissionError>] {
+    /// `relay: false` for transactions gossiped by a peer (they are not gossiped on again).
+    public nonisolated func submit(batch txs: [SignedTransaction], relay: Bool = true) async -> [Result<Hash, AdmissionError>] {
         // Each slot is written by exactly one iteration: distinct indices, no shared element.
         var pre = [Result<SealedTransaction, AdmissionError>?](repeating: nil, count: txs.count)
         pre.withUnsafeMutableBufferPointer { out in
@@ -200,7 +206,7 @@ public actor Node {
             case nil: preconditionFailure("concurrentPerform left slot \(i) unset")
             }
         }
-        let admitted = await admitChecked(passed.map(\.tx))
+        let admitted = await admitChecked(passed.map(\.tx), relay: relay)
         for (j, p) in passed.enumerated() { results[p.index] = admitted[j].map { p.tx.hash } }
         if !preRejected.isEmpty { await count(rejections: preRejected) }
         return results
@@ -210,15 +216,15 @@ public actor Node {
     private func count(rejections codes: [String]) { for c in codes { count(rejection: c) } }
 
     /// Stateful admission, then one durable write for everything admitted since the last one.
-    private func admitChecked(_ txs: [SealedTransaction]) async -> [Result<Void, AdmissionError>] {
+    private func admitChecked(_ txs: [SealedTransaction], relay: Bool = true) async -> [Result<Void, AdmissionError>] {
         let context = nextContext()
         var results: [Result<Void, AdmissionError>] = []
-        var accepted = 0
+        var accepted: [SealedTransaction] = []
         for tx in txs {
             do {
                 try mempool.admit(tx, context: context)
                 unflushed.append(tx)
-                accepted += 1
+                accepted.append(tx)
                 results.append(.success(()))
             } catch {
                 let refusal = alreadyCommitted(tx, error) ? AdmissionError.duplicate(tx.hash) : error
@@ -226,10 +232,11 @@ public actor Node {
                 results.append(.failure(refusal))
             }
         }
-        guard accepted > 0 else { return results }
+        guard !accepted.isEmpty else { return results }
+        if relay, let onAdmitted { onAdmitted(accepted) }
         do {
             try await flushPending()
-            metrics.admitted += UInt64(accepted)
+            metrics.admitted += UInt64(accepted.count)
         } catch {
             // The disk refused: nothing is acknowledged. The transactions stay in the mempool and
             // may still commit, so the client is told to query before resubmitting.
@@ -433,7 +440,7 @@ public actor Node {
 
     /// Where the transactions of the last few blocks landed, so a client asking right after the
     /// commit (the common case) is answered without a disk read on the actor.
-    private func rememberCommitted(_ hashes: [Hash], height: UInt64) {
+    func rememberCommitted(_ hashes: [Hash], height: UInt64) {
         for (i, h) in hashes.enumerated() { recentlyCommitted[h] = LedgerSnapshot.Location(height: height, index: i) }
         recentlyCommittedBlocks.append(hashes)
         var remembered = recentlyCommittedBlocks.reduce(0) { $0 + $1.count }
@@ -444,7 +451,7 @@ public actor Node {
         }
     }
 
-    private func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {
+    func resolveWaiters(_ hash: Hash, _ outcome: CommitOutcome) {
         if case .dropped(let why) = outcome { rememberDropped(hash, why) }
         guard let ws = commitWaiters.removeValue(forKey: hash) else { return }
         commitWaiterCount -= ws.count

@@ -85,6 +85,10 @@ public final class LedgerStore: Sendable {
         m.registerMigration("v1") { db in
             try db.execute(sql: "CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL)")
         }
+        // A validator's consensus state (lock, last signed messages), saved before it signs.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE consensus (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL)")
+        }
         return m
     }
 
@@ -208,6 +212,20 @@ public final class LedgerStore: Sendable {
 
     public func removePending(_ hashes: [Hash]) throws {
         try savePending(sealed: [], pruning: hashes)
+    }
+
+    // MARK: consensus state
+
+    /// Durably records a validator's consensus state (fsync'd before it returns). It lives in the
+    /// pending file: small and frequent writes that must not wait behind a block commit.
+    public func saveConsensusState(_ bytes: [UInt8]) throws {
+        try pendingDB.write { db in
+            try db.execute(sql: "INSERT INTO consensus(id, state) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state", arguments: [Data(bytes)])
+        }
+    }
+
+    public func loadConsensusState() throws -> [UInt8]? {
+        try pendingDB.read { db in try Data.fetchOne(db, sql: "SELECT state FROM consensus WHERE id = 1").map { [UInt8]($0) } }
     }
 
     /// How many transactions the pending file holds.

@@ -1,0 +1,311 @@
+import Dispatch
+import Foundation
+import IoMTConsensus
+import IoMTCore
+
+/// What consortium nodes say to each other (one peer-to-peer frame each).
+public enum PeerMessage: Sendable, CanonicalCodable {
+    /// A proposal or vote.
+    case consensus(ConsensusMessage)
+    /// Transactions admitted by the sender (gossip: the receiver admits them and does not relay).
+    case transactions([SignedTransaction])
+    /// "I am deciding this height": a peer that has that block answers with `decision`.
+    case status(height: UInt64)
+    /// A decided block (as consensus carries it) with its commit certificate: block sync.
+    case decision(block: [UInt8], commit: Commit)
+    /// Proof that a validator equivocated.
+    case evidence(Evidence)
+
+    public func encode(to w: inout CanonicalWriter) {
+        switch self {
+        case .consensus(let m): w.write(UInt8(1)); w.write(m)
+        case .transactions(let t): w.write(UInt8(2)); w.write(t)
+        case .status(let h): w.write(UInt8(3)); w.write(h)
+        case .decision(let b, let c): w.write(UInt8(4)); w.writeBytes(b); w.write(c)
+        case .evidence(let e): w.write(UInt8(5)); w.write(e)
+        }
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        let tag: UInt8 = try r.read()
+        switch tag {
+        case 1: self = .consensus(try r.read())
+        case 2: self = .transactions(try r.readArray())
+        case 3: self = .status(height: try r.read())
+        case 4: self = .decision(block: try r.readBytes(), commit: try r.read())
+        case 5: self = .evidence(try r.read())
+        default: throw .unknownTag(type: "PeerMessage", tag: tag)
+        }
+    }
+}
+
+/// How a node reaches its peers. The real one is the authenticated, encrypted peer-to-peer
+/// network; `LoopbackNetwork` connects nodes inside one process (tests, simulations of a devnet).
+public protocol PeerNetwork: Sendable {
+    /// Sends to every connected peer (not to this node).
+    func broadcast(_ bytes: [UInt8], from: PublicKey) async
+    func send(_ bytes: [UInt8], to peer: PublicKey, from: PublicKey) async
+}
+
+/// Runs the Tendermint core (`IoMTConsensus`) for one node: feeds it messages, timeouts and the
+/// application's answers, performs its actions against the `Node` (propose, validate, commit) and
+/// the network, gossips transactions, and syncs blocks a lagging node lacks.
+///
+/// Events are processed one at a time, in arrival order, each to completion (its `.persist` is
+/// durable before any later action): the core's contract (docs/consensus.md).
+public actor ConsensusDriver {
+    public nonisolated let node: Node
+    public nonisolated let publicKey: PublicKey
+    let network: any PeerNetwork
+    let configuration: ConsensusConfiguration
+    let signer: PrivateKey?
+    /// Pause after a decision before starting the next height (Tendermint's `timeout_commit`):
+    /// lets late precommits arrive and transactions accumulate. The chain's `blockIntervalMs`.
+    let commitWaitMs: UInt64
+    let tickMs: UInt64
+    private var core: TendermintCore
+    private var inbox: [ConsensusEvent] = []
+    private var pumping = false
+    private var running = false
+    private var tasks: [Task<Void, Never>] = []
+    private var lastMarker: String?
+    private var servedSync: [PublicKey: (height: UInt64, atMs: Int64)] = [:]
+    private var evidenceSeen: Set<Hash> = []
+    public private(set) var evidence: [Evidence] = []
+    public private(set) var haltReason: String?
+    private let gossip: AsyncStream<[SignedTransaction]>.Continuation
+    private let gossipStream: AsyncStream<[SignedTransaction]>
+    static let inboxLimit = 20_000
+
+    /// `signer` is the validator key (nil for an observer, which follows the chain without voting).
+    public init(node: Node, network: any PeerNetwork, signer: PrivateKey?, timeouts: TimeoutSchedule = TimeoutSchedule(), tickMs: UInt64 = 200) throws {
+        self.node = node
+        self.network = network
+        self.signer = signer
+        publicKey = node.validatorKey.publicKey
+        configuration = ConsensusConfiguration(chainID: node.genesis.chainId, timeouts: timeouts, valueID: { ProposedBlock.id(ofEncoded: $0) })
+        commitWaitMs = node.parameters.blockIntervalMs
+        self.tickMs = tickMs
+        var restored: PersistedConsensusState?
+        if let bytes = try node.store.loadConsensusState() { restored = try PersistedConsensusState(canonicalBytes: bytes) }
+        core = TendermintCore(configuration: configuration, signer: signer, restoring: restored)
+        (gossipStream, gossip) = AsyncStream.makeStream(of: [SignedTransaction].self, bufferingPolicy: .bufferingNewest(1_000))
+    }
+
+    /// Starts consensus at the height after the latest committed block.
+    public func start() async throws {
+        guard !running else { return }
+        running = true
+        let continuation = gossip
+        await node.setAdmissionObserver { txs in continuation.yield(txs.map(\.signed)) }
+        let stream = gossipStream
+        let network = self.network
+        let me = publicKey
+        tasks.append(Task {
+            for await txs in stream {
+                await network.broadcast(PeerMessage.transactions(txs).canonicalBytes, from: me)
+            }
+        })
+        tasks.append(Task { [tickMs] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: tickMs * 1_000_000)
+                await self.tick()
+            }
+        })
+        try await startHeight(await node.latestHeader.height + 1)
+    }
+
+    public func stop() async {
+        running = false
+        for t in tasks { t.cancel() }
+        tasks = []
+        gossip.finish()
+        await node.setAdmissionObserver(nil)
+    }
+
+    public var height: UInt64 { core.height }
+    public var round: UInt32 { core.round }
+
+    private func startHeight(_ h: UInt64) async throws {
+        let set = try ValidatorSet(await node.currentValidators())
+        await submit(.startHeight(h, validators: set))
+    }
+
+    // MARK: inbound
+
+    /// Handles one frame from `peer`. Returns false if the frame is garbage or carries invalid
+    /// signatures, so the network can disconnect and ban the peer.
+    @discardableResult
+    public func receive(_ bytes: [UInt8], from peer: PublicKey) async -> Bool {
+        guard running else { return true }
+        let message: PeerMessage
+        do { message = try PeerMessage(canonicalBytes: bytes, maxLength: 64 << 20) } catch { return false }
+        switch message {
+        case .consensus(let m):
+            guard inbox.count < Self.inboxLimit else { return true }  // overloaded: gossip re-sends
+            await submit(.message(m))
+        case .transactions(let txs):
+            let results = await node.submit(batch: txs, relay: false)
+            if results.contains(where: { if case .failure(.badSignature) = $0 { return true } else { return false } }) { return false }
+        case .status(let h):
+            await serveSync(height: h, to: peer)
+        case .decision(let block, let commit):
+            guard let id = ProposedBlock.id(ofEncoded: block), id == commit.blockHash else { return false }
+            guard commit.height == core.height, core.step != .commit else { return true }
+            await submit(.decisionReceived(value: ProposedValue(id: id, bytes: block), commit: commit))
+            // Catching up: ask the same peer for the next block at once.
+            if await node.latestHeader.height >= commit.height {
+                await network.send(PeerMessage.status(height: commit.height + 1).canonicalBytes, to: peer, from: publicKey)
+            }
+        case .evidence(let e):
+            guard !evidenceSeen.contains(e.id) else { return true }
+            guard (try? e.verify(chainID: configuration.chainID, validators: await node.currentValidators())) != nil else { return false }
+            record(e)
+        }
+        return true
+    }
+
+    private func serveSync(height h: UInt64, to peer: PublicKey) async {
+        guard h >= 1, h <= (await node.latestHeader.height) else { return }
+        let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+        if let last = servedSync[peer], last.height == h, now - last.atMs < 100 { return }
+        servedSync[peer] = (h, now)
+        guard let (block, commit) = try? node.decidedBlock(height: h) else { return }
+        await network.send(PeerMessage.decision(block: block, commit: commit).canonicalBytes, to: peer, from: publicKey)
+    }
+
+    private func record(_ e: Evidence) {
+        guard evidenceSeen.insert(e.id).inserted else { return }
+        evidence.append(e)
+        FileHandle.standardError.write(Data("[iomtchain] evidence: \(e)\n".utf8))
+        let network = self.network, me = publicKey, bytes = PeerMessage.evidence(e).canonicalBytes
+        Task { await network.broadcast(bytes, from: me) }
+    }
+
+    // MARK: the core
+
+    private func submit(_ event: ConsensusEvent) async {
+        inbox.append(event)
+        guard !pumping else { return }
+        pumping = true
+        defer { pumping = false }
+        while running, haltReason == nil, !inbox.isEmpty {
+            let e = inbox.removeFirst()
+            for action in core.step(e) {
+                await perform(action)
+                if haltReason != nil { return }
+            }
+        }
+    }
+
+    private func perform(_ action: ConsensusAction) async {
+        switch action {
+        case .persist(let state):
+            let store = node.store
+            let bytes = state.canonicalBytes
+            if case .failure(let error) = await Node.offPool(Node.pendingQueue, { try store.saveConsensusState(bytes) }) {
+                halt("consensus state could not be saved: \(error)")
+            }
+        case .broadcast(let m):
+            await network.broadcast(PeerMessage.consensus(m).canonicalBytes, from: publicKey)
+        case .scheduleTimeout(let t, let ms):
+            tasks.removeAll { $0.isCancelled }
+            Task {
+                try? await Task.sleep(nanoseconds: ms * 1_000_000)
+                await self.submit(.timeout(t))
+            }
+        case .requestProposal(let h, let r):
+            do {
+                let (id, bytes) = try await node.proposeBlock(height: h)
+                inbox.append(.proposalValue(height: h, round: r, value: ProposedValue(id: id, bytes: bytes)))
+            } catch {
+                FileHandle.standardError.write(Data("[iomtchain] no proposal for height \(h): \(error)\n".utf8))
+            }
+        case .validate(let h, let v):
+            let verdict = await node.validateBlock(v.bytes, height: h)
+            if case .failure(let why) = verdict {
+                FileHandle.standardError.write(Data("[iomtchain] rejecting proposal \(v.id) at height \(h): \(why)\n".utf8))
+            }
+            inbox.append(.validity(height: h, valueID: v.id, isValid: (try? verdict.get()) != nil))
+        case .decide(let h, _, let v, let c):
+            do { try await node.commitDecided(v.bytes, commit: c) } catch {
+                halt("\(error)")
+                return
+            }
+            let wait = commitWaitMs
+            Task {
+                try? await Task.sleep(nanoseconds: wait * 1_000_000)
+                try? await self.startHeight(h + 1)
+            }
+        case .evidence(let e):
+            record(e)
+        }
+    }
+
+    private func halt(_ why: String) {
+        guard haltReason == nil else { return }
+        haltReason = why
+        FileHandle.standardError.write(Data("[iomtchain] consensus halted: \(why)\n".utf8))
+    }
+
+    /// Every `tickMs`: tell peers our height (they answer with blocks we lack) and, if nothing
+    /// moved since the last tick, re-send what we signed at this height and what we hold for the
+    /// current and valid rounds (lost messages must not stall a round forever).
+    private func tick() async {
+        guard running, haltReason == nil, core.height > 0 else { return }
+        let marker = "\(core.height)/\(core.round)/\(core.step)"
+        if marker == lastMarker {
+            var rounds = [core.round]
+            if let vr = core.validRound, vr != core.round { rounds.append(vr) }
+            var resend = core.ownMessages
+            for r in rounds { resend += core.messages(inRound: r).filter { $0.signer != publicKey } }
+            for m in resend { await network.broadcast(PeerMessage.consensus(m).canonicalBytes, from: publicKey) }
+        }
+        lastMarker = marker
+        await network.broadcast(PeerMessage.status(height: core.height).canonicalBytes, from: publicKey)
+    }
+}
+
+/// Connects nodes inside one process: every message is encoded, queued per receiver in order, and
+/// decoded by the receiving driver, as over a real network. Links can be cut and restored.
+public actor LoopbackNetwork: PeerNetwork {
+    private var endpoints: [PublicKey: AsyncStream<(PublicKey, [UInt8])>.Continuation] = [:]
+    private var isolated: Set<PublicKey> = []
+    public private(set) var refusedFrames = 0
+
+    public init() {}
+
+    /// Connects a driver: frames addressed to its key are delivered to it in order.
+    public func attach(_ driver: ConsensusDriver) {
+        let (stream, continuation) = AsyncStream.makeStream(of: (PublicKey, [UInt8]).self, bufferingPolicy: .bufferingNewest(50_000))
+        endpoints[driver.publicKey]?.finish()
+        endpoints[driver.publicKey] = continuation
+        Task {
+            for await (from, bytes) in stream {
+                if await !driver.receive(bytes, from: from) { self.countRefused() }
+            }
+        }
+    }
+
+    public func detach(_ key: PublicKey) {
+        endpoints.removeValue(forKey: key)?.finish()
+    }
+
+    /// Cuts (or restores) every link of `key`: a partition of one node.
+    public func isolate(_ key: PublicKey, _ on: Bool = true) {
+        if on { isolated.insert(key) } else { isolated.remove(key) }
+    }
+
+    private func countRefused() { refusedFrames += 1 }
+
+    private func linked(_ a: PublicKey, _ b: PublicKey) -> Bool { !isolated.contains(a) && !isolated.contains(b) }
+
+    public func broadcast(_ bytes: [UInt8], from: PublicKey) async {
+        for (key, endpoint) in endpoints where key != from && linked(from, key) { endpoint.yield((from, bytes)) }
+    }
+
+    public func send(_ bytes: [UInt8], to peer: PublicKey, from: PublicKey) async {
+        guard linked(from, peer) else { return }
+        endpoints[peer]?.yield((from, bytes))
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import IoMTConsensus
+import IoMTCore
+import IoMTNode
+import IoMTStore
+import Testing
+
+/// Four validators, each a real `Node` on its own SQLite files, running the Tendermint driver over
+/// an in-process network with real signatures and real timers.
+final class Cluster: @unchecked Sendable {
+    let admin = PrivateKey.generate(.ed25519)
+    let keys = (0..<4).map { _ in PrivateKey.generate(.ed25519) }
+    let dirs = (0..<4).map { i in temporaryFolder("cluster\(i)") }
+    let genesis: Genesis
+    let genesisBytes: [UInt8]
+    let network = LoopbackNetwork()
+    var nodes: [Node?] = [nil, nil, nil, nil]
+    var drivers: [ConsensusDriver?] = [nil, nil, nil, nil]
+    var nonce: UInt64 = 0
+    static let timeouts = TimeoutSchedule(proposeBaseMs: 400, proposeDeltaMs: 200, prevoteBaseMs: 200, prevoteDeltaMs: 100, precommitBaseMs: 200, precommitDeltaMs: 100)
+
+    init() {
+        genesis = Genesis(
+            chainId: "iomt-cluster", genesisTimeMs: 1_700_000_000_000,
+            organisations: ["hospital-a", "hospital-b", "agency", "maker"].map { Organisation(id: $0, name: $0, kind: "hospital") },
+            admins: [.init(publicKey: admin.publicKey, organisation: "hospital-a")], adminQuorum: 1,
+            validators: zip(keys, ["hospital-a", "hospital-b", "agency", "maker"]).map { Validator(publicKey: $0.publicKey, organisation: $1) },
+            consensus: ConsensusParameters(maxBlockTransactions: 1_000, blockIntervalMs: 50))
+        genesisBytes = [UInt8](try! JSONEncoder().encode(genesis))
+    }
+
+    func start(_ i: Int) async throws {
+        let node = try Node(databasePath: dirs[i] + "/ledger.sqlite", genesis: genesis, genesisFile: genesisBytes, validatorKey: keys[i])
+        _ = try await node.restorePending()
+        let driver = try ConsensusDriver(node: node, network: network, signer: keys[i], timeouts: Self.timeouts, tickMs: 100)
+        await network.attach(driver)
+        try await driver.start()
+        nodes[i] = node
+        drivers[i] = driver
+    }
+
+    /// kill -9 as far as one process can: the driver stops, the node is dropped without settling.
+    func crash(_ i: Int) async {
+        await drivers[i]?.stop()
+        await network.detach(keys[i].publicKey)
+        drivers[i] = nil
+        nodes[i] = nil
+    }
+
+    func registrations(_ count: Int) -> [SignedTransaction] {
+        defer { nonce += UInt64(count) }
+        return (0..<count).map { k in
+            Transaction(chainID: genesis.chainId, sender: admin.publicKey.address, signerKey: admin.publicKey, nonce: nonce + UInt64(k),
+                        payload: .registerAccount(RegisterAccount(publicKey: PrivateKey.generate(.ed25519).publicKey, role: .device, organisation: "hospital-a")))
+                .signed(with: admin)
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    func eventually(_ what: String, seconds: Double = 60, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        Issue.record("timed out waiting until \(what)")
+        throw CancellationError()
+    }
+
+    func heights() async -> [UInt64?] {
+        var out: [UInt64?] = []
+        for n in nodes { out.append(await n?.latestHeader.height) }
+        return out
+    }
+
+    /// Every running node holds the same block at every height they share, and verifies its chain.
+    func checkAgreement() async throws {
+        let running = nodes.compactMap { $0 }
+        var minHeight = UInt64.max
+        for n in running { minHeight = min(minHeight, await n.latestHeader.height) }
+        for h in 1...max(1, minHeight) where minHeight >= 1 {
+            let hashes = Set(try running.map { try $0.store.header(height: h)?.header.hash })
+            #expect(hashes.count == 1, "nodes disagree at height \(h)")
+        }
+        for n in running {
+            let report = try ChainVerifier.verify(store: n.store)
+            #expect(report.ok, "\(report)")
+        }
+    }
+}
+
+@Suite("BFT consortium of four nodes (in-process network, real storage and signatures)", .serialized)
+struct ConsensusClusterTests {
+    @Test("transactions submitted to one node commit on all four with identical blocks and 3-of-4 commit certificates", .timeLimit(.minutes(2)))
+    func commitsEverywhere() async throws {
+        let c = Cluster()
+        for i in 0..<4 { try await c.start(i) }
+        let txs = c.registrations(40)
+        for r in await c.nodes[0]!.submit(batch: txs) { _ = try r.get() }
+        try await c.eventually("every node committed all 40") {
+            for n in c.nodes { if await n!.metrics.transactionsCommitted < 40 { return false } }
+            return true
+        }
+        try await c.checkAgreement()
+        let node = c.nodes[2]!
+        let latest = await node.latestHeader
+        let commit = try #require(try node.store.header(height: latest.height)?.commit)
+        #expect(commit.signatures.count >= 3)
+        try commit.verify(header: latest, validators: c.genesis.validators)
+        // The transaction sent to node 0 is provable from node 2's ledger.
+        #expect(try node.transactionProof(txs[39].hash) != nil)
+        for i in 0..<4 { await c.crash(i) }
+    }
+
+    @Test("one validator crashes: the other three keep committing; restarted, it catches up to identical blocks", .timeLimit(.minutes(3)))
+    func crashAndCatchUp() async throws {
+        let c = Cluster()
+        for i in 0..<4 { try await c.start(i) }
+        for r in await c.nodes[0]!.submit(batch: c.registrations(10)) { _ = try r.get() }
+        try await c.eventually("10 committed on node 3") { await c.nodes[3]!.metrics.transactionsCommitted >= 10 }
+        await c.crash(3)
+        let more = c.registrations(30)
+        for r in await c.nodes[1]!.submit(batch: more) { _ = try r.get() }
+        try await c.eventually("the three live nodes committed 40") {
+            for i in 0..<3 { if await c.nodes[i]!.metrics.transactionsCommitted < 40 { return false } }
+            return true
+        }
+        let target = await c.nodes[0]!.latestHeader.height
+        try await c.start(3)
+        try await c.eventually("node 3 caught up to height \(target)") { await c.nodes[3]!.latestHeader.height >= target }
+        #expect(try c.nodes[3]!.transactionProof(more[29].hash) != nil)
+        try await c.checkAgreement()
+        for i in 0..<4 { await c.crash(i) }
+    }
+
+    @Test("two of four cut off: commits stop without a fork; reconnected, they resume", .timeLimit(.minutes(3)))
+    func noQuorumNoFork() async throws {
+        let c = Cluster()
+        for i in 0..<4 { try await c.start(i) }
+        for r in await c.nodes[0]!.submit(batch: c.registrations(5)) { _ = try r.get() }
+        try await c.eventually("5 committed everywhere") {
+            for n in c.nodes { if await n!.metrics.transactionsCommitted < 5 { return false } }
+            return true
+        }
+        await c.network.isolate(c.keys[2].publicKey)
+        await c.network.isolate(c.keys[3].publicKey)
+        try await Task.sleep(nanoseconds: 300_000_000)  // let blocks already decided settle
+        let stuck = await c.heights()
+        let pending = c.registrations(5)
+        for r in await c.nodes[0]!.submit(batch: pending) { _ = try r.get() }
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        let after = await c.heights()
+        // Two of four hold half the power, not more than two thirds: nothing can be decided.
+        for i in 0..<4 { #expect(after[i]! <= stuck.compactMap { $0 }.max()! + 1, "node \(i) went from \(stuck[i]!) to \(after[i]!) without a quorum") }
+        #expect(await c.nodes[0]!.isPending(pending[4].hash))
+        await c.network.isolate(c.keys[2].publicKey, false)
+        await c.network.isolate(c.keys[3].publicKey, false)
+        try await c.eventually("commits resume") { await c.nodes[0]!.metrics.transactionsCommitted >= 10 }
+        try await c.eventually("all four reach the same height") {
+            let hs = await c.heights().compactMap { $0 }
+            return Set(hs).count == 1
+        }
+        try await c.checkAgreement()
+        for i in 0..<4 { await c.crash(i) }
+    }
+}
