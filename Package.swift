@@ -91,6 +91,10 @@ let package = Package(
             dependencies: ["IoMTCore"]
         ),
         .testTarget(
+            name: "IoMTLightClientTests",
+            dependencies: ["IoMTCore"]
+        ),
+        .testTarget(
             name: "IoMTIntegrationTests",
             dependencies: [
                 "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI",
