@@ -91,10 +91,6 @@ let package = Package(
             dependencies: ["IoMTCore"]
         ),
         .testTarget(
-            name: "IoMTLightClientTests",
-            dependencies: ["IoMTCore"]
-        ),
-        .testTarget(
             name: "IoMTIntegrationTests",
             dependencies: [
                 "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI",
