@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "iomtchain",
             dependencies: [
-                "IoMTCore", "IoMTNode", "IoMTAPI", "IoMTSimulation",
+                "IoMTCore", "IoMTNode", "IoMTAPI", "IoMTSimulation", "IoMTNetwork", "IoMTConsensus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -71,6 +71,10 @@ public actor ConsensusDriver {
     private var lastMarker: String?
     private var servedSync: [PublicKey: (height: UInt64, atMs: Int64)] = [:]
     private var evidenceSeen: Set<Hash> = []
+    /// Decided blocks received from peers for heights we have not reached (block sync).
+    private var syncBuffer: [UInt64: (ProposedValue, Commit)] = [:]
+    static let syncBatch: UInt64 = 32
+    static let syncWindow: UInt64 = 64
     public private(set) var evidence: [Evidence] = []
     public private(set) var haltReason: String?
     private let gossip: AsyncStream<[SignedTransaction]>.Continuation
@@ -151,11 +155,13 @@ public actor ConsensusDriver {
             await serveSync(height: h, to: peer)
         case .decision(let block, let commit):
             guard let id = ProposedBlock.id(ofEncoded: block), id == commit.blockHash else { return false }
-            guard commit.height == core.height, core.step != .commit else { return true }
-            await submit(.decisionReceived(value: ProposedValue(id: id, bytes: block), commit: commit))
-            // Catching up: ask the same peer for the next block at once.
-            if await node.latestHeader.height >= commit.height {
-                await network.send(PeerMessage.status(height: commit.height + 1).canonicalBytes, to: peer, from: publicKey)
+            guard commit.height >= core.height, commit.height < core.height + Self.syncWindow else { return true }
+            syncBuffer[commit.height] = (ProposedValue(id: id, bytes: block), commit)
+            let before = await node.latestHeader.height
+            await drainSync()
+            // Catching up: once this batch is used up, ask the same peer for more at once.
+            if syncBuffer.isEmpty, await node.latestHeader.height > before {
+                await network.send(PeerMessage.status(height: core.height).canonicalBytes, to: peer, from: publicKey)
             }
         case .evidence(let e):
             guard !evidenceSeen.contains(e.id) else { return true }
@@ -165,13 +171,26 @@ public actor ConsensusDriver {
         return true
     }
 
+    /// Answers "I am at height h" with the decided blocks h, h+1, … (up to `syncBatch`) that this
+    /// node holds, each with its commit certificate.
     private func serveSync(height h: UInt64, to peer: PublicKey) async {
-        guard h >= 1, h <= (await node.latestHeader.height) else { return }
+        let latest = await node.latestHeader.height
+        guard h >= 1, h <= latest else { return }
         let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
         if let last = servedSync[peer], last.height == h, now - last.atMs < 100 { return }
         servedSync[peer] = (h, now)
-        guard let (block, commit) = try? node.decidedBlock(height: h) else { return }
-        await network.send(PeerMessage.decision(block: block, commit: commit).canonicalBytes, to: peer, from: publicKey)
+        for height in h...min(latest, h + Self.syncBatch - 1) {
+            guard let (block, commit) = try? node.decidedBlock(height: height) else { return }
+            await network.send(PeerMessage.decision(block: block, commit: commit).canonicalBytes, to: peer, from: publicKey)
+        }
+    }
+
+    /// Feeds buffered decided blocks for our current height to the core, which checks each
+    /// commit certificate against the validator set before deciding it.
+    private func drainSync() async {
+        for h in syncBuffer.keys where h < core.height { syncBuffer.removeValue(forKey: h) }
+        guard core.step != .commit, let (value, commit) = syncBuffer.removeValue(forKey: core.height) else { return }
+        await submit(.decisionReceived(value: value, commit: commit))
     }
 
     private func record(_ e: Evidence) {
@@ -194,6 +213,9 @@ public actor ConsensusDriver {
             for action in core.step(e) {
                 await perform(action)
                 if haltReason != nil { return }
+            }
+            if inbox.isEmpty, core.step != .commit, let (value, commit) = syncBuffer.removeValue(forKey: core.height) {
+                inbox.append(.decisionReceived(value: value, commit: commit))
             }
         }
     }
@@ -230,6 +252,12 @@ public actor ConsensusDriver {
         case .decide(let h, _, let v, let c):
             do { try await node.commitDecided(v.bytes, commit: c) } catch {
                 halt("\(error)")
+                return
+            }
+            if syncBuffer[h + 1] != nil {
+                // Behind: go straight on to the next block sync brought, without the commit pause,
+                // so a lagging node catches up at disk speed.
+                do { try await startHeight(h + 1) } catch { halt("validator set: \(error)") }
                 return
             }
             let wait = commitWaitMs

@@ -87,9 +87,12 @@ public struct DataFolder: Sendable {
         return (try JSONDecoder().decode(Genesis.self, from: data), [UInt8](data))
     }
 
-    public func openNode(mempoolCapacity: Int = Node.defaultMempoolCapacity) throws -> Node {
+    /// Opens the node. `requireValidator: false` for a consortium observer, whose key
+    /// (`validator.key.json`) is its node identity but not in the validator set.
+    public func openNode(mempoolCapacity: Int = Node.defaultMempoolCapacity, requireValidator: Bool = true) throws -> Node {
         let (genesis, bytes) = try loadGenesis()
         let key = try KeyFile.load(path: validatorKeyPath)
-        return try Node(databasePath: ledgerPath, genesis: genesis, genesisFile: bytes, validatorKey: key, mempoolCapacity: mempoolCapacity)
+        return try Node(databasePath: ledgerPath, genesis: genesis, genesisFile: bytes, validatorKey: key, mempoolCapacity: mempoolCapacity,
+                        requireValidator: requireValidator)
     }
 }

@@ -308,6 +308,11 @@ public actor Node {
         let deadline = clock() + timeoutMs
         commitWaiterCount += 1
         earliestWaiterDeadline = min(earliestWaiterDeadline, deadline)
+        // The solo producer loop also expires waiters on every poll; in BFT mode nothing else does.
+        Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(max(0, timeoutMs)) * 1_000_000 + 1_000_000)
+            await self?.expireWaiters()
+        }
         return await withCheckedContinuation { c in commitWaiters[hash, default: []].append((deadline, c)) }
     }
 

@@ -8,7 +8,8 @@ struct IoMTChainCLI: AsyncParsableCommand {
         commandName: "iomtchain",
         abstract: "IoMTChain: a permissioned blockchain for the Internet of Medical Things.",
         subcommands: [NodeCommand.self, KeysCommand.self, TxCommand.self, BlockCommand.self, StateCommand.self,
-                      ChainCommand.self, ProofCommand.self, BenchCommand.self, SimulateCommand.self])
+                      ChainCommand.self, ProofCommand.self, BenchCommand.self, SimulateCommand.self, LightCommand.self,
+                      DevnetCommand.self])
 }
 
 /// An error the CLI prints as one line and exits non-zero with.

@@ -30,6 +30,10 @@ struct NodeCommand: AsyncParsableCommand {
         @Flag(help: "Create a one-validator development chain in the data folder on first start.") var dev = false
         @Option(help: "HTTP API address host:port (port 0 picks a free one).") var http = "127.0.0.1:8080"
         @Option(help: "Mempool capacity (transactions).") var mempoolCapacity = Node.defaultMempoolCapacity
+        @Flag(help: "Run as a member of a consortium: BFT consensus with the peers (needs --p2p).") var consortium = false
+        @Flag(help: "With --consortium: follow the chain without voting (the key must be registered on-chain with the node role).") var observer = false
+        @Option(help: "With --consortium: peer-to-peer listen address host:port.") var p2p = "127.0.0.1:26656"
+        @Option(help: "With --consortium: a peer to dial, host:port or host:port@<node key> (repeatable).") var peer: [String] = []
 
         func run() async throws {
             let folder = DataFolder(path: dataDir)
@@ -40,7 +44,7 @@ struct NodeCommand: AsyncParsableCommand {
                 throw CLIError("no genesis.json in \(dataDir): pass --dev for a development chain, or run `iomtchain node init`")
             }
             try folder.lockForProcess()
-            let node = try folder.openNode(mempoolCapacity: mempoolCapacity)
+            let node = try folder.openNode(mempoolCapacity: mempoolCapacity, requireValidator: !observer)
             let restored = try await node.restorePending()
             let status = await node.status()
             log("chain \(status.chainId) at height \(status.height), block \(status.latestBlockHash); \(restored.restored) pending restored, \(restored.dropped) dropped")
@@ -53,9 +57,15 @@ struct NodeCommand: AsyncParsableCommand {
                 onServerRunning: { channel in
                     log("http listening on \(parts[0]):\(channel.localAddress?.port ?? port)")
                 })
-            let producer = Task { await node.runProducer() }
-            defer { producer.cancel() }
-            try await app.runService()
+            if consortium {
+                let stop = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer))
+                do { try await app.runService() } catch { await stop(); throw error }
+                await stop()
+            } else {
+                let producer = Task { await node.runProducer() }
+                defer { producer.cancel() }
+                try await app.runService()
+            }
         }
     }
 }

@@ -1,0 +1,102 @@
+import Foundation
+import IoMTConsensus
+import IoMTContracts
+import IoMTCore
+import IoMTNetwork
+import IoMTNode
+
+/// `PeerNetwork` over the authenticated, encrypted peer-to-peer layer (docs/network.md).
+/// Consensus messages and evidence travel as reliable frames, transactions as droppable gossip,
+/// block sync as requests and responses.
+final class P2PPeerNetwork: PeerNetwork {
+    let p2p: P2PNode
+
+    init(_ p2p: P2PNode) { self.p2p = p2p }
+
+    static func kind(of bytes: [UInt8]) -> EnvelopeKind {
+        switch bytes.first {
+        case 2: return .transactionGossip
+        case 3: return .blockSyncRequest
+        case 4: return .blockSyncResponse
+        default: return .consensus  // consensus messages (1) and evidence (5)
+        }
+    }
+
+    func broadcast(_ bytes: [UInt8], from: PublicKey) async {
+        p2p.broadcast(Envelope(kind: Self.kind(of: bytes), payload: bytes))
+    }
+
+    func send(_ bytes: [UInt8], to peer: PublicKey, from: PublicKey) async {
+        p2p.send(Envelope(kind: Self.kind(of: bytes), payload: bytes), to: peer)
+    }
+}
+
+/// Who may connect: validators of the latest committed state and active accounts with the `node`
+/// role (observers are admitted by registering their key on-chain). Read from a snapshot of the
+/// committed state that a background task refreshes, because the network asks synchronously.
+final class Admission: @unchecked Sendable {
+    private let lock = NSLock()
+    private var state: AuthenticatedState
+
+    init(_ state: AuthenticatedState) { self.state = state }
+
+    func update(_ s: AuthenticatedState) { lock.withLock { state = s } }
+
+    func admits(_ key: PublicKey) -> Bool {
+        let overlay = StateOverlay(base: lock.withLock { state })
+        if let validators = try? overlay.read([Validator].self, StateKeys.validators), validators.contains(where: { $0.publicKey == key }) { return true }
+        guard let account = try? overlay.read(Account.self, StateKeys.account(key.address)) else { return false }
+        return account.role == .node && account.status == .active && account.publicKey == key
+    }
+}
+
+/// Parses `host:port` or `host:port@ed25519:<hex>` (the peer's expected node key).
+func parsePeer(_ s: String) throws -> PeerAddress {
+    let (addr, key) = s.contains("@") ? (String(s.split(separator: "@", maxSplits: 1)[0]), String(s.split(separator: "@", maxSplits: 1)[1])) : (s, nil)
+    let parts = addr.split(separator: ":")
+    guard parts.count == 2, let port = Int(parts[1]) else { throw CLIError("--peer must be host:port[@key], got \(s)") }
+    var expected: PublicKey?
+    if let key {
+        do { expected = try PublicKey(text: key) } catch { throw CLIError("--peer \(s): \(error)") }
+    }
+    return PeerAddress(host: String(parts[0]), port: port, expectedKey: expected)
+}
+
+/// Runs the node as a consortium member: the peer-to-peer network and the Tendermint driver.
+/// Returns a stop function.
+func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws -> @Sendable () async -> Void {
+    let admission = Admission(await node.committedState)
+    var config = P2PConfiguration(chainID: node.genesis.chainId, nodeKey: nodeKey, admission: { admission.admits($0) })
+    let parts = listen.split(separator: ":")
+    guard parts.count == 2, let port = Int(parts[1]) else { throw CLIError("--p2p must be host:port") }
+    config.listenHost = String(parts[0])
+    config.listenPort = port
+    config.persistentPeers = peers
+    config.log = { event in log("\(event)") }
+    let p2p = P2PNode(configuration: config)
+    try await p2p.start()
+    log("p2p listening on \(config.listenHost):\(p2p.boundPort ?? port) as \(nodeKey.publicKey)")
+
+    let driver = try ConsensusDriver(node: node, network: P2PPeerNetwork(p2p), signer: observer ? nil : nodeKey)
+    let inbound = Task {
+        for await message in p2p.inbound {
+            if await !driver.receive(message.envelope.payload, from: message.peer) {
+                p2p.misbehaved(peer: message.peer, reason: "invalid \(message.envelope.kind) message")
+            }
+        }
+    }
+    let refresher = Task {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 500_000_000)
+            admission.update(await node.committedState)
+        }
+    }
+    try await driver.start()
+    log(observer ? "following the consortium as an observer" : "validating with the consortium")
+    return {
+        inbound.cancel()
+        refresher.cancel()
+        await driver.stop()
+        await p2p.stop()
+    }
+}
