@@ -24,7 +24,7 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
         // Deterministic contract modules applied to every block.
-        .target(name: "IoMTContracts", dependencies: ["IoMTCore"]),
+        .target(name: "IoMTContracts", dependencies: ["IoMTCore", "IoMTConsensus"]),
         // Durable ledger: SQLite through GRDB in WAL mode.
         .target(
             name: "IoMTStore",
