@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTContractsTests",
-            dependencies: ["IoMTContracts"]
+            dependencies: ["IoMTContracts", "IoMTConsensus"]
         ),
         .testTarget(
             name: "IoMTStoreTests",

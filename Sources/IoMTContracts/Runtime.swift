@@ -171,6 +171,7 @@ public enum Runtime {
             case .rotateKey(let b): try Membership.rotateKey(b, by: bumped, state: &scratch, context: ctx)
             case .proposeGovernance(let a): try Governance.propose(a, by: bumped, state: &scratch, context: ctx)
             case .approveProposal(let b): try Governance.approve(b, by: bumped, state: &scratch, context: ctx)
+            case .recordEvidence(let b): try Accountability.record(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -199,6 +199,20 @@ public actor ConsensusDriver {
         FileHandle.standardError.write(Data("[iomtchain] evidence: \(e)\n".utf8))
         let network = self.network, me = publicKey, bytes = PeerMessage.evidence(e).canonicalBytes
         Task { await network.broadcast(bytes, from: me) }
+        if let signer { Task { await self.report(e, signer: signer) } }
+    }
+
+    /// Puts the evidence on-chain in a `record-evidence` transaction from this validator's node
+    /// account (genesis gives every validator one). Several validators may race to report the
+    /// same evidence; the chain records it once and refuses the rest (`already-exists`).
+    private func report(_ e: Evidence, signer: PrivateKey) async {
+        let address = signer.publicKey.address
+        guard let nonce = await node.nextNonce(address) else { return }  // no account: gossip only
+        let tx = Transaction(chainID: configuration.chainID, sender: address, signerKey: signer.publicKey, nonce: nonce,
+                             payload: .recordEvidence(RecordEvidence(evidence: e.canonicalBytes))).signed(with: signer)
+        do { _ = try await node.submit(tx) } catch {
+            FileHandle.standardError.write(Data("[iomtchain] evidence \(e.id) not reported: \(error)\n".utf8))
+        }
     }
 
     // MARK: the core

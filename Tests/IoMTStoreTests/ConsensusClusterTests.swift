@@ -1,5 +1,6 @@
 import Foundation
 import IoMTConsensus
+import IoMTContracts
 import IoMTCore
 import IoMTNode
 import IoMTStore
@@ -109,6 +110,40 @@ struct ConsensusClusterTests {
         try commit.verify(header: latest, validators: c.genesis.validators)
         // The transaction sent to node 0 is provable from node 2's ledger.
         #expect(try node.transactionProof(txs[39].hash) != nil)
+        for i in 0..<4 { await c.crash(i) }
+    }
+
+    @Test("a validator that signs two conflicting prevotes is caught: the evidence is gossiped and recorded on-chain on every node", .timeLimit(.minutes(2)))
+    func equivocationRecorded() async throws {
+        let c = Cluster()
+        for i in 0..<4 { try await c.start(i) }
+        let liar = c.keys[3]
+        var evidenceID: Hash?
+        // Node 0 receives two different prevotes signed by validator 3 for the height it is deciding.
+        try await c.eventually("node 0 detects the equivocation") {
+            let d = c.drivers[0]!
+            let h = await d.height, r = await d.round
+            for value in [UInt8(1), 2] {
+                let vote = SignedVote(signing: Vote(type: .prevote, height: h, round: r, valueID: Hash.sha256([value, UInt8(truncatingIfNeeded: h)])), chainID: c.genesis.chainId, with: liar)
+                await d.receive(PeerMessage.consensus(.vote(vote)).canonicalBytes, from: liar.publicKey)
+            }
+            evidenceID = await d.evidence.first?.id
+            return evidenceID != nil
+        }
+        let id = try #require(evidenceID)
+        try await c.eventually("every node holds the evidence record in committed state") {
+            for n in c.nodes {
+                let (proof, _, _) = await n!.stateProof(key: StateKeys.evidence(id))
+                if proof.value == nil { return false }
+            }
+            return true
+        }
+        let (proof, header, _) = await c.nodes[1]!.stateProof(key: StateKeys.evidence(id))
+        try proof.verify(root: header.stateRoot)
+        let record = try EvidenceRecord(canonicalBytes: try #require(proof.value))
+        #expect(record.offender == liar.publicKey)
+        #expect(record.kind == "duplicate-vote")
+        try await c.checkAgreement()
         for i in 0..<4 { await c.crash(i) }
     }
 

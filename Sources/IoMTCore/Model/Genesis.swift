@@ -85,6 +85,13 @@ public struct Genesis: Hashable, Sendable, Codable {
             writes[StateKeys.account(acct.address)] = acct.canonicalBytes
             adminSet.insert(acct.address)
         }
+        // Each validator's key is also a node account of its organisation, so the node can sign
+        // transactions of its own (e.g. report evidence of equivocation) and is admitted to the
+        // peer-to-peer network by the same on-chain membership as observers.
+        for v in validators where writes[StateKeys.account(v.address)] == nil {
+            let acct = Account(address: v.address, publicKey: v.publicKey, role: .node, organisation: v.organisation, registeredAtHeight: 0, label: "validator")
+            writes[StateKeys.account(acct.address)] = acct.canonicalBytes
+        }
         writes[StateKeys.admins] = adminSet.canonicalBytes
         writes[StateKeys.governance] = GovernanceParameters(adminQuorum: adminQuorum).canonicalBytes
         writes[StateKeys.validators] = validators.canonicalBytes

@@ -242,6 +242,8 @@ public enum StateKeys {
     public static func account(_ a: Address) -> [UInt8] { Array("acct/".utf8) + a.bytes }
     public static func organisation(_ id: String) -> [UInt8] { Array("org/".utf8) + Array(id.utf8) }
     public static func proposal(_ id: Hash) -> [UInt8] { Array("gov/proposal/".utf8) + id.bytes }
+    /// A recorded equivocation (`EvidenceRecord`), by evidence id.
+    public static func evidence(_ id: Hash) -> [UInt8] { Array("evidence/".utf8) + id.bytes }
     public static let admins: [UInt8] = Array("gov/admins".utf8)
     public static let governance: [UInt8] = Array("gov/params".utf8)
     public static let validators: [UInt8] = Array("chain/validators".utf8)

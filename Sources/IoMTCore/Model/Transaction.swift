@@ -8,6 +8,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     // Governance module
     case proposeGovernance(GovernanceAction)
     case approveProposal(ApproveProposal)
+    // Accountability module
+    case recordEvidence(RecordEvidence)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -17,10 +19,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .rotateKey: return "rotate-key"
         case .proposeGovernance: return "propose-governance"
         case .approveProposal: return "approve-proposal"
+        case .recordEvidence: return "record-evidence"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -29,6 +32,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .rotateKey(let b): w.write(UInt8(3)); w.write(b)
         case .proposeGovernance(let b): w.write(UInt8(4)); w.write(b)
         case .approveProposal(let b): w.write(UInt8(5)); w.write(b)
+        case .recordEvidence(let b): w.write(UInt8(6)); w.write(b)
         }
     }
 
@@ -40,6 +44,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 3: self = .rotateKey(try r.read())
         case 4: self = .proposeGovernance(try r.read())
         case 5: self = .approveProposal(try r.read())
+        case 6: self = .recordEvidence(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -55,6 +60,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "rotate-key": self = .rotateKey(try RotateKey(from: decoder))
         case "propose-governance": self = .proposeGovernance(try GovernanceAction(from: decoder))
         case "approve-proposal": self = .approveProposal(try ApproveProposal(from: decoder))
+        case "record-evidence": self = .recordEvidence(try RecordEvidence(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -69,6 +75,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .rotateKey(let b): try b.encode(to: encoder)
         case .proposeGovernance(let b): try b.encode(to: encoder)
         case .approveProposal(let b): try b.encode(to: encoder)
+        case .recordEvidence(let b): try b.encode(to: encoder)
         }
     }
 }
@@ -133,6 +140,33 @@ public struct ApproveProposal: Hashable, Sendable, Codable, CanonicalCodable {
 
     public func encode(to w: inout CanonicalWriter) { w.write(proposal) }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { proposal = try r.read() }
+}
+
+/// Proof that a validator equivocated (the canonical encoding of an `IoMTConsensus.Evidence`:
+/// two conflicting messages it signed). Self-verifying, so any active account may report it.
+public struct RecordEvidence: Hashable, Sendable, Codable, CanonicalCodable {
+    public var evidence: [UInt8]
+
+    public init(evidence: [UInt8]) { self.evidence = evidence }
+
+    public func encode(to w: inout CanonicalWriter) { w.writeBytes(evidence) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { evidence = try r.readBytes() }
+
+    private enum Keys: String, CodingKey { case evidence }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        let hex = try c.decode(String.self, forKey: .evidence)
+        guard let bytes = Hex.decode(hex) else {
+            throw DecodingError.dataCorruptedError(forKey: .evidence, in: c, debugDescription: "evidence must be hex (the canonical encoding)")
+        }
+        evidence = bytes
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(Hex.encode(evidence), forKey: .evidence)
+    }
 }
 
 /// Changes to the consortium that need a quorum of member-admins.
