@@ -36,7 +36,8 @@ public struct P2PConfiguration: Sendable {
     public var maxPeers: Int = 50
     /// Largest envelope (kind byte + payload) in one frame; a longer length prefix disconnects and bans.
     public var maxFrameBytes: Int = 4 << 20
-    /// A connection that has not completed the handshake by then is closed (and banned if it sent anything).
+    /// A connection that has not completed the handshake by then is closed (and banned if it sent
+    /// only part of a hello).
     public var handshakeTimeout: Duration = .seconds(5)
     /// How long a misbehaving peer's key and IP address are refused.
     public var banDuration: Duration = .seconds(600)
@@ -76,9 +77,9 @@ public enum RefusalReason: String, Hashable, Sendable, CaseIterable, CustomStrin
     /// The remote address or key is banned.
     case banned
     case tooManyPeers
-    /// Handshake not completed in time (bans if the peer sent any byte).
+    /// Handshake not completed in time (bans if the peer sent part of a hello).
     case handshakeTimeout
-    /// Connection closed mid-handshake (bans if the peer sent any byte).
+    /// Connection closed mid-handshake (bans if the peer sent part of a hello).
     case handshakeIncomplete
     /// Bytes that are not an IoMT hello (bans).
     case badHello

@@ -72,8 +72,7 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         handshakeTimer?.cancel()
         switch phase {
         case .awaitingHello, .awaitingAuth:
-            // Closed mid-handshake. Bytes then silence-and-close is a truncated handshake: ban.
-            fail(context, .handshakeIncomplete, "connection closed during the handshake", ban: receivedAnyByte)
+            fail(context, .handshakeIncomplete, "connection closed during the handshake", ban: sentPartialHello)
         case .established(let connection):
             phase = .closed
             node.unregister(connection)
@@ -266,10 +265,18 @@ final class PeerChannelHandler: ChannelDuplexHandler {
 
     // MARK: failure
 
+    /// A truncated hello: some bytes, fewer than a hello. An honest peer writes its whole hello at
+    /// once, so this is banned on timeout or close; a peer that is merely slow to authenticate
+    /// (hello complete) is only disconnected.
+    private var sentPartialHello: Bool {
+        guard case .awaitingHello = phase else { return false }
+        return receivedAnyByte
+    }
+
     private func handshakeTimedOut(_ context: ChannelHandlerContext) {
         switch phase {
         case .awaitingHello, .awaitingAuth:
-            fail(context, .handshakeTimeout, "no handshake within \(configuration.handshakeTimeout)", ban: receivedAnyByte)
+            fail(context, .handshakeTimeout, "no handshake within \(configuration.handshakeTimeout)", ban: sentPartialHello)
         case .established, .closed:
             break
         }

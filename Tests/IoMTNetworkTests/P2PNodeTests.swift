@@ -120,6 +120,13 @@ struct P2PNodeTests {
         #expect(s.metrics.refused(.handshakeTimeout) == 1)
         #expect(s.isBanned(address: "127.0.0.3"))
 
+        // 2b. A whole hello but no authentication: disconnected on timeout, not banned (maybe just slow).
+        let slow = try await RawClient.connect(to: port, from: "127.0.0.9")
+        await slow.send(Handshake.encodeHello(chainID: testChain, ephemeralPublicKey: try Handshake.ephemeralPublicKey(of: Handshake.randomEphemeralKey())))
+        #expect(await eventually { slow.isClosed })
+        #expect(s.metrics.refused(.handshakeTimeout) == 2)
+        #expect(!s.isBanned(address: "127.0.0.9"))
+
         // 3. A valid handshake by a member key, then an oversize length prefix.
         let raw = try await RawClient.connect(to: port, from: "127.0.0.4")
         let ephemeral = Handshake.randomEphemeralKey()
@@ -145,8 +152,41 @@ struct P2PNodeTests {
             return !inboxS.from(keyP.publicKey).isEmpty && !inboxP.from(keyS.publicKey).isEmpty
         })
         #expect(s.metrics.bans >= 3)
-        for c in [random, again, truncated, raw] { await c.close() }
+        for c in [random, again, truncated, slow, raw] { await c.close() }
         await p.stop()
+        await s.stop()
+    }
+
+    /// The incremental decoder: a raw client sends its hello, authentication and two frames one byte
+    /// per write; the server assembles them and delivers the envelopes intact.
+    @Test func handshakeAndFramesFedByteByByte() async throws {
+        let keyS = PrivateKey.generate(.ed25519), member = PrivateKey.generate(.p256)
+        let s = P2PNode(configuration: makeConfig(keyS, admitted: admitting([keyS, member])))
+        try await s.start()
+        let inboxS = Inbox(s)
+        let raw = try await RawClient.connect(to: try #require(s.boundPort), from: "127.0.0.8")
+        let ephemeral = Handshake.randomEphemeralKey()
+        let hello = Handshake.encodeHello(chainID: testChain, ephemeralPublicKey: try Handshake.ephemeralPublicKey(of: ephemeral))
+        for byte in hello { await raw.send([byte]) }
+        let serverHello = try #require(await raw.receive(Handshake.helloByteCount))
+        let keys = try Handshake.deriveKeys(
+            chainID: testChain, localEphemeralPrivateKey: ephemeral,
+            remoteEphemeralPublicKey: try Handshake.decodeHello(serverHello, chainID: testChain))
+        // The server's authentication frame follows its hello and verifies against our transcript.
+        var opener = FrameOpener(key: keys.receiveKey)
+        let serverAuthLength = 4 + 1 + 32 + 64 + 16
+        let serverAuth = try #require(await raw.receive(Handshake.helloByteCount + serverAuthLength))
+        let authPlain = try opener.open(body: Array(serverAuth.dropFirst(Handshake.helloByteCount + 4)))
+        #expect(try Handshake.verifyAuth(authPlain, transcript: keys.transcriptHash) == keyS.publicKey)
+        var sealer = FrameSealer(key: keys.sendKey)
+        var bytes = try sealer.seal(Handshake.encodeAuth(nodeKey: member, transcript: keys.transcriptHash))
+        bytes += try sealer.seal(Envelope(kind: .consensus, payload: [1, 2, 3]).encoded)
+        bytes += try sealer.seal(Envelope(kind: .blockSyncRequest, payload: []).encoded)
+        for byte in bytes { await raw.send([byte]) }
+        #expect(await eventually { inboxS.from(member.publicKey).count == 2 })
+        #expect(inboxS.from(member.publicKey) == [Envelope(kind: .consensus, payload: [1, 2, 3]), Envelope(kind: .blockSyncRequest, payload: [])])
+        #expect(s.metrics.refused.isEmpty && !raw.isClosed)
+        await raw.close()
         await s.stop()
     }
 

@@ -54,7 +54,7 @@ func makeConfig(
     c.listenHost = "127.0.0.1"
     c.listenPort = port
     c.persistentPeers = peers
-    c.handshakeTimeout = .seconds(2)
+    c.handshakeTimeout = .seconds(5)
     c.redialInitialDelay = .milliseconds(50)
     c.redialMaxDelay = .milliseconds(400)
     c.connectTimeout = .seconds(1)
