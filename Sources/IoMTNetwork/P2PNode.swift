@@ -67,6 +67,7 @@ public final class P2PNode: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
                 self.initialize(channel, outbound: false, expectedKey: nil, authenticated: nil)
             }
@@ -323,6 +324,7 @@ public final class P2PNode: Sendable {
         var bootstrap = ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout.timeAmount)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 self.initialize(channel, outbound: true, expectedKey: peer.expectedKey, authenticated: authenticated)
             }

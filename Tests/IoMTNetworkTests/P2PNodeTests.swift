@@ -216,7 +216,7 @@ struct P2PNodeTests {
         await s.stop()
     }
 
-    @Test func unknownKindAndEmptyFrameBan() async throws {
+    @Test func unknownEnvelopeKindDisconnectsAndBans() async throws {
         let keyS = PrivateKey.generate(.ed25519), keyP = PrivateKey.generate(.ed25519)
         let admit = admitting([keyS, keyP])
         let s = P2PNode(configuration: makeConfig(keyS, admitted: admit))
