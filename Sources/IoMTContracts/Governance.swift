@@ -87,17 +87,23 @@ enum Governance {
         case .addValidator(let v):
             guard v.power > 0 else { throw .invalidArgument("validator power must be positive") }
             guard try state.read(Organisation.self, StateKeys.organisation(v.organisation)) != nil else { throw .unknownOrganisation(v.organisation) }
-            var set = try validators(state)
+            var set = try upcomingValidators(state)
             guard !set.contains(where: { $0.publicKey == v.publicKey }) else { throw .alreadyExists("validator \(v.publicKey)") }
             set.append(v)
-            state.put(StateKeys.validators, set)
+            try schedule(set, state: &state, context: context)
+            // The validator's key becomes a node account of its organisation (as at genesis), so
+            // it is admitted to the network and can report evidence.
+            if state.value(forKey: StateKeys.account(v.address)) == nil {
+                state.put(StateKeys.account(v.address), Account(address: v.address, publicKey: v.publicKey, role: .node, organisation: v.organisation,
+                                                                registeredAtHeight: context.height, label: "validator"))
+            }
 
         case .removeValidator(let key):
-            var set = try validators(state)
+            var set = try upcomingValidators(state)
             guard set.contains(where: { $0.publicKey == key }) else { throw .invalidArgument("\(key) is not a validator") }
             set.removeAll { $0.publicKey == key }
             guard !set.isEmpty else { throw .invalidArgument("cannot remove the last validator") }
-            state.put(StateKeys.validators, set)
+            try schedule(set, state: &state, context: context)
 
         case .setConsensusParameters(let p):
             do { try Genesis.validate(p) } catch { throw .invalidArgument(error.reason) }
@@ -113,6 +119,29 @@ enum Governance {
     static func parameters(_ state: StateOverlay) throws(ContractError) -> GovernanceParameters {
         guard let p = try state.read(GovernanceParameters.self, StateKeys.governance) else { throw .corruptState("governance parameters missing") }
         return p
+    }
+
+    /// Validator-set changes take effect `validatorSetDelay` heights after the block that makes
+    /// them: a change approved at height H applies at the end of block H+1, so block H+2 is the
+    /// first the new set signs (docs/consensus.md, "Validator-set changes").
+    public static let validatorSetDelay: UInt64 = 2
+
+    /// The set that will sign once every scheduled change has applied.
+    static func upcomingValidators(_ state: StateOverlay) throws(ContractError) -> [Validator] {
+        if let scheduled = try state.read(ScheduledValidators.self, StateKeys.scheduledValidators) { return scheduled.validators }
+        return try validators(state)
+    }
+
+    static func schedule(_ set: [Validator], state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard set.reduce(UInt64(0), { $0 + $1.power }) <= 1 << 16 else { throw .invalidArgument("total validator power above 65,536") }
+        state.put(StateKeys.scheduledValidators, ScheduledValidators(effectiveHeight: context.height + validatorSetDelay, validators: set))
+    }
+
+    /// End of block `height`: a scheduled set whose first height is the next one takes over.
+    static func endBlock(height: UInt64, state: inout StateOverlay) throws(ContractError) {
+        guard let scheduled = try state.read(ScheduledValidators.self, StateKeys.scheduledValidators), scheduled.effectiveHeight <= height + 1 else { return }
+        state.put(StateKeys.validators, scheduled.validators)
+        state.delete(StateKeys.scheduledValidators)
     }
 
     static func validators(_ state: StateOverlay) throws(ContractError) -> [Validator] {

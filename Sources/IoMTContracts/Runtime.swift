@@ -211,7 +211,14 @@ public enum Runtime {
                 rejected.append((tx, error))
             }
         }
+        endBlock(height: context.height, state: &state)
         return SealedBlockResult(state: state, applied: applied, rejected: rejected)
+    }
+
+    /// Work at the end of every block, after its transactions: scheduled validator-set changes
+    /// take over. Corrupt state here is left as it is (the block's state root then exposes it).
+    public static func endBlock(height: UInt64, state: inout StateOverlay) {
+        try? Governance.endBlock(height: height, state: &state)
     }
 }
 

@@ -102,13 +102,26 @@ struct GovernanceTests {
         let v2 = Validator(publicKey: C.p256(0x72).publicKey, organisation: "city-clinic", power: 2)
         l.reject(C.adminA, .proposeGovernance(.addValidator(Validator(publicKey: v2.publicKey, organisation: "city-clinic", power: 0))), "invalid-argument")
         l.reject(C.adminA, .proposeGovernance(.addValidator(Validator(publicKey: v2.publicKey, organisation: "nowhere"))), "unknown-organisation")
+        let approvedAt = l.context.height
         l.govern(.addValidator(v2), by: C.adminA, approvedBy: [C.adminB])
-        #expect(l.validators == [C.genesis.validators[0], v2])
+        // Scheduled, not yet in force: the set changes at the end of the next block, so block
+        // approvedAt + 2 is the first the new set signs.
+        #expect(l.validators == C.genesis.validators)
+        #expect(l.scheduledValidators == ScheduledValidators(effectiveHeight: approvedAt + 2, validators: [C.genesis.validators[0], v2]))
+        #expect(l.account(v2.publicKey.address)?.role == .node)
         l.reject(C.adminC, .proposeGovernance(.addValidator(v2)), "already-exists")
         l.reject(C.adminC, .proposeGovernance(.removeValidator(publicKey: C.ed25519(0x99).publicKey)), "invalid-argument")
+        l.endBlock()
+        #expect(l.validators == C.genesis.validators, "in force after block \(approvedAt + 1), not before")
+        l.endBlock()
+        #expect(l.validators == [C.genesis.validators[0], v2])
+        #expect(l.scheduledValidators == nil)
         l.govern(.removeValidator(publicKey: C.validatorKey.publicKey), by: C.adminC, approvedBy: [C.adminA])
+        // The last validator of the scheduled set cannot go either.
+        l.reject(C.adminA, .proposeGovernance(.removeValidator(publicKey: v2.publicKey)), "invalid-argument")
+        l.endBlock()
+        l.endBlock()
         #expect(l.validators == [v2])
-        // The last validator cannot go.
         l.reject(C.adminA, .proposeGovernance(.removeValidator(publicKey: v2.publicKey)), "invalid-argument")
         #expect(l.validators == [v2])
     }

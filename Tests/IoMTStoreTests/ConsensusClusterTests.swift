@@ -10,13 +10,14 @@ import Testing
 /// an in-process network with real signatures and real timers.
 final class Cluster: @unchecked Sendable {
     let admin = PrivateKey.generate(.ed25519)
-    let keys = (0..<4).map { _ in PrivateKey.generate(.ed25519) }
-    let dirs = (0..<4).map { i in temporaryFolder("cluster\(i)") }
+    /// Four genesis validators and a fifth key that governance may add.
+    let keys = (0..<5).map { _ in PrivateKey.generate(.ed25519) }
+    let dirs = (0..<5).map { i in temporaryFolder("cluster\(i)") }
     let genesis: Genesis
     let genesisBytes: [UInt8]
     let network = LoopbackNetwork()
-    var nodes: [Node?] = [nil, nil, nil, nil]
-    var drivers: [ConsensusDriver?] = [nil, nil, nil, nil]
+    var nodes: [Node?] = [nil, nil, nil, nil, nil]
+    var drivers: [ConsensusDriver?] = [nil, nil, nil, nil, nil]
     var nonce: UInt64 = 0
     static let timeouts = TimeoutSchedule(proposeBaseMs: 400, proposeDeltaMs: 200, prevoteBaseMs: 200, prevoteDeltaMs: 100, precommitBaseMs: 200, precommitDeltaMs: 100)
 
@@ -25,13 +26,13 @@ final class Cluster: @unchecked Sendable {
             chainId: "iomt-cluster", genesisTimeMs: 1_700_000_000_000,
             organisations: ["hospital-a", "hospital-b", "agency", "maker"].map { Organisation(id: $0, name: $0, kind: "hospital") },
             admins: [.init(publicKey: admin.publicKey, organisation: "hospital-a")], adminQuorum: 1,
-            validators: zip(keys, ["hospital-a", "hospital-b", "agency", "maker"]).map { Validator(publicKey: $0.publicKey, organisation: $1) },
+            validators: zip(keys.prefix(4), ["hospital-a", "hospital-b", "agency", "maker"]).map { Validator(publicKey: $0.publicKey, organisation: $1) },
             consensus: ConsensusParameters(maxBlockTransactions: 1_000, blockIntervalMs: 50))
         genesisBytes = [UInt8](try! JSONEncoder().encode(genesis))
     }
 
     func start(_ i: Int) async throws {
-        let node = try Node(databasePath: dirs[i] + "/ledger.sqlite", genesis: genesis, genesisFile: genesisBytes, validatorKey: keys[i])
+        let node = try Node(databasePath: dirs[i] + "/ledger.sqlite", genesis: genesis, genesisFile: genesisBytes, validatorKey: keys[i], requireValidator: i < 4)
         _ = try await node.restorePending()
         let driver = try ConsensusDriver(node: node, network: network, signer: keys[i], timeouts: Self.timeouts, tickMs: 100)
         await network.attach(driver)
@@ -99,7 +100,7 @@ struct ConsensusClusterTests {
         let txs = c.registrations(40)
         for r in await c.nodes[0]!.submit(batch: txs) { _ = try r.get() }
         try await c.eventually("every node committed all 40") {
-            for n in c.nodes { if await n!.metrics.transactionsCommitted < 40 { return false } }
+            for n in c.nodes.compactMap({ $0 }) { if await n.metrics.transactionsCommitted < 40 { return false } }
             return true
         }
         try await c.checkAgreement()
@@ -110,7 +111,7 @@ struct ConsensusClusterTests {
         try commit.verify(header: latest, validators: c.genesis.validators)
         // The transaction sent to node 0 is provable from node 2's ledger.
         #expect(try node.transactionProof(txs[39].hash) != nil)
-        for i in 0..<4 { await c.crash(i) }
+        for i in 0..<5 { await c.crash(i) }
     }
 
     @Test("a validator that signs two conflicting prevotes is caught: the evidence is gossiped and recorded on-chain on every node", .timeLimit(.minutes(2)))
@@ -132,8 +133,8 @@ struct ConsensusClusterTests {
         }
         let id = try #require(evidenceID)
         try await c.eventually("every node holds the evidence record in committed state") {
-            for n in c.nodes {
-                let (proof, _, _) = await n!.stateProof(key: StateKeys.evidence(id))
+            for n in c.nodes.compactMap({ $0 }) {
+                let (proof, _, _) = await n.stateProof(key: StateKeys.evidence(id))
                 if proof.value == nil { return false }
             }
             return true
@@ -144,7 +145,39 @@ struct ConsensusClusterTests {
         #expect(record.offender == liar.publicKey)
         #expect(record.kind == "duplicate-vote")
         try await c.checkAgreement()
-        for i in 0..<4 { await c.crash(i) }
+        for i in 0..<5 { await c.crash(i) }
+    }
+
+    @Test("governance adds a fifth validator: from two heights after approval it signs, and the chain needs it when one of the first four stops", .timeLimit(.minutes(2)))
+    func validatorAdded() async throws {
+        let c = Cluster()
+        for i in 0..<5 { try await c.start(i) }  // the fifth follows as a non-validator at first
+        let fifth = Validator(publicKey: c.keys[4].publicKey, organisation: "maker")
+        let add = Transaction(chainID: c.genesis.chainId, sender: c.admin.publicKey.address, signerKey: c.admin.publicKey, nonce: c.nonce,
+                              payload: .proposeGovernance(.addValidator(fifth))).signed(with: c.admin)
+        c.nonce += 1
+        _ = try await c.nodes[0]!.submit(add)
+        guard case .committed(let approvedAt, _) = await c.nodes[0]!.awaitCommit(add.hash, timeoutMs: 30_000) else { Issue.record("not committed"); return }
+        try await c.eventually("height \(approvedAt + 3) everywhere") {
+            for n in c.nodes.compactMap({ $0 }) { if await n.latestHeader.height < approvedAt + 3 { return false } }
+            return true
+        }
+        let node = c.nodes[1]!
+        let before = try #require(try node.store.header(height: approvedAt + 1))
+        let after = try #require(try node.store.header(height: approvedAt + 2))
+        #expect(before.header.validatorsHash == Validator.setHash(c.genesis.validators))
+        #expect(after.header.validatorsHash == Validator.setHash(c.genesis.validators + [fifth]))
+        // Four of five (power 4 > 2/3 of 5) still decide only if the new validator signs.
+        await c.crash(0)
+        let h = await c.nodes[1]!.latestHeader.height
+        for r in await c.nodes[2]!.submit(batch: c.registrations(5)) { _ = try r.get() }
+        try await c.eventually("commits continue with validators 1–4") { await c.nodes[1]!.latestHeader.height >= h + 3 }
+        let latest = await c.nodes[4]!.latestHeader
+        let commit = try #require(try c.nodes[4]!.store.header(height: latest.height)?.commit)
+        #expect(commit.signatures.contains { $0.validator == c.keys[4].publicKey })
+        try commit.verify(header: latest, validators: c.genesis.validators + [fifth])
+        try await c.checkAgreement()
+        for i in 1..<5 { await c.crash(i) }
     }
 
     @Test("one validator crashes: the other three keep committing; restarted, it catches up to identical blocks", .timeLimit(.minutes(3)))
@@ -165,7 +198,7 @@ struct ConsensusClusterTests {
         try await c.eventually("node 3 caught up to height \(target)") { await c.nodes[3]!.latestHeader.height >= target }
         #expect(try c.nodes[3]!.transactionProof(more[29].hash) != nil)
         try await c.checkAgreement()
-        for i in 0..<4 { await c.crash(i) }
+        for i in 0..<5 { await c.crash(i) }
     }
 
     @Test("two of four cut off: commits stop without a fork; reconnected, they resume", .timeLimit(.minutes(3)))
@@ -174,7 +207,7 @@ struct ConsensusClusterTests {
         for i in 0..<4 { try await c.start(i) }
         for r in await c.nodes[0]!.submit(batch: c.registrations(5)) { _ = try r.get() }
         try await c.eventually("5 committed everywhere") {
-            for n in c.nodes { if await n!.metrics.transactionsCommitted < 5 { return false } }
+            for n in c.nodes.compactMap({ $0 }) { if await n.metrics.transactionsCommitted < 5 { return false } }
             return true
         }
         await c.network.isolate(c.keys[2].publicKey)
@@ -196,6 +229,6 @@ struct ConsensusClusterTests {
             return Set(hs).count == 1
         }
         try await c.checkAgreement()
-        for i in 0..<4 { await c.crash(i) }
+        for i in 0..<5 { await c.crash(i) }
     }
 }

@@ -146,10 +146,14 @@ struct LedgerTests {
         _ = try await node.submit(add.signed(with: chain.admin))
         chain.clock.advance(200)
         #expect(try await node.produceBlock()?.height == 1)
+        // Approved at height 1, the new set signs from height 3: block 2 is still this node's.
         _ = await node.submit(batch: chain.registrations(from: 1, count: 3))
         chain.clock.advance(200)
+        #expect(try await node.produceBlock()?.height == 2)
+        _ = await node.submit(batch: chain.registrations(from: 4, count: 3))
+        chain.clock.advance(200)
         #expect(try await node.produceBlock() == nil)
-        #expect(await node.latestHeader.height == 1)
+        #expect(await node.latestHeader.height == 2)
         #expect(await node.mempoolCount == 3)
         #expect(try ChainVerifier.verify(store: node.store).ok)
     }

@@ -242,6 +242,8 @@ public enum StateKeys {
     public static func account(_ a: Address) -> [UInt8] { Array("acct/".utf8) + a.bytes }
     public static func organisation(_ id: String) -> [UInt8] { Array("org/".utf8) + Array(id.utf8) }
     public static func proposal(_ id: Hash) -> [UInt8] { Array("gov/proposal/".utf8) + id.bytes }
+    /// A validator set approved by governance and the first height it signs (`ScheduledValidators`).
+    public static let scheduledValidators = Array("validators/scheduled".utf8)
     /// A recorded equivocation (`EvidenceRecord`), by evidence id.
     public static func evidence(_ id: Hash) -> [UInt8] { Array("evidence/".utf8) + id.bytes }
     public static let admins: [UInt8] = Array("gov/admins".utf8)
@@ -276,4 +278,21 @@ extension Array: CanonicalEncodable where Element: CanonicalEncodable {
 
 extension Array: CanonicalDecodable where Element: CanonicalDecodable {
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { self = try r.readArray() }
+}
+
+/// A validator set that governance approved, waiting for its first height.
+public struct ScheduledValidators: Hashable, Sendable, Codable, CanonicalCodable {
+    public var effectiveHeight: UInt64
+    public var validators: [Validator]
+
+    public init(effectiveHeight: UInt64, validators: [Validator]) {
+        self.effectiveHeight = effectiveHeight
+        self.validators = validators
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(effectiveHeight); w.write(validators) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        effectiveHeight = try r.read()
+        validators = try r.readArray()
+    }
 }

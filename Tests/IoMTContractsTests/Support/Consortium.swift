@@ -53,6 +53,14 @@ struct Ledger {
     var validators: [Validator] { try! state.read([Validator].self, StateKeys.validators)! }
     var consensus: ConsensusParameters { try! state.read(ConsensusParameters.self, StateKeys.consensus)! }
 
+    var scheduledValidators: ScheduledValidators? { try! state.read(ScheduledValidators.self, StateKeys.scheduledValidators) }
+
+    /// Ends the current block (its end-of-block work runs) and moves to the next height.
+    mutating func endBlock() {
+        Runtime.endBlock(height: context.height, state: &state)
+        context.height += 1
+    }
+
     /// A signed transaction from `key`. `sender` defaults to the key's own address; `nonce` to the
     /// sender's next nonce.
     func transaction(_ key: PrivateKey, _ payload: TransactionPayload, sender: Address? = nil, nonce: UInt64? = nil, chainID: String = Consortium.chainID) -> SignedTransaction {
