@@ -87,7 +87,9 @@ struct DevnetCommand: AsyncParsableCommand {
     }
 
     /// Genesis with one organisation per validator, keys, data folders and free ports.
-    func create() throws -> DevnetManifest {
+    /// `extraAdmins` more member-admins of org-0 (keys in `admin-<i>.key.json`) give a benchmark
+    /// many independent senders; `iomtchain devnet` itself creates none.
+    func create(extraAdmins: Int = 0) throws -> DevnetManifest {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let dir = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         let kinds = ["hospital", "clinic", "public-health-agency", "medicine-maker"]
@@ -95,11 +97,15 @@ struct DevnetCommand: AsyncParsableCommand {
         let admin = PrivateKey.generate(.ed25519)
         let adminPath = dir + "/admin.key.json"
         try KeyFile.save(admin, path: adminPath)
+        let extra = (0..<extraAdmins).map { _ in PrivateKey.generate(.ed25519) }
+        for (i, key) in extra.enumerated() { try KeyFile.save(key, path: dir + "/admin-\(i).key.json") }
         let validatorKeys = (0..<validators).map { _ in PrivateKey.generate(.ed25519) }
         let observerKeys = (0..<observers).map { _ in PrivateKey.generate(.ed25519) }
         let genesis = Genesis(
             chainId: "iomt-devnet", genesisTimeMs: nowMs(), organisations: orgs,
-            admins: [.init(publicKey: admin.publicKey, organisation: orgs[0].id, label: "devnet admin")], adminQuorum: 1,
+            admins: [.init(publicKey: admin.publicKey, organisation: orgs[0].id, label: "devnet admin")]
+                + extra.enumerated().map { Genesis.Admin(publicKey: $1.publicKey, organisation: orgs[0].id, label: "bench admin \($0)") },
+            adminQuorum: 1,
             validators: zip(validatorKeys, orgs).map { Validator(publicKey: $0.publicKey, organisation: $1.id) },
             consensus: ConsensusParameters(blockIntervalMs: blockIntervalMs))
         try genesis.validate()
