@@ -14,7 +14,13 @@ public struct API: Sendable {
     public static let maxBatch = 5_000
     public static let maxBlockRange = 100
 
-    public init(node: Node) { self.node = node }
+    /// Consensus state in consortium mode (nil for a solo node): GET /v1/consensus.
+    public let consensus: (@Sendable () async -> ConsensusInfo)?
+
+    public init(node: Node, consensus: (@Sendable () async -> ConsensusInfo)? = nil) {
+        self.node = node
+        self.consensus = consensus
+    }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -32,6 +38,13 @@ public struct API: Sendable {
         router.get("/v1/state/:key") { req, ctx in try await state(ctx) }
         router.get("/v1/accounts/:address") { req, ctx in try await account(ctx) }
         router.get("/v1/status") { _, _ in try json(await node.status()) }
+        let consensus = self.consensus
+        router.get("/v1/consensus") { _, _ in
+            guard let consensus else {
+                throw Problem(.notFound, code: "not-in-consortium", detail: "this node runs the single-validator dev chain; start it with --consortium")
+            }
+            return try json(await consensus())
+        }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         router.get("/metrics") { _, _ in await metrics() }
         router.get("/openapi.yaml") { _, _ in try openAPI() }

@@ -130,6 +130,15 @@ public actor ConsensusDriver {
     public var height: UInt64 { core.height }
     public var round: UInt32 { core.round }
 
+    /// What an operator wants to see (GET /v1/consensus): where consensus stands on this node.
+    public func info() async -> ConsensusInfo {
+        let validators = await node.currentValidators()
+        return ConsensusInfo(mode: "tendermint", height: core.height, round: core.round, step: core.step.description,
+                             role: signer.map { k in validators.contains { $0.publicKey == k.publicKey } ? "validator" : "observer" } ?? "observer",
+                             nodeKey: publicKey, validators: validators, lockedRound: core.lockedRound,
+                             evidence: evidence.map(\.id), haltReason: haltReason, peers: [])
+    }
+
     private func startHeight(_ h: UInt64) async throws {
         let set = try ValidatorSet(await node.currentValidators())
         await submit(.startHeight(h, validators: set))
@@ -350,4 +359,25 @@ public actor LoopbackNetwork: PeerNetwork {
         guard linked(from, peer) else { return }
         endpoints[peer]?.yield((from, bytes))
     }
+}
+
+/// Consensus as seen by one node (GET /v1/consensus).
+public struct ConsensusInfo: Codable, Sendable {
+    public var mode: String
+    /// The height being decided (the latest committed block + 1).
+    public var height: UInt64
+    public var round: UInt32
+    public var step: String
+    /// `validator` (in the current set, voting) or `observer`.
+    public var role: String
+    public var nodeKey: PublicKey
+    /// The set that signs `height`.
+    public var validators: [Validator]
+    public var lockedRound: UInt32?
+    /// Ids of equivocation evidence this node detected or received.
+    public var evidence: [Hash]
+    /// Set when this node stopped deciding (for example a decided block did not apply here).
+    public var haltReason: String?
+    /// Node keys of the connected peers.
+    public var peers: [PublicKey]
 }

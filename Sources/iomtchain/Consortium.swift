@@ -63,8 +63,9 @@ func parsePeer(_ s: String) throws -> PeerAddress {
 }
 
 /// Runs the node as a consortium member: the peer-to-peer network and the Tendermint driver.
-/// Returns a stop function.
-func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws -> @Sendable () async -> Void {
+/// Returns a stop function and what GET /v1/consensus serves.
+func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws
+    -> (stop: @Sendable () async -> Void, info: @Sendable () async -> ConsensusInfo) {
     let admission = Admission(await node.committedState)
     var config = P2PConfiguration(chainID: node.genesis.chainId, nodeKey: nodeKey, admission: { admission.admits($0) })
     let parts = listen.split(separator: ":")
@@ -93,10 +94,16 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     }
     try await driver.start()
     log(observer ? "following the consortium as an observer" : "validating with the consortium")
-    return {
+    let stop: @Sendable () async -> Void = {
         inbound.cancel()
         refresher.cancel()
         await driver.stop()
         await p2p.stop()
     }
+    let info: @Sendable () async -> ConsensusInfo = {
+        var i = await driver.info()
+        i.peers = p2p.connectedPeers.sorted { $0.text < $1.text }
+        return i
+    }
+    return (stop, info)
 }

@@ -51,16 +51,22 @@ struct NodeCommand: AsyncParsableCommand {
 
             let parts = http.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]) else { throw CLIError("--http must be host:port") }
+            var consortiumStop: (@Sendable () async -> Void)?
+            var consensusInfo: (@Sendable () async -> ConsensusInfo)?
+            if consortium {
+                let started = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer))
+                consortiumStop = started.stop
+                consensusInfo = started.info
+            }
             let app = Application(
-                router: API(node: node).router(),
+                router: API(node: node, consensus: consensusInfo).router(),
                 configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "iomtchain"),
                 onServerRunning: { channel in
                     log("http listening on \(parts[0]):\(channel.localAddress?.port ?? port)")
                 })
-            if consortium {
-                let stop = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer))
-                do { try await app.runService() } catch { await stop(); throw error }
-                await stop()
+            if let consortiumStop {
+                do { try await app.runService() } catch { await consortiumStop(); throw error }
+                await consortiumStop()
             } else {
                 let producer = Task { await node.runProducer() }
                 defer { producer.cancel() }

@@ -131,12 +131,14 @@ struct BlockTests {
     func genesisState() throws {
         try Self.genesis.validate()
         let s = Self.genesis.initialState()
-        #expect(s.count == 1 + 2 + 2 + 4) // chain id, orgs, admin accounts, admins/governance/validators/consensus
+        #expect(s.count == 1 + 2 + 2 + 1 + 4) // chain id, orgs, admin accounts, the validator's node account, admins/governance/validators/consensus
         #expect(s.root == Self.genesis.initialState().root)
         let admin = try Account(canonicalBytes: try #require(s.value(forKey: StateKeys.account(Fixture.ed25519(0xA1).publicKey.address))))
         #expect(admin.role == .memberAdmin && admin.organisation == "st-marys" && admin.nonce == 0 && admin.status == .active)
         let admins = try AddressSet(canonicalBytes: try #require(s.value(forKey: StateKeys.admins)))
         #expect(admins.count == 2)
+        let node = try Account(canonicalBytes: try #require(s.value(forKey: StateKeys.account(Fixture.ed25519(0x71).publicKey.address))))
+        #expect(node.role == .node && node.organisation == "st-marys" && node.status == .active)
         #expect(try GovernanceParameters(canonicalBytes: try #require(s.value(forKey: StateKeys.governance))).adminQuorum == 2)
         let block = Self.genesis.genesisBlock()
         #expect(block.header.height == 0 && block.header.stateRoot == s.root && block.commit == nil)

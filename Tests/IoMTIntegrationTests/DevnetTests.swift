@@ -9,7 +9,7 @@ import FoundationNetworking
 /// `iomtchain devnet` as a user runs it: four validators, each its own OS process, BFT over the
 /// encrypted peer-to-peer network on 127.0.0.1.
 final class Devnet: @unchecked Sendable {
-    struct Member: Decodable { var name: String; var role: String; var dataDir: String; var http: String; var arguments: [String] }
+    struct Member: Decodable { var name: String; var role: String; var dataDir: String; var http: String; var nodeKey: String; var arguments: [String] }
     struct Manifest: Decodable { var chainId: String; var adminKey: String; var members: [Member] }
 
     let dir = temporaryFolder("devnet")
@@ -18,11 +18,11 @@ final class Devnet: @unchecked Sendable {
     let manifest: Manifest
     var restarted: [Process] = []
 
-    init(validators: Int = 4) throws {
+    init(validators: Int = 4, observers: Int = 0) throws {
         logPath = dir + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binaryPath)
-        process.arguments = ["devnet", "--validators", "\(validators)", "--data-dir", dir + "/net", "--block-interval-ms", "100"]
+        process.arguments = ["devnet", "--validators", "\(validators)", "--observers", "\(observers)", "--data-dir", dir + "/net", "--block-interval-ms", "100"]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
@@ -97,10 +97,11 @@ struct DevnetTests {
     @Test("kill -9 one validator: commits go on; restarted it catches up; kill two: commits stop without a fork; restarted they resume; nothing committed is lost",
           .timeLimit(.minutes(5)))
     func faults() async throws {
-        let net = try Devnet()
+        let net = try Devnet(observers: 1)
         defer { net.stop() }
         let admin = try KeyFile.load(path: net.manifest.adminKey)
-        var nonce: UInt64 = 0
+        // The devnet registered the observer with the admin key: continue from its next nonce.
+        var nonce = UInt64(try await net.http(0).get("/v1/accounts/\(admin.publicKey.address.hex)").json["nextNonce"] as? Int ?? 0)
         var committed: [String] = []
 
         /// Sends `count` registrations to validator 0, each waiting up to `waitMs` for its commit.
@@ -162,8 +163,22 @@ struct DevnetTests {
         #expect(Set(hashes.compactMap { $0 }).count == 1, "height \(final): \(hashes)")
 
         print("devnet test: heights \(await [net.height(0), net.height(1), net.height(2), net.height(3)])")
+        // The observer (registered on-chain, admitted to the network, not voting) follows the chain.
+        try await net.eventually("the observer reaches height \(final)") { (await net.height(4) ?? 0) >= final }
+        #expect(await net.blockHash(4, final) == hashes[0])
+        let latest = try await net.http(4).get("/v1/blocks/latest")
+        let signers = ((latest.json["commit"] as? [String: Any])?["signatures"] as? [[String: Any]])?.compactMap { $0["validator"] as? String } ?? []
+        #expect(!signers.isEmpty && !signers.contains(net.manifest.members[4].nodeKey), "the observer must not sign: \(signers)")
+
+        // What operators see: validator 0 votes with the three others connected; the observer does not vote.
+        try await net.eventually("validator 0 sees its four peers") {
+            let c = (try? await net.http(0).get("/v1/consensus"))?.json ?? [:]
+            return c["role"] as? String == "validator" && (c["validators"] as? [Any])?.count == 4 && (c["peers"] as? [Any])?.count == 4
+        }
+        #expect((try await net.http(4).get("/v1/consensus")).json["role"] as? String == "observer")
+
         // Nothing reported committed was lost, on any node.
-        for i in 0..<4 {
+        for i in 0..<5 {
             for hash in committed {
                 let r = try await net.http(i).get("/v1/transactions/\(hash)")
                 #expect(r.json["status"] as? String == "committed", "validator \(i) lost \(hash): \(r.status) \(r.text)")

@@ -49,6 +49,9 @@ struct HTTPAPITests {
 
         let status = try await http.get("/v1/status")
         #expect(status.json["chainId"] as? String == "iomt-dev")
+        // A dev node runs no consortium consensus.
+        let consensus = try await http.get("/v1/consensus")
+        #expect(consensus.status == 404 && consensus.json["code"] as? String == "not-in-consortium")
 
         let metrics = try await http.get("/metrics")
         #expect(metrics.text.contains("iomt_transactions_committed_total 1"))

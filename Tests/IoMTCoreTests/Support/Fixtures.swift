@@ -44,6 +44,7 @@ enum Fixture {
         .setAccountStatus(SetAccountStatus(account: address(0x43), status: .revoked)),
         .rotateKey(RotateKey(newPublicKey: p256(4).publicKey)),
         .approveProposal(ApproveProposal(proposal: hash(0x5A))),
+        .recordEvidence(RecordEvidence(evidence: [0x01, 0x00, 0xFF, 0x7E])),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
