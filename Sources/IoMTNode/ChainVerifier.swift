@@ -42,13 +42,28 @@ public enum ChainVerifier {
 
         var previous = stored0.header
         var height: UInt64 = 1
+        // Proof of work: each block's target follows from the timestamps before it.
+        var timestamps: [Int64] = [stored0.header.timestampMs]
+        let mode = genesis.mode
+        let interval = genesis.consensus.blockIntervalMs
         while height <= latest {
             let block: Block
             do {
                 guard let b = try store.block(height: height) else { return bad(height, "block missing") }
                 block = b
             } catch { return bad(height, "\(error)") }
-            if let why = check(block, previous: previous, state: &state, chainID: genesis.chainId) { return bad(height, why) }
+            let h = height
+            let seal: Seal
+            switch mode.kind {
+            case .bft: seal = .commit
+            case .poa: seal = .authority(genesisTimeMs: genesis.genesisTimeMs, intervalMs: interval)
+            case .pow:
+                seal = .work(ProofOfWork.expectedDifficulty(height: h, parentDifficulty: previous.height == 0 ? mode.initialDifficulty : previous.difficultyTarget,
+                                                            mode: mode, blockIntervalMs: interval, parentTimeMs: previous.timestampMs,
+                                                            windowStartMs: timestamps[Int(h) - Int(mode.retargetInterval)]))
+            }
+            if let why = check(block, previous: previous, state: &state, chainID: genesis.chainId, seal: seal) { return bad(height, why) }
+            timestamps.append(block.header.timestampMs)
             txCount += block.transactions.count
             previous = block.header
             progress?(height)
@@ -68,8 +83,18 @@ public enum ChainVerifier {
         return Report(ok: true, verifiedHeight: latest, transactions: txCount, firstBadHeight: nil, reason: nil)
     }
 
+    /// What makes a block final in the chain's consensus mode.
+    enum Seal {
+        /// A BFT commit certificate of more than two thirds of the validators' power.
+        case commit
+        /// One signature by the slot's authority (proof of authority).
+        case authority(genesisTimeMs: Int64, intervalMs: UInt64)
+        /// A header hash meeting this compact target (proof of work).
+        case work(UInt32)
+    }
+
     /// Checks one block on top of `previous` and `state`; advances `state` on success.
-    static func check(_ block: Block, previous: BlockHeader, state: inout AuthenticatedState, chainID: String) -> String? {
+    static func check(_ block: Block, previous: BlockHeader, state: inout AuthenticatedState, chainID: String, seal: Seal = .commit) -> String? {
         let h = block.header
         guard h.version == BlockHeader.currentVersion else { return "unknown header version \(h.version)" }
         guard h.chainID == chainID else { return "chain id \(h.chainID), expected \(chainID)" }
@@ -88,8 +113,19 @@ public enum ChainVerifier {
         let overlay = StateOverlay(base: state)
         let validators: [Validator]
         do { validators = try overlay.read([Validator].self, StateKeys.validators) ?? [] } catch { return "\(error)" }
-        guard let commit = block.commit else { return "block has no commit" }
-        do { try commit.verify(header: h, validators: validators) } catch { return "commit: \(error)" }
+        switch seal {
+        case .commit:
+            guard let commit = block.commit else { return "block has no commit" }
+            do { try commit.verify(header: h, validators: validators) } catch { return "commit: \(error)" }
+        case .authority(let genesisTimeMs, let intervalMs):
+            if let why = ProofOfAuthority.checkSeal(block.commit, header: h, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs, validators: validators) { return why }
+            guard ProofOfAuthority.slot(timestampMs: h.timestampMs, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs)
+                > ProofOfAuthority.slot(timestampMs: previous.timestampMs, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs) else { return "sealed in the same slot as its parent" }
+        case .work(let target):
+            guard h.difficultyTarget == target else { return "difficulty \(String(h.difficultyTarget, radix: 16)), expected \(String(target, radix: 16))" }
+            guard ProofOfWork.meets(h.hash, target) else { return "header hash does not meet its proof-of-work target" }
+            guard validators.contains(where: { $0.address == h.proposer }) else { return "miner \(h.proposer) is not a validator" }
+        }
 
         let result = Runtime.execute(block.transactions, on: state, context: ExecutionContext(chainID: chainID, height: h.height, timestampMs: h.timestampMs))
         if let (tx, err) = result.rejected.first { return "transaction \(tx.hash) does not apply: \(err.code): \(err)" }

@@ -15,6 +15,12 @@ public enum PeerMessage: Sendable, CanonicalCodable {
     case decision(block: [UInt8], commit: Commit)
     /// Proof that a validator equivocated.
     case evidence(Evidence)
+    /// A new block of a longest-chain mode (pow, poa), relayed by every node that accepts it.
+    case chainBlock(ChainBlockMessage)
+    /// "Send me your best chain's blocks from this height" (longest-chain block sync).
+    case chainSyncRequest(fromHeight: UInt64)
+    /// One block answering `chainSyncRequest`.
+    case chainSyncBlock(ChainBlockMessage)
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -23,6 +29,9 @@ public enum PeerMessage: Sendable, CanonicalCodable {
         case .status(let h): w.write(UInt8(3)); w.write(h)
         case .decision(let b, let c): w.write(UInt8(4)); w.writeBytes(b); w.write(c)
         case .evidence(let e): w.write(UInt8(5)); w.write(e)
+        case .chainBlock(let b): w.write(UInt8(6)); w.write(b)
+        case .chainSyncRequest(let h): w.write(UInt8(7)); w.write(h)
+        case .chainSyncBlock(let b): w.write(UInt8(8)); w.write(b)
         }
     }
 
@@ -34,8 +43,29 @@ public enum PeerMessage: Sendable, CanonicalCodable {
         case 3: self = .status(height: try r.read())
         case 4: self = .decision(block: try r.readBytes(), commit: try r.read())
         case 5: self = .evidence(try r.read())
+        case 6: self = .chainBlock(try r.read())
+        case 7: self = .chainSyncRequest(fromHeight: try r.read())
+        case 8: self = .chainSyncBlock(try r.read())
         default: throw .unknownTag(type: "PeerMessage", tag: tag)
         }
+    }
+}
+
+/// A block as the longest-chain modes carry it: the block (header and transactions, as
+/// `ProposedBlock`) and, for proof of authority, the authority's seal.
+public struct ChainBlockMessage: Sendable, CanonicalCodable {
+    public var block: [UInt8]
+    public var seal: Commit?
+
+    public init(block: [UInt8], seal: Commit?) {
+        self.block = block
+        self.seal = seal
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.writeBytes(block); w.write(seal) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        block = try r.readBytes()
+        seal = try r.readOptional()
     }
 }
 
@@ -176,6 +206,8 @@ public actor ConsensusDriver {
             guard !evidenceSeen.contains(e.id) else { return true }
             guard (try? e.verify(chainID: configuration.chainID, validators: await node.currentValidators())) != nil else { return false }
             record(e)
+        case .chainBlock, .chainSyncRequest, .chainSyncBlock:
+            return false  // longest-chain messages on a BFT chain: a peer of another kind of chain
         }
         return true
     }
@@ -380,4 +412,29 @@ public struct ConsensusInfo: Codable, Sendable {
     public var haltReason: String?
     /// Node keys of the connected peers.
     public var peers: [PublicKey]
+    /// Longest-chain modes (pow, poa): the fork choice's view.
+    public var chain: ChainInfo? = nil
+}
+
+/// Where a proof-of-work or proof-of-authority node stands (GET /v1/consensus, `chain`).
+public struct ChainInfo: Codable, Sendable {
+    /// The last final block (durable in the ledger).
+    public var finalHeight: UInt64
+    /// The tip the fork choice prefers, and its hash.
+    public var bestHeight: UInt64
+    public var bestHash: Hash
+    /// Blocks on top of a block before it is final.
+    public var confirmationDepth: UInt32
+    /// Unfinalised blocks held (on every fork).
+    public var unfinalisedBlocks: Int
+    /// Times the best tip moved to a chain that did not extend it.
+    public var reorganisations: Int
+    /// Blocks this node mined or sealed.
+    public var blocksProduced: Int
+    /// Blocks received that were invalid (bad work, seal or execution).
+    public var invalidBlocks: Int
+    /// The compact target of the next block (pow).
+    public var difficulty: UInt32?
+    /// Hashes this node computed per second, over its life (pow).
+    public var hashesPerSecond: Double?
 }

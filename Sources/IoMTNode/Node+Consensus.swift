@@ -14,6 +14,20 @@ struct ExecutedBlock: Sendable {
     var fromOwnMempool: Bool
 }
 
+/// The block a new block builds on, with the state after it.
+public struct ChainParent: Sendable {
+    public var header: BlockHeader
+    public var state: AuthenticatedState
+
+    public init(header: BlockHeader, state: AuthenticatedState) {
+        self.header = header
+        self.state = state
+    }
+
+    /// The validator set that signs (or may seal, or mine) the next block.
+    public var validators: [Validator] { ((try? StateOverlay(base: state).read([Validator].self, StateKeys.validators)) ?? nil) ?? [] }
+}
+
 /// Why a decided block could not be applied. The node halts rather than diverge.
 public enum ConsensusHostError: Error, CustomStringConvertible, Sendable {
     case wrongHeight(expected: UInt64, got: UInt64)
@@ -74,24 +88,41 @@ extension Node {
         let sealed = await Self.sealVerifyingSignatures(block.transactions)
         guard let sealed else { return .failure(.invalidDecidedBlock(height, "a transaction signature does not verify")) }
         // The ledger may have moved while signatures were checked.
+        guard block.header.height == height, height == latestHeader.height + 1 else {
+            return .failure(.invalidDecidedBlock(height, "height \(block.header.height), expected \(latestHeader.height + 1)"))
+        }
+        let executed: ExecutedBlock
+        switch Self.execute(block, sealed: sealed, on: ChainParent(header: latestHeader, state: committedState), genesis: genesis, parameters: parameters) {
+        case .success(let e): executed = e
+        case .failure(let e): return .failure(e)
+        }
+        candidates[id] = executed
+        return .success(())
+    }
+
+    /// Checks a block (transactions already sealed and signature-verified) on top of `parent`
+    /// and executes it: chain id, link, timestamp, validators hash, proposer, limits, Merkle
+    /// root, every transaction applies, state root. Pure: the same answer on every node.
+    nonisolated static func execute(_ block: ProposedBlock, sealed: [SealedTransaction], on parent: ChainParent, genesis: Genesis,
+                                    parameters: ConsensusParameters) -> Result<ExecutedBlock, ConsensusHostError> {
         let h = block.header
-        let validators = currentValidators()
-        func fail(_ why: String) -> Result<Void, ConsensusHostError> { .failure(.invalidDecidedBlock(height, why)) }
-        guard h.height == height, height == latestHeader.height + 1 else { return fail("height \(h.height), expected \(latestHeader.height + 1)") }
+        let height = h.height
+        let validators = parent.validators
+        func fail(_ why: String) -> Result<ExecutedBlock, ConsensusHostError> { .failure(.invalidDecidedBlock(height, why)) }
+        guard h.height == parent.header.height + 1 else { return fail("height \(h.height), expected \(parent.header.height + 1)") }
         guard h.chainID == genesis.chainId else { return fail("chain \(h.chainID)") }
-        guard h.previousHash == latestHeader.hash else { return fail("previous hash does not link") }
-        guard h.timestampMs > latestHeader.timestampMs else { return fail("timestamp not after the previous block's") }
+        guard h.previousHash == parent.header.hash else { return fail("previous hash does not link") }
+        guard h.timestampMs > parent.header.timestampMs else { return fail("timestamp not after the previous block's") }
         guard h.validatorsHash == Validator.setHash(validators) else { return fail("validators hash") }
         guard validators.contains(where: { $0.address == h.proposer }) else { return fail("proposer \(h.proposer) is not a validator") }
         guard Int(h.transactionCount) == sealed.count, sealed.count <= Int(parameters.maxBlockTransactions) else { return fail("transaction count") }
         guard sealed.reduce(0, { $0 + $1.bytes.count }) <= Int(parameters.maxBlockBytes) else { return fail("block larger than maxBlockBytes") }
         guard MerkleTree.root(leafHashes: sealed.map(\.leafHash)) == h.transactionsRoot else { return fail("transactions root") }
-        let result = Runtime.execute(sealed: sealed, on: committedState, context: ExecutionContext(chainID: h.chainID, height: h.height, timestampMs: h.timestampMs))
+        let result = Runtime.execute(sealed: sealed, on: parent.state, context: ExecutionContext(chainID: h.chainID, height: h.height, timestampMs: h.timestampMs))
         if let first = result.rejected.first { return fail("transaction \(first.transaction.hash) does not apply: \(first.error)") }
         let newState = result.state.committed()
         guard newState.root == h.stateRoot else { return fail("state root \(h.stateRoot), computed \(newState.root)") }
-        candidates[id] = ExecutedBlock(block: block, sealed: sealed, writes: result.state.writes, state: newState, fromOwnMempool: false)
-        return .success(())
+        return .success(ExecutedBlock(block: block, sealed: sealed, writes: result.state.writes, state: newState, fromOwnMempool: false))
     }
 
     /// Seals transactions and verifies their signatures on all cores; nil if any fails.
@@ -127,13 +158,21 @@ extension Node {
         }
         guard commit.height == latestHeader.height + 1 else { return }  // applied meanwhile
         guard let executed = candidates[commit.blockHash] else { throw .invalidDecidedBlock(commit.height, "no block with the decided id") }
+        try await applyFinal(executed, commit: commit)
+    }
+
+    /// Makes a final block durable (with its commit certificate, PoA seal, or none for PoW) and
+    /// moves the ledger, the mempool and the commit waiters to it.
+    func applyFinal(_ executed: ExecutedBlock, commit: Commit?) async throws(ConsensusHostError) {
+        let height = executed.block.header.height
+        guard height == latestHeader.height + 1 else { throw .wrongHeight(expected: latestHeader.height + 1, got: height) }
         let started = DispatchTime.now()
         let block = Block(header: executed.block.header, transactions: executed.block.transactions, commit: commit)
         let store = self.store
         let writes = executed.writes
         let sealed = executed.sealed
         if case .failure(let error) = await Self.offPool(Self.commitQueue, { try store.commit(block: block, sealed: sealed, writes: writes) }) {
-            let message = "block \(commit.height) could not be stored: \(error); node halted, restart it"
+            let message = "block \(height) could not be stored: \(error); node halted, restart it"
             halt(message)
             throw .halted(message)
         }
@@ -141,7 +180,7 @@ extension Node {
         let applied = sealed.map(\.hash)
         let exact = executed.fromOwnMempool && mempool.startsWith(applied)
         let dropped = mempool.rebase(on: executed.state, removing: Set(applied), exact: exact,
-                                     context: ExecutionContext(chainID: genesis.chainId, height: commit.height + 1, timestampMs: max(clock(), block.header.timestampMs + 1)))
+                                     context: ExecutionContext(chainID: genesis.chainId, height: height + 1, timestampMs: max(clock(), block.header.timestampMs + 1)))
         committedState = executed.state
         tipState = executed.state
         latestHeader = block.header
@@ -156,8 +195,8 @@ extension Node {
         metrics.lastBlockCommitSeconds = seconds
         metrics.commitSecondsTotal += seconds
         for (tx, err) in dropped { resolveWaiters(tx.hash, .dropped(err)) }
-        for (i, h) in applied.enumerated() { resolveWaiters(h, .committed(height: commit.height, index: i)) }
-        rememberCommitted(applied, height: commit.height)
+        for (i, h) in applied.enumerated() { resolveWaiters(h, .committed(height: height, index: i)) }
+        rememberCommitted(applied, height: height)
     }
 
     private func halt(_ message: String) {

@@ -16,9 +16,9 @@ final class P2PPeerNetwork: PeerNetwork {
     static func kind(of bytes: [UInt8]) -> EnvelopeKind {
         switch bytes.first {
         case 2: return .transactionGossip
-        case 3: return .blockSyncRequest
-        case 4: return .blockSyncResponse
-        default: return .consensus  // consensus messages (1) and evidence (5)
+        case 3, 7: return .blockSyncRequest
+        case 4, 8: return .blockSyncResponse
+        default: return .consensus  // consensus messages (1), evidence (5), new chain blocks (6)
         }
     }
 
@@ -62,7 +62,19 @@ func parsePeer(_ s: String) throws -> PeerAddress {
     return PeerAddress(host: String(parts[0]), port: port, expectedKey: expected)
 }
 
-/// Runs the node as a consortium member: the peer-to-peer network and the Tendermint driver.
+/// What runs consensus for a consortium node: the Tendermint driver (BFT) or the longest-chain
+/// driver (proof of work, proof of authority), as the genesis chooses.
+protocol ConsortiumEngine: Sendable {
+    func start() async throws
+    func stop() async
+    func receive(_ bytes: [UInt8], from peer: PublicKey) async -> Bool
+    func info() async -> ConsensusInfo
+}
+
+extension ConsensusDriver: ConsortiumEngine {}
+extension ChainDriver: ConsortiumEngine {}
+
+/// Runs the node as a consortium member: the peer-to-peer network and the consensus driver.
 /// Returns a stop function and what GET /v1/consensus serves.
 func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws
     -> (stop: @Sendable () async -> Void, info: @Sendable () async -> ConsensusInfo) {
@@ -78,10 +90,14 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     try await p2p.start()
     log("p2p listening on \(config.listenHost):\(p2p.boundPort ?? port) as \(nodeKey.publicKey)")
 
-    let driver = try ConsensusDriver(node: node, network: P2PPeerNetwork(p2p), signer: observer ? nil : nodeKey)
+    let network = P2PPeerNetwork(p2p)
+    let signer = observer ? nil : nodeKey
+    let engine: any ConsortiumEngine = node.genesis.mode.kind == .bft
+        ? try ConsensusDriver(node: node, network: network, signer: signer)
+        : await ChainDriver(node: node, network: network, signer: signer)
     let inbound = Task {
         for await message in p2p.inbound {
-            if await !driver.receive(message.envelope.payload, from: message.peer) {
+            if await !engine.receive(message.envelope.payload, from: message.peer) {
                 p2p.misbehaved(peer: message.peer, reason: "invalid \(message.envelope.kind) message")
             }
         }
@@ -92,16 +108,17 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
             admission.update(await node.committedState)
         }
     }
-    try await driver.start()
-    log(observer ? "following the consortium as an observer" : "validating with the consortium")
+    try await engine.start()
+    let mode = node.genesis.mode.kind
+    log(observer ? "following the consortium as an observer (\(mode))" : "\(mode == .bft ? "validating" : mode == .pow ? "mining" : "sealing") with the consortium (\(mode))")
     let stop: @Sendable () async -> Void = {
         inbound.cancel()
         refresher.cancel()
-        await driver.stop()
+        await engine.stop()
         await p2p.stop()
     }
     let info: @Sendable () async -> ConsensusInfo = {
-        var i = await driver.info()
+        var i = await engine.info()
         i.peers = p2p.connectedPeers.sorted { $0.text < $1.text }
         return i
     }

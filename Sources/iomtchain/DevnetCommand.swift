@@ -37,7 +37,10 @@ struct DevnetCommand: AsyncParsableCommand {
     @Option(help: "Observer nodes (follow the chain without voting; registered on-chain with the node role).") var observers = 0
     @Option(help: "Folder for the consortium (created; must not hold a devnet already unless --resume).") var dataDir = "./devnet"
     @Flag(help: "Restart the devnet already in --data-dir instead of creating one.") var resume = false
-    @Option(help: "Block interval in milliseconds (pause after each decision).") var blockIntervalMs: UInt64 = 100
+    @Option(help: "Block interval in milliseconds (BFT: pause after each decision; PoA: slot length; PoW: wanted time per block).") var blockIntervalMs: UInt64 = 100
+    @Option(help: "Consensus mode written to genesis: bft (Tendermint), poa (round-robin authorities) or pow (proof of work).") var consensus: ConsensusMode.Kind = .bft
+    @Option(help: "PoA/PoW: blocks on top of a block before it is final (default: poa 2, pow 6).") var confirmationDepth: UInt32?
+    @Option(help: "PoW: expected hashes per block at the start (the initial difficulty; retargeted every 20 blocks).") var powHashesPerBlock: UInt64 = 20_000
 
     func run() async throws {
         guard (1...16).contains(validators), (0...8).contains(observers) else { throw CLIError("--validators must be 1…16 and --observers 0…8") }
@@ -107,7 +110,9 @@ struct DevnetCommand: AsyncParsableCommand {
                 + extra.enumerated().map { Genesis.Admin(publicKey: $1.publicKey, organisation: orgs[0].id, label: "bench admin \($0)") },
             adminQuorum: 1,
             validators: zip(validatorKeys, orgs).map { Validator(publicKey: $0.publicKey, organisation: $1.id) },
-            consensus: ConsensusParameters(blockIntervalMs: blockIntervalMs))
+            consensus: ConsensusParameters(blockIntervalMs: blockIntervalMs),
+            consensusMode: consensus == .bft ? nil : ConsensusMode(kind: consensus, confirmationDepth: confirmationDepth,
+                                                                   initialDifficulty: ProofOfWork.compact(expectedHashes: powHashesPerBlock)))
         try genesis.validate()
         let ports = try freePorts(2 * (validators + observers))
         var members: [DevnetMember] = []
@@ -218,3 +223,5 @@ func freePorts(_ n: Int) throws -> [Int] {
     }
     return ports
 }
+
+extension ConsensusMode.Kind: ExpressibleByArgument {}

@@ -30,7 +30,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Flag(help: "Create a one-validator development chain in the data folder on first start.") var dev = false
         @Option(help: "HTTP API address host:port (port 0 picks a free one).") var http = "127.0.0.1:8080"
         @Option(help: "Mempool capacity (transactions).") var mempoolCapacity = Node.defaultMempoolCapacity
-        @Flag(help: "Run as a member of a consortium: BFT consensus with the peers (needs --p2p).") var consortium = false
+        @Flag(help: "Run as a member of a consortium: the genesis's consensus (BFT, PoA or PoW) with the peers (needs --p2p).") var consortium = false
         @Flag(help: "With --consortium: follow the chain without voting (the key must be registered on-chain with the node role).") var observer = false
         @Option(help: "With --consortium: peer-to-peer listen address host:port.") var p2p = "127.0.0.1:26656"
         @Option(help: "With --consortium: a peer to dial, host:port or host:port@<node key> (repeatable).") var peer: [String] = []
@@ -45,6 +45,9 @@ struct NodeCommand: AsyncParsableCommand {
             }
             try folder.lockForProcess()
             let node = try folder.openNode(mempoolCapacity: mempoolCapacity, requireValidator: !observer)
+            guard consortium || node.genesis.mode.kind == .bft else {
+                throw CLIError("this chain's genesis selects \(node.genesis.mode.kind) consensus, which runs only with --consortium (see `iomtchain devnet --consensus`)")
+            }
             let restored = try await node.restorePending()
             let status = await node.status()
             log("chain \(status.chainId) at height \(status.height), block \(status.latestBlockHash); \(restored.restored) pending restored, \(restored.dropped) dropped")

@@ -20,8 +20,14 @@ public struct Genesis: Hashable, Sendable, Codable {
     public var adminQuorum: UInt32
     public var validators: [Validator]
     public var consensus: ConsensusParameters
+    /// The consensus protocol (absent: BFT). Fixed for the chain's life.
+    public var consensusMode: ConsensusMode?
 
-    public init(chainId: String, genesisTimeMs: Int64, organisations: [Organisation], admins: [Admin], adminQuorum: UInt32, validators: [Validator], consensus: ConsensusParameters) {
+    /// The consensus protocol this chain runs.
+    public var mode: ConsensusMode { consensusMode ?? .bft }
+
+    public init(chainId: String, genesisTimeMs: Int64, organisations: [Organisation], admins: [Admin], adminQuorum: UInt32, validators: [Validator], consensus: ConsensusParameters, consensusMode: ConsensusMode? = nil) {
+        self.consensusMode = consensusMode
         self.chainId = chainId
         self.genesisTimeMs = genesisTimeMs
         self.organisations = organisations
@@ -65,6 +71,7 @@ public struct Genesis: Hashable, Sendable, Codable {
             guard v.power > 0 else { throw Invalid(reason: "validator power must be positive") }
         }
         try Genesis.validate(consensus)
+        try mode.validate()
     }
 
     public static func validate(_ p: ConsensusParameters) throws(Invalid) {
@@ -96,6 +103,9 @@ public struct Genesis: Hashable, Sendable, Codable {
         writes[StateKeys.governance] = GovernanceParameters(adminQuorum: adminQuorum).canonicalBytes
         writes[StateKeys.validators] = validators.canonicalBytes
         writes[StateKeys.consensus] = consensus.canonicalBytes
+        // Written only for the non-default modes, so a BFT chain's genesis (and its hash) is
+        // the same as before modes existed.
+        if mode.kind != .bft { writes[StateKeys.consensusMode] = mode.canonicalBytes }
         return AuthenticatedState().applying(writes)
     }
 
@@ -105,7 +115,8 @@ public struct Genesis: Hashable, Sendable, Codable {
             chainID: chainId, height: 0, previousHash: .zero,
             transactionsRoot: MerkleTree.emptyRoot, transactionCount: 0,
             stateRoot: initialState().root, validatorsHash: Validator.setHash(validators),
-            timestampMs: genesisTimeMs, proposer: .zero)
+            timestampMs: genesisTimeMs, proposer: .zero,
+            difficultyTarget: mode.kind == .pow ? mode.initialDifficulty : 0)
         return Block(header: header, transactions: [], commit: nil)
     }
 }
