@@ -32,6 +32,9 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
     @Option(help: "Catch-up: at most this many seconds of lag before the restart, whatever the block count.") var catchUpSeconds = 90.0
     @Option(help: "Catch-up: offered load (tx/s) on the remaining validators while one is down.") var catchUpLoad = 500.0
     @Flag(help: "Skip the catch-up phase.") var skipCatchUp = false
+    @Option(help: "Consensus mode of the benchmark chain: bft, poa or pow (the consensus comparison).") var consensus: ConsensusMode.Kind = .bft
+    @Option(help: "PoA/PoW: confirmation depth (default: poa 2, pow 6).") var confirmationDepth: UInt32?
+    @Option(help: "PoW: expected hashes per block at the start (retargeted towards the block interval).") var powHashesPerBlock: UInt64 = 20_000
     @Option(help: "Upper bound (s) of the saturation phase; exceeded means failure.") var timeoutSeconds = 300.0
     @Option(help: "Scratch folder for the consortium (must not exist).") var scratch = NSTemporaryDirectory() + "iomt-bench-consortium-\(getpid())"
     @Flag(help: "Keep the scratch folder (node logs, ledgers) afterwards.") var keep = false
@@ -46,7 +49,7 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
     func run() async throws {
         guard !FileManager.default.fileExists(atPath: scratch) else { throw CLIError("--scratch \(scratch) exists; choose a new folder") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("machine: \(cores) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; load average \(loadAverage()) (1, 5, 15 min); \(validators) validators as processes, block interval \(blockIntervalMs) ms")
+        print("machine: \(cores) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; load average \(loadAverage()) (1, 5, 15 min); \(validators) validators as processes, consensus \(consensus), block interval \(blockIntervalMs) ms")
 
         // (a) The machine limit, measured in this run before any node exists.
         let limit = try BenchCommand.parse([]).verifyRate(.ed25519)
@@ -54,7 +57,9 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
         print(String(format: "limit: %.0f Ed25519 verifications/s on %d cores (%.0f on one); hard limit for BFT (every validator verifies every tx): %.0f tx/s at n = %d", limit.all, cores, limit.one, hardLimit, validators))
         fflush(nil)
 
-        let devnet = try DevnetCommand.parse(["--validators", "\(validators)", "--data-dir", scratch, "--block-interval-ms", "\(blockIntervalMs)"])
+        let devnet = try DevnetCommand.parse(["--validators", "\(validators)", "--data-dir", scratch, "--block-interval-ms", "\(blockIntervalMs)",
+                                              "--consensus", consensus.rawValue, "--pow-hashes-per-block", "\(powHashesPerBlock)"]
+                                             + (confirmationDepth.map { ["--confirmation-depth", "\($0)"] } ?? []))
         let manifest = try devnet.create(extraAdmins: clients + 2 * validators)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

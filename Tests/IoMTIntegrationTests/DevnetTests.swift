@@ -18,11 +18,11 @@ final class Devnet: @unchecked Sendable {
     let manifest: Manifest
     var restarted: [Process] = []
 
-    init(validators: Int = 4, observers: Int = 0) throws {
+    init(validators: Int = 4, observers: Int = 0, extraArguments: [String] = []) throws {
         logPath = dir + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binaryPath)
-        process.arguments = ["devnet", "--validators", "\(validators)", "--observers", "\(observers)", "--data-dir", dir + "/net", "--block-interval-ms", "100"]
+        process.arguments = ["devnet", "--validators", "\(validators)", "--observers", "\(observers)", "--data-dir", dir + "/net", "--block-interval-ms", "100"] + extraArguments
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
