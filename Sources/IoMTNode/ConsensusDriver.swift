@@ -99,6 +99,7 @@ public actor ConsensusDriver {
     private var running = false
     private var tasks: [Task<Void, Never>] = []
     private var lastMarker: String?
+    private var stalledTicks: UInt64 = 0
     private var servedSync: [PublicKey: (height: UInt64, atMs: Int64)] = [:]
     private var evidenceSeen: Set<Hash> = []
     /// Decided blocks received from peers for heights we have not reached (block sync).
@@ -338,11 +339,26 @@ public actor ConsensusDriver {
         guard running, haltReason == nil, core.height > 0 else { return }
         let marker = "\(core.height)/\(core.round)/\(core.step)"
         if marker == lastMarker {
-            var rounds = [core.round]
-            if let vr = core.validRound, vr != core.round { rounds.append(vr) }
-            var resend = core.ownMessages
-            for r in rounds { resend += core.messages(inRound: r).filter { $0.signer != publicKey } }
-            for m in resend { await network.broadcast(PeerMessage.consensus(m).canonicalBytes, from: publicKey) }
+            // No progress: re-send, backing off (1, 2, 4, 8, then every 16 ticks). Every node
+            // re-sends its own messages and the votes it holds; a proposal (up to a whole block)
+            // only its proposer does — re-sending every block from every node on every tick
+            // overran the peers' queues under load, and the disconnects kept the round from ending.
+            stalledTicks += 1
+            if stalledTicks & (stalledTicks - 1) == 0 || stalledTicks % 16 == 0 {
+                var rounds = [core.round]
+                if let vr = core.validRound, vr != core.round { rounds.append(vr) }
+                var resend = core.ownMessages
+                for r in rounds {
+                    resend += core.messages(inRound: r).filter { m in
+                        guard m.signer != publicKey else { return false }
+                        if case .proposal = m { return false }
+                        return true
+                    }
+                }
+                for m in resend { await network.broadcast(PeerMessage.consensus(m).canonicalBytes, from: publicKey) }
+            }
+        } else {
+            stalledTicks = 0
         }
         lastMarker = marker
         await network.broadcast(PeerMessage.status(height: core.height).canonicalBytes, from: publicKey)

@@ -62,6 +62,11 @@ struct Mempool {
 
     var count: Int { entries.count }
 
+    /// The signature each admitted transaction was verified with, by transaction hash.
+    var verifiedSignatures: [Hash: Signature] {
+        Dictionary(entries.map { ($0.tx.hash, $0.tx.signed.signature) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Admits a transaction whose size and signature were already checked.
     /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
     /// re-run after a block): the bound applies to new admissions only.

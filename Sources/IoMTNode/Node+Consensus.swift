@@ -85,7 +85,9 @@ extension Node {
         do { block = try ProposedBlock(canonicalBytes: bytes, maxLength: bytes.count) } catch {
             return .failure(.invalidDecidedBlock(height, "undecodable block: \(error)"))
         }
-        let sealed = await Self.sealVerifyingSignatures(block.transactions)
+        // Transactions this node admitted had their signatures checked then (same bytes, same
+        // hash): only the others are verified, as CometBFT's CheckTx cache does.
+        let sealed = await Self.sealVerifyingSignatures(block.transactions, alreadyVerified: mempool.verifiedSignatures)
         guard let sealed else { return .failure(.invalidDecidedBlock(height, "a transaction signature does not verify")) }
         // The ledger may have moved while signatures were checked.
         guard block.header.height == height, height == latestHeader.height + 1 else {
@@ -126,7 +128,10 @@ extension Node {
     }
 
     /// Seals transactions and verifies their signatures on all cores; nil if any fails.
-    nonisolated static func sealVerifyingSignatures(_ txs: [SignedTransaction]) async -> [SealedTransaction]? {
+    /// A transaction found in `alreadyVerified` with the same signature (admitted to this node's
+    /// mempool, so verified at admission; the hash covers the unsigned transaction, the signature
+    /// the rest, so the signed bytes are identical) is not verified again.
+    nonisolated static func sealVerifyingSignatures(_ txs: [SignedTransaction], alreadyVerified: [Hash: Signature] = [:]) async -> [SealedTransaction]? {
         await withCheckedContinuation { c in
             DispatchQueue.global().async {
                 var out = [SealedTransaction?](repeating: nil, count: txs.count)
@@ -135,7 +140,7 @@ extension Node {
                     nonisolated(unsafe) let ptr = base
                     DispatchQueue.concurrentPerform(iterations: txs.count) { i in
                         let s = SealedTransaction(txs[i])
-                        ptr[i] = s.hasValidSignature() ? s : nil
+                        ptr[i] = alreadyVerified[s.hash] == s.signed.signature || s.hasValidSignature() ? s : nil
                     }
                 }
                 let all = out.compactMap { $0 }

@@ -38,8 +38,8 @@ extension Node {
 
     /// Verifies the signatures of a received block's transactions (on all cores) and executes it
     /// on `parent`. The seal (work or authority signature) is the engine's to check.
-    nonisolated func executeChainBlock(_ block: ProposedBlock, on parent: ChainParent) async -> Result<ExecutedBlock, ConsensusHostError> {
-        guard let sealed = await Self.sealVerifyingSignatures(block.transactions) else {
+    func executeChainBlock(_ block: ProposedBlock, on parent: ChainParent) async -> Result<ExecutedBlock, ConsensusHostError> {
+        guard let sealed = await Self.sealVerifyingSignatures(block.transactions, alreadyVerified: mempool.verifiedSignatures) else {
             return .failure(.invalidDecidedBlock(block.header.height, "a transaction signature does not verify"))
         }
         return Self.execute(block, sealed: sealed, on: parent, genesis: genesis, parameters: parameters)

@@ -457,7 +457,8 @@ final class ClusterProcesses: @unchecked Sendable {
             if g.status == 200, (try? JSONDecoder().decode(BenchConsortiumCommand.BatchItem.self, from: g.body))?.status == "committed" { return }
             try await Task.sleep(nanoseconds: 20_000_000)
         }
-        throw CLIError("\(what) on \(members[i].name): not committed within 120 s")
+        let last = try? await http.send("GET", urls[i] + "/v1/transactions/" + tx.hash.hex)
+        throw CLIError("\(what) on \(members[i].name): \(tx.hash) not committed within 120 s (last reply \(last?.status ?? 0) \(last?.text ?? ""))")
     }
 
     struct Status: Decodable { var height: UInt64 }

@@ -74,6 +74,13 @@ protocol ConsortiumEngine: Sendable {
 extension ConsensusDriver: ConsortiumEngine {}
 extension ChainDriver: ConsortiumEngine {}
 
+/// Timeouts of a node process. A full block (10,000 transactions, about 2 MB) must be built,
+/// sent, decoded and have every signature checked by the others inside `timeout_propose`: on this
+/// class of machine (2 cores shared by four validators and their clients) that takes about a
+/// second, so the propose timeout starts at 1.5 s (CometBFT's default is 3 s). The core's own
+/// default (300 ms) stays for the in-process cluster and the simulator.
+let processTimeouts = TimeoutSchedule(proposeBaseMs: 1_500, proposeDeltaMs: 500, prevoteBaseMs: 500, prevoteDeltaMs: 250, precommitBaseMs: 500, precommitDeltaMs: 250)
+
 /// Runs the node as a consortium member: the peer-to-peer network and the consensus driver.
 /// Returns a stop function and what GET /v1/consensus serves.
 func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws
@@ -93,7 +100,7 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     let network = P2PPeerNetwork(p2p)
     let signer = observer ? nil : nodeKey
     let engine: any ConsortiumEngine = node.genesis.mode.kind == .bft
-        ? try ConsensusDriver(node: node, network: network, signer: signer)
+        ? try ConsensusDriver(node: node, network: network, signer: signer, timeouts: processTimeouts)
         : await ChainDriver(node: node, network: network, signer: signer)
     let inbound = Task {
         for await message in p2p.inbound {

@@ -232,3 +232,37 @@ struct ConsensusClusterTests {
         for i in 0..<5 { await c.crash(i) }
     }
 }
+
+@Suite("Proposal validation reuses admission's signature checks, safely")
+struct ProposalSignatureCacheTests {
+    @Test("a proposal with the mempool's transactions validates; the same transaction with another signature is refused")
+    func forgedSignatureOfAdmittedTransactionIsRefused() async throws {
+        let chain = TestChain()
+        let proposer = try chain.open()
+        // A second node of the same chain, with the same transactions admitted (as gossip does).
+        let clock = chain.clock
+        let validator = try Node(databasePath: temporaryFolder() + "/ledger.sqlite", genesis: chain.genesis, genesisFile: chain.genesisBytes,
+                                 validatorKey: chain.validator, clock: { clock.now() })
+        let txs = chain.registrations(from: 0, count: 3)
+        for r in await proposer.submit(batch: txs) { _ = try r.get() }
+        for r in await validator.submit(batch: txs) { _ = try r.get() }
+        let (_, bytes) = try await proposer.proposeBlock(height: 1)
+        let block = try ProposedBlock(canonicalBytes: bytes)
+        #expect(block.transactions.count == 3)
+        // Same transactions, the second one's signature replaced: its hash (over the unsigned
+        // transaction) is still one the validator admitted, but this signature was never verified.
+        var forged = block
+        forged.transactions[1].signature = Signature(bytes: [UInt8](repeating: 0x42, count: 64))!
+        let forgedBytes = ProposedBlock.encode(header: forged.header, transactionBytes: forged.transactions.map(\.canonicalBytes))
+        guard case .failure(let e) = await validator.validateBlock(forgedBytes, height: 1) else {
+            Issue.record("a forged signature on an admitted transaction was accepted")
+            return
+        }
+        // The genuine proposal validates (its signatures come from the admission checks).
+        guard case .success = await validator.validateBlock(bytes, height: 1) else {
+            Issue.record("the genuine proposal was refused")
+            return
+        }
+        #expect("\(e)".contains("signature"))
+    }
+}
