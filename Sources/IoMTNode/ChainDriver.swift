@@ -207,6 +207,26 @@ public actor ChainDriver {
         return ((try? node.store.block(height: h)) ?? nil)?.header.timestampMs ?? node.genesis.genesisTimeMs
     }
 
+    /// Proposers of block `id` and the blocks before it, newest first (at most `count`; the
+    /// genesis block has none).
+    private func recentProposers(endingAt id: Hash, count: Int) -> [Address] {
+        var out: [Address] = []
+        var cur = id
+        while out.count < count, let b = blocks[cur] {
+            out.append(b.executed.block.header.proposer)
+            cur = b.executed.block.header.previousHash
+        }
+        // The rest are final: from the ledger, down from the final block.
+        if out.count < count, cur == tree.root.id {
+            var height = tree.root.height
+            while out.count < count, height >= 1, let header = ((try? node.store.block(height: height)) ?? nil)?.header {
+                out.append(header.proposer)
+                height -= 1
+            }
+        }
+        return out
+    }
+
     private func slot(_ t: Int64) -> UInt64 { ProofOfAuthority.slot(timestampMs: t, genesisTimeMs: node.genesis.genesisTimeMs, intervalMs: intervalMs) }
 
     /// Checks a block's seal and execution on its parent, adds it to the fork choice, relays it,
@@ -233,7 +253,10 @@ public actor ChainDriver {
             guard ProofOfWork.meets(id, want) else { return reject(peer, "block \(h.height) hash does not meet its target") }
             guard message.seal == nil else { return reject(peer, "a proof-of-work block carries a seal") }
         case .poa:
-            if let why = ProofOfAuthority.checkSeal(message.seal, header: h, genesisTimeMs: node.genesis.genesisTimeMs, intervalMs: intervalMs, validators: parent.validators) {
+            let validators = parent.validators
+            let recent = recentProposers(endingAt: h.previousHash, count: ProofOfAuthority.recentWindow(validators.count))
+            if let why = ProofOfAuthority.checkSeal(message.seal, header: h, genesisTimeMs: node.genesis.genesisTimeMs, intervalMs: intervalMs,
+                                                    validators: validators, recentSigners: recent) {
                 return reject(peer, "block \(h.height): \(why)")
             }
             guard slot(h.timestampMs) > slot(parent.header.timestampMs) else { return reject(peer, "block \(h.height) in the same slot as its parent") }
@@ -295,14 +318,25 @@ public actor ChainDriver {
 
     // MARK: proof of authority
 
+    /// A node that has just started, or that a peer reports to be behind, does not produce: a
+    /// block on a stale tip is wasted work (and, for PoA, a fork the recent-signer rule must
+    /// then stop). It waits for its peers' heights (they announce every second) before the first.
+    private func catchingUp(now: Int64) -> Bool {
+        if (peerHeights.values.max() ?? 0) > tree.best.height { return true }
+        return peerHeights.isEmpty && now - startedAtMs < 3_000
+    }
+
     /// Seals a block on the best tip if this node is the current slot's authority and has not
     /// sealed in this slot.
     private func sealIfMySlot() async {
         guard let signer else { return }
         let now = clock()
         let s = slot(now)
-        guard lastSealedSlot != s, s > slot(tree.best.timestampMs), let parent = await parent(tree.best.id),
+        guard lastSealedSlot != s, s > slot(tree.best.timestampMs), !catchingUp(now: now), let parent = await parent(tree.best.id),
               ProofOfAuthority.authority(slot: s, validators: parent.validators)?.publicKey == signer.publicKey else { return }
+        let validators = parent.validators
+        guard !ProofOfAuthority.mayNotSeal(signer.publicKey.address, recentSigners: recentProposers(endingAt: tree.best.id, count: ProofOfAuthority.recentWindow(validators.count)),
+                                           authorities: validators.count) else { return }
         lastSealedSlot = s
         let timestamp = max(now, tree.best.timestampMs + 1)
         var executed = await node.buildChainBlock(on: parent, excluding: pendingInChain(to: tree.best.id), timestampMs: timestamp, difficulty: 0, proposer: signer.publicKey.address)
@@ -318,7 +352,7 @@ public actor ChainDriver {
     /// the last template is older than a block interval (new transactions, fresh timestamp).
     func miningJob() async -> (generation: UInt64, header: BlockHeader)? {
         guard running, haltReason == nil, let signer, let parent = await parent(tree.best.id) else { return nil }
-        guard parent.validators.contains(where: { $0.publicKey == signer.publicKey }) else { return nil }
+        guard parent.validators.contains(where: { $0.publicKey == signer.publicKey }), !catchingUp(now: clock()) else { return nil }
         let g = generation.value
         let timestamp = max(clock(), tree.best.timestampMs + 1)
         let executed = await node.buildChainBlock(on: parent, excluding: pendingInChain(to: tree.best.id), timestampMs: timestamp,

@@ -44,6 +44,8 @@ public enum ChainVerifier {
         var height: UInt64 = 1
         // Proof of work: each block's target follows from the timestamps before it.
         var timestamps: [Int64] = [stored0.header.timestampMs]
+        // Proof of authority: who sealed the blocks so far (the recent-signer rule).
+        var proposers: [Address] = []
         let mode = genesis.mode
         let interval = genesis.consensus.blockIntervalMs
         while height <= latest {
@@ -56,7 +58,7 @@ public enum ChainVerifier {
             let seal: Seal
             switch mode.kind {
             case .bft: seal = .commit
-            case .poa: seal = .authority(genesisTimeMs: genesis.genesisTimeMs, intervalMs: interval)
+            case .poa: seal = .authority(genesisTimeMs: genesis.genesisTimeMs, intervalMs: interval, recentSigners: Array(proposers.suffix(16).reversed()))
             case .pow:
                 seal = .work(ProofOfWork.expectedDifficulty(height: h, parentDifficulty: previous.height == 0 ? mode.initialDifficulty : previous.difficultyTarget,
                                                             mode: mode, blockIntervalMs: interval, parentTimeMs: previous.timestampMs,
@@ -64,6 +66,7 @@ public enum ChainVerifier {
             }
             if let why = check(block, previous: previous, state: &state, chainID: genesis.chainId, seal: seal) { return bad(height, why) }
             timestamps.append(block.header.timestampMs)
+            proposers.append(block.header.proposer)
             txCount += block.transactions.count
             previous = block.header
             progress?(height)
@@ -88,7 +91,7 @@ public enum ChainVerifier {
         /// A BFT commit certificate of more than two thirds of the validators' power.
         case commit
         /// One signature by the slot's authority (proof of authority).
-        case authority(genesisTimeMs: Int64, intervalMs: UInt64)
+        case authority(genesisTimeMs: Int64, intervalMs: UInt64, recentSigners: [Address])
         /// A header hash meeting this compact target (proof of work).
         case work(UInt32)
     }
@@ -117,8 +120,9 @@ public enum ChainVerifier {
         case .commit:
             guard let commit = block.commit else { return "block has no commit" }
             do { try commit.verify(header: h, validators: validators) } catch { return "commit: \(error)" }
-        case .authority(let genesisTimeMs, let intervalMs):
-            if let why = ProofOfAuthority.checkSeal(block.commit, header: h, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs, validators: validators) { return why }
+        case .authority(let genesisTimeMs, let intervalMs, let recent):
+            if let why = ProofOfAuthority.checkSeal(block.commit, header: h, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs, validators: validators,
+                                                    recentSigners: Array(recent.prefix(ProofOfAuthority.recentWindow(validators.count)))) { return why }
             guard ProofOfAuthority.slot(timestampMs: h.timestampMs, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs)
                 > ProofOfAuthority.slot(timestampMs: previous.timestampMs, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs) else { return "sealed in the same slot as its parent" }
         case .work(let target):

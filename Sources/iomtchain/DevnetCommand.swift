@@ -39,7 +39,7 @@ struct DevnetCommand: AsyncParsableCommand {
     @Flag(help: "Restart the devnet already in --data-dir instead of creating one.") var resume = false
     @Option(help: "Block interval in milliseconds (BFT: pause after each decision; PoA: slot length; PoW: wanted time per block).") var blockIntervalMs: UInt64 = 100
     @Option(help: "Consensus mode written to genesis: bft (Tendermint), poa (round-robin authorities) or pow (proof of work).") var consensus: ConsensusMode.Kind = .bft
-    @Option(help: "PoA/PoW: blocks on top of a block before it is final (default: poa 2, pow 6).") var confirmationDepth: UInt32?
+    @Option(help: "PoA/PoW: blocks on top of a block before it is final (default: poa max(2, ⌊validators/2⌋), pow 6).") var confirmationDepth: UInt32?
     @Option(help: "PoW: expected hashes per block at the start (the initial difficulty; retargeted every 20 blocks).") var powHashesPerBlock: UInt64 = 20_000
 
     func run() async throws {
@@ -111,7 +111,7 @@ struct DevnetCommand: AsyncParsableCommand {
             adminQuorum: 1,
             validators: zip(validatorKeys, orgs).map { Validator(publicKey: $0.publicKey, organisation: $1.id) },
             consensus: ConsensusParameters(blockIntervalMs: blockIntervalMs),
-            consensusMode: consensus == .bft ? nil : ConsensusMode(kind: consensus, confirmationDepth: confirmationDepth,
+            consensusMode: consensus == .bft ? nil : ConsensusMode(kind: consensus, confirmationDepth: confirmationDepth ?? (consensus == .poa ? UInt32(max(2, validators / 2)) : nil),
                                                                    initialDifficulty: ProofOfWork.compact(expectedHashes: powHashesPerBlock)))
         try genesis.validate()
         let ports = try freePorts(2 * (validators + observers))

@@ -96,6 +96,11 @@ struct ProofOfWorkTests {
         g.consensusMode = ConsensusMode(kind: .poa)
         #expect(g.mode.confirmationDepth == 2)
         try g.validate()
+        // Six authorities need depth ≥ 3.
+        g.validators = (0..<6).map { _ in Validator(publicKey: PrivateKey.generate(.ed25519).publicKey, organisation: "o") }
+        #expect(throws: Genesis.Invalid.self) { try g.validate() }
+        g.consensusMode = ConsensusMode(kind: .poa, confirmationDepth: 3)
+        try g.validate()
     }
 }
 
@@ -122,17 +127,41 @@ struct ProofOfAuthorityTests {
     func seals() {
         let h = header(slot: 6, proposer: 2)
         let good = ProofOfAuthority.seal(h, with: Self.keys[2])
-        #expect(ProofOfAuthority.checkSeal(good, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators) == nil)
-        #expect(ProofOfAuthority.checkSeal(nil, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators) != nil)
+        #expect(ProofOfAuthority.checkSeal(good, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: []) == nil)
+        #expect(ProofOfAuthority.checkSeal(nil, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: []) != nil)
         // Validator 3 sealing in validator 2's slot.
         let wrong = header(slot: 6, proposer: 3)
-        #expect(ProofOfAuthority.checkSeal(ProofOfAuthority.seal(wrong, with: Self.keys[3]), header: wrong, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators) != nil)
+        #expect(ProofOfAuthority.checkSeal(ProofOfAuthority.seal(wrong, with: Self.keys[3]), header: wrong, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: []) != nil)
         // A seal of another block.
-        #expect(ProofOfAuthority.checkSeal(ProofOfAuthority.seal(header(slot: 10, proposer: 2), with: Self.keys[2]), header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators) != nil)
+        #expect(ProofOfAuthority.checkSeal(ProofOfAuthority.seal(header(slot: 10, proposer: 2), with: Self.keys[2]), header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: []) != nil)
         // A forged signature.
         var forged = good
         forged.signatures[0].signature = Signature(bytes: [UInt8](repeating: 7, count: 64))!
-        #expect(ProofOfAuthority.checkSeal(forged, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators) == "authority seal signature does not verify")
+        #expect(ProofOfAuthority.checkSeal(forged, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: []) == "authority seal signature does not verify")
+    }
+
+    @Test("Clique's rule: an authority that sealed one of the last ⌊n/2⌋ blocks may not seal, so a cut-off minority stalls")
+    func recentSigners() {
+        let h = header(slot: 6, proposer: 2)
+        let seal = ProofOfAuthority.seal(h, with: Self.keys[2])
+        let a = Self.keys.map(\.publicKey.address)
+        func check(_ recent: [Address]) -> String? {
+            ProofOfAuthority.checkSeal(seal, header: h, genesisTimeMs: 1_000, intervalMs: 100, validators: Self.validators, recentSigners: recent)
+        }
+        #expect(ProofOfAuthority.recentWindow(4) == 2 && ProofOfAuthority.recentWindow(7) == 3)
+        #expect(check([a[1], a[0], a[3]]) == nil)          // its last block was three back: fine
+        #expect(check([a[1], a[2]]) != nil)                // two back: refused
+        #expect(check([a[2]]) != nil)                      // the parent: refused
+        #expect(check([a[1], a[0], a[2]]) == nil)          // beyond the window
+        // Two of four authorities alone (0 and 2) can add blocks only while the other is not in
+        // the last two: after sealing 0, 2 they stall, so with depth 2 nothing of theirs is final.
+        var chain: [Address] = []
+        var sealed = 0
+        for s: UInt64 in 0..<40 where [0, 2].contains(Int(s % 4)) {
+            let who = a[Int(s % 4)]
+            if !ProofOfAuthority.mayNotSeal(who, recentSigners: chain.reversed(), authorities: 4) { chain.append(who); sealed += 1 }
+        }
+        #expect(sealed == 2)
     }
 }
 

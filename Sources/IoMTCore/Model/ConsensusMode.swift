@@ -230,6 +230,16 @@ public enum ProofOfAuthority {
         timestampMs <= genesisTimeMs ? 0 : UInt64(timestampMs - genesisTimeMs) / max(1, intervalMs)
     }
 
+    /// Clique's rule (EIP-225): an authority may not seal if it sealed one of the last ⌊n/2⌋
+    /// blocks. So fewer than a majority can add at most ⌊n/2⌋ blocks past the point where they
+    /// were cut off, and with `confirmationDepth ≥ ⌊n/2⌋` a minority never makes a block final
+    /// that the majority does not have (docs/consensus.md).
+    public static func recentWindow(_ authorities: Int) -> Int { authorities / 2 }
+
+    public static func mayNotSeal(_ a: Address, recentSigners: [Address], authorities: Int) -> Bool {
+        recentSigners.prefix(recentWindow(authorities)).contains(a)
+    }
+
     /// The validator that may seal a block in `slot` (validators in their on-chain order).
     public static func authority(slot: UInt64, validators: [Validator]) -> Validator? {
         validators.isEmpty ? nil : validators[Int(slot % UInt64(validators.count))]
@@ -237,11 +247,17 @@ public enum ProofOfAuthority {
 
     /// A PoA block's seal is a one-signature `Commit` by the slot's authority over the usual
     /// commit bytes. Returns why it is not, or nil.
-    public static func checkSeal(_ seal: Commit?, header: BlockHeader, genesisTimeMs: Int64, intervalMs: UInt64, validators: [Validator]) -> String? {
+    /// `recentSigners` are the proposers of the parent and the blocks before it, newest first
+    /// (at least `recentWindow(validators.count)` of them, fewer near genesis).
+    public static func checkSeal(_ seal: Commit?, header: BlockHeader, genesisTimeMs: Int64, intervalMs: UInt64, validators: [Validator],
+                                 recentSigners: [Address]) -> String? {
         guard let seal else { return "block has no authority seal" }
         let slot = slot(timestampMs: header.timestampMs, genesisTimeMs: genesisTimeMs, intervalMs: intervalMs)
         guard let authority = authority(slot: slot, validators: validators) else { return "no authorities" }
         guard header.proposer == authority.address else { return "proposer \(header.proposer) is not slot \(slot)'s authority \(authority.address)" }
+        if mayNotSeal(authority.address, recentSigners: recentSigners, authorities: validators.count) {
+            return "authority \(authority.address) sealed one of the last \(recentWindow(validators.count)) blocks"
+        }
         guard seal.height == header.height, seal.round == 0, seal.blockHash == header.hash else { return "seal is for another block" }
         guard seal.signatures.count == 1, seal.signatures[0].validator == authority.publicKey else { return "seal must be one signature by the slot's authority" }
         let bytes = Commit.voteBytes(chainID: header.chainID, height: header.height, round: 0, blockHash: header.hash)

@@ -72,6 +72,9 @@ public struct Genesis: Hashable, Sendable, Codable {
         }
         try Genesis.validate(consensus)
         try mode.validate()
+        if mode.kind == .poa, Int(mode.confirmationDepth) < ProofOfAuthority.recentWindow(validators.count) {
+            throw Invalid(reason: "poa confirmationDepth must be at least ⌊validators/2⌋ = \(ProofOfAuthority.recentWindow(validators.count)), or a cut-off minority could finalise a fork")
+        }
     }
 
     public static func validate(_ p: ConsensusParameters) throws(Invalid) {
