@@ -32,10 +32,15 @@ public actor ChainDriver {
     private var orphanCount = 0
     static let orphanLimit = 512
     static let syncBatch: UInt64 = 32
-    private var peerHeights: [PublicKey: UInt64] = [:]
+    /// Each peer's last announced best height, and when (a peer that stops announcing — crashed,
+    /// cut off — stops counting after `peerHeightTTLMs`, or its stale claim would stop everyone).
+    private var peerHeights: [PublicKey: (height: UInt64, atMs: Int64)] = [:]
+    static let peerHeightTTLMs: Int64 = 3_000
+    private var lastSyncRequest: [PublicKey: Int64] = [:]
     private var lastSealedSlot: UInt64?
     private var blocksProduced = 0
     private var invalidBlocks = 0
+    private var conflictingPeers: Set<PublicKey> = []
     public private(set) var haltReason: String?
     private var running = false
     private var tasks: [Task<Void, Never>] = []
@@ -150,7 +155,7 @@ public actor ChainDriver {
         case .block(let message, let peer, let sync): await accept(message, from: peer, sync: sync)
         case .syncRequest(let h, let peer): await serveSync(from: h, to: peer)
         case .status(let h, let peer):
-            peerHeights[peer] = h
+            peerHeights[peer] = (h, clock())
             if h > tree.best.height { await requestSync(from: peer) }
         case .tick: if mode.kind == .poa { await sealIfMySlot() }
         case .mined(let g, let nonce): await minedBlock(generation: g, nonce: nonce)
@@ -161,7 +166,14 @@ public actor ChainDriver {
         await network.broadcast(PeerMessage.status(height: tree.best.height).canonicalBytes, from: publicKey)
     }
 
+    /// Asks `peer` for its chain from the final height, at most once per 500 ms per peer: every
+    /// orphan and every higher status would otherwise ask again, and each answer of up to 32
+    /// blocks, still orphaned while its first block is in flight, asked again — a flood that filled
+    /// the event queue and stalled the chain under load.
     private func requestSync(from peer: PublicKey) async {
+        let now = clock()
+        if let last = lastSyncRequest[peer], now - last < 500 { return }
+        lastSyncRequest[peer] = now
         await network.send(PeerMessage.chainSyncRequest(fromHeight: tree.root.height + 1).canonicalBytes, to: peer, from: publicKey)
     }
 
@@ -236,7 +248,18 @@ public actor ChainDriver {
         do { block = try ProposedBlock(canonicalBytes: message.block, maxLength: message.block.count) } catch { return reject(peer, "undecodable block: \(error)") }
         let h = block.header
         let id = h.hash
-        if tree.contains(id) || h.height <= tree.root.height { return }
+        if tree.contains(id) { return }
+        if h.height <= tree.root.height {
+            // A block at a final height that is not ours: the peer finalised another chain (a
+            // partition, or blocks faster than they can be checked, outlasted the confirmation
+            // depth). Nothing reconciles that automatically; operators must see it.
+            if let mine = (try? node.store.block(height: h.height)) ?? nil, mine.hash != id {
+                if let peer, conflictingPeers.insert(peer).inserted {
+                    FileHandle.standardError.write(Data("[iomtchain] FORK BELOW FINAL HEIGHT: \(peer) has block \(id) at final height \(h.height), this node has \(mine.hash); the consortium has split and needs an operator\n".utf8))
+                }
+            }
+            return
+        }
         guard let parentEntry = tree.entry(h.previousHash), let parent = await parent(h.previousHash) else {
             if orphanCount < Self.orphanLimit {
                 orphans[h.previousHash, default: []].append((message, peer))
@@ -277,7 +300,7 @@ public actor ChainDriver {
             for (m, p) in waiting { await accept(m, from: p, sync: true) }
         }
         // Catching up: once a sync batch is used up, ask for the next at once.
-        if sync, let peer, let theirs = peerHeights[peer], theirs > tree.best.height, h.height == tree.best.height,
+        if sync, let peer, let theirs = peerHeights[peer]?.height, theirs > tree.best.height, h.height == tree.best.height,
            (h.height - tree.root.height) % Self.syncBatch == 0 || tree.best.height + UInt64(mode.confirmationDepth) < theirs {
             await network.send(PeerMessage.chainSyncRequest(fromHeight: tree.best.height + 1).canonicalBytes, to: peer, from: publicKey)
         }
@@ -322,7 +345,8 @@ public actor ChainDriver {
     /// block on a stale tip is wasted work (and, for PoA, a fork the recent-signer rule must
     /// then stop). It waits for its peers' heights (they announce every second) before the first.
     private func catchingUp(now: Int64) -> Bool {
-        if (peerHeights.values.max() ?? 0) > tree.best.height { return true }
+        let fresh = peerHeights.values.filter { now - $0.atMs < Self.peerHeightTTLMs }
+        if fresh.contains(where: { $0.height > tree.best.height }) { return true }
         return peerHeights.isEmpty && now - startedAtMs < 3_000
     }
 
@@ -405,6 +429,7 @@ public actor ChainDriver {
         let chain = ChainInfo(finalHeight: tree.root.height, bestHeight: tree.best.height, bestHash: tree.best.id,
                               confirmationDepth: mode.confirmationDepth, unfinalisedBlocks: tree.count, reorganisations: tree.reorganisations,
                               blocksProduced: blocksProduced, invalidBlocks: invalidBlocks,
+                              conflictingPeers: conflictingPeers.sorted { $0.text < $1.text },
                               difficulty: mode.kind == .pow ? expectedDifficulty(childOf: tree.best) : nil,
                               hashesPerSecond: mode.kind == .pow ? Double(hashes.value) / elapsed : nil)
         return ConsensusInfo(mode: mode.kind.rawValue, height: tree.best.height + 1, round: 0,

@@ -449,6 +449,9 @@ public struct ChainInfo: Codable, Sendable {
     public var blocksProduced: Int
     /// Blocks received that were invalid (bad work, seal or execution).
     public var invalidBlocks: Int
+    /// Peers that sent a block conflicting with one of this node's final blocks: the consortium
+    /// has split (probabilistic finality failed); an operator must act.
+    public var conflictingPeers: [PublicKey]
     /// The compact target of the next block (pow).
     public var difficulty: UInt32?
     /// Hashes this node computed per second, over its life (pow).

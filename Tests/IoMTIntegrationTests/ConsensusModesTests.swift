@@ -75,7 +75,7 @@ struct ConsensusModesTests {
         }
     }
 
-    @Test("PoW: validators mine; transactions are final six blocks deep; all ledgers agree and verify their work; a PoW chain refuses to run solo",
+    @Test("PoW: validators mine; transactions are final six blocks deep; all ledgers agree and verify their work; kill -9 one miner and the rest go on; a PoW chain refuses to run solo",
           .timeLimit(.minutes(4)))
     func proofOfWork() async throws {
         let net = try Devnet(extraArguments: ["--consensus", "pow", "--block-interval-ms", "250", "--pow-hashes-per-block", "4000"])
@@ -103,9 +103,15 @@ struct ConsensusModesTests {
             if let p = (try? await net.http(0).get("/v1/blocks/\(h)"))?.json["header"] as? [String: Any], let who = p["proposer"] as? String { miners.insert(who) }
         }
         #expect(miners.count >= 2, "blocks 1…\(final) mined by \(miners)")
+        for i in 0..<4 { #expect(((await Self.chain(net, i))["conflictingPeers"] as? [Any])?.isEmpty == true, "member \(i) saw a conflicting final block") }
         for hash in committed {
             #expect((try await net.http(3).get("/v1/transactions/\(hash)")).json["status"] as? String == "committed")
         }
+        // kill -9 one miner: the other three go on mining (a dead peer's last announced height
+        // stops counting after a few seconds, even if it was ahead when it died).
+        try net.kill9(3)
+        let more = try await Self.load(net, via: 1, count: 2, nonce: &nonce, waitMs: 60_000)
+        #expect(more.count == 2)
         net.stop()
         for m in net.manifest.members {
             let v = try runCLI(["chain", "verify", "--data-dir", m.dataDir])
