@@ -23,6 +23,9 @@ let package = Package(
             name: "IoMTCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The edge, pure: one reading model, FHIR R4 / vendor CSV normalisers with unit and range
+        // checks, exact decimals, content ids (CIDv1). No I/O.
+        .target(name: "IoMTEdge", dependencies: ["IoMTCore", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic contract modules applied to every block.
         .target(name: "IoMTContracts", dependencies: ["IoMTCore", "IoMTConsensus"]),
         // Durable ledger: SQLite through GRDB in WAL mode.
@@ -47,6 +50,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The edge gateway: device uploads over HTTP, durable queue (SQLite), sealed blobs, anchoring.
+        .target(
+            name: "IoMTGateway",
+            dependencies: ["IoMTEdge", "IoMTCore", "IoMTAPI", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // HTTP API (Hummingbird).
         .target(
             name: "IoMTAPI",
@@ -56,8 +65,8 @@ let package = Package(
         .executableTarget(
             name: "iomtchain",
             dependencies: [
-                "IoMTCore", "IoMTNode", "IoMTAPI", "IoMTSimulation", "IoMTNetwork", "IoMTConsensus",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "IoMTCore", "IoMTNode", "IoMTAPI", "IoMTSimulation", "IoMTNetwork", "IoMTConsensus", "IoMTEdge", "IoMTGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(
@@ -87,14 +96,19 @@ let package = Package(
             dependencies: ["IoMTCore", "IoMTContracts", "IoMTNode", "IoMTStore", "IoMTConsensus", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
+            name: "IoMTEdgeTests",
+            dependencies: ["IoMTEdge", "IoMTCore", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
             name: "IoMTLightClientTests",
             dependencies: ["IoMTCore"]
         ),
         .testTarget(
             name: "IoMTIntegrationTests",
             dependencies: [
-                "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI", "IoMTEdge",
+                .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

@@ -49,8 +49,10 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
 }
 
 /// Turns every error, including Hummingbird's own 404 and body-size errors, into problem+json.
-struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let p as Problem {

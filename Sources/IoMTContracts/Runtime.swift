@@ -172,6 +172,9 @@ public enum Runtime {
             case .proposeGovernance(let a): try Governance.propose(a, by: bumped, state: &scratch, context: ctx)
             case .approveProposal(let b): try Governance.approve(b, by: bumped, state: &scratch, context: ctx)
             case .recordEvidence(let b): try Accountability.record(b, by: bumped, state: &scratch, context: ctx)
+            case .registerDevice(let b): try Devices.register(b, by: bumped, state: &scratch, context: ctx)
+            case .setDeviceStatus(let b): try Devices.setStatus(b, by: bumped, state: &scratch, context: ctx)
+            case .anchorReadings(let b): try Devices.anchor(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -90,7 +90,7 @@ struct CanonicalEncodingTests {
         #expect(Set(Fixture.allPayloads.map(\.kind)) == Set(TransactionPayload.kinds))
         #expect(Set(Fixture.allGovernanceActions.map(\.name)).count == 7)
         // Every payload and action has a distinct tag byte.
-        #expect(Set(Fixture.allPayloads.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6])
+        #expect(Set(Fixture.allPayloads.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6, 7, 8, 9])
         #expect(Set(Fixture.allGovernanceActions.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6, 7])
     }
 
@@ -229,7 +229,7 @@ struct CanonicalEncodingTests {
             return b
         }
         let payload = Fixture.allPayloads[0]
-        for tag: UInt8 in [0, 7, 0x7F, 0xFF] {
+        for tag: UInt8 in [0, 10, 0x7F, 0xFF] {
             expectDecodingError(.unknownTag(type: "TransactionPayload", tag: tag)) { _ = try TransactionPayload(canonicalBytes: mutate(payload, to: tag)) }
         }
         let action = TransactionPayload.proposeGovernance(.setAdminQuorum(2))
@@ -250,7 +250,7 @@ struct CanonicalEncodingTests {
         let tx = Fixture.transaction()
         let tagOffset = 4 + Fixture.chainID.utf8.count + 20 + 33 + 8
         #expect(tx.canonicalBytes[tagOffset] == 1)
-        expectDecodingError(.unknownTag(type: "TransactionPayload", tag: 9)) { _ = try Transaction(canonicalBytes: mutate(tx, at: tagOffset, to: 9)) }
+        expectDecodingError(.unknownTag(type: "TransactionPayload", tag: 0x7F)) { _ = try Transaction(canonicalBytes: mutate(tx, at: tagOffset, to: 0x7F)) }
         // A role inside a RegisterAccount: after the payload tag and the 33-byte key.
         expectDecodingError(.unknownTag(type: "Role", tag: 0)) { _ = try Transaction(canonicalBytes: mutate(tx, at: tagOffset + 1 + 33, to: 0)) }
     }

@@ -28,7 +28,7 @@ struct DeterminismGuardTests {
         #expect(Self.violations(in: "let h = Hash.sha256(bytes) // deterministic").isEmpty)
     }
 
-    @Test("IoMTCore and IoMTContracts use no clock, randomness, environment or file system", arguments: ["Sources/IoMTCore", "Sources/IoMTContracts"])
+    @Test("IoMTCore, IoMTContracts and IoMTEdge use no clock, randomness, environment or file system", arguments: ["Sources/IoMTCore", "Sources/IoMTContracts", "Sources/IoMTEdge"])
     func noNondeterminism(_ dir: String) throws {
         let files = try Self.swiftFiles(under: dir)
         // Guard against a path mistake silently scanning nothing.

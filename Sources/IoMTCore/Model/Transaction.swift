@@ -10,6 +10,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case approveProposal(ApproveProposal)
     // Accountability module
     case recordEvidence(RecordEvidence)
+    // Devices module (issue 4)
+    case registerDevice(RegisterDevice)
+    case setDeviceStatus(SetDeviceStatus)
+    case anchorReadings(AnchorReadings)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -20,10 +24,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .proposeGovernance: return "propose-governance"
         case .approveProposal: return "approve-proposal"
         case .recordEvidence: return "record-evidence"
+        case .registerDevice: return "register-device"
+        case .setDeviceStatus: return "set-device-status"
+        case .anchorReadings: return "anchor-readings"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -33,6 +40,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .proposeGovernance(let b): w.write(UInt8(4)); w.write(b)
         case .approveProposal(let b): w.write(UInt8(5)); w.write(b)
         case .recordEvidence(let b): w.write(UInt8(6)); w.write(b)
+        case .registerDevice(let b): w.write(UInt8(7)); w.write(b)
+        case .setDeviceStatus(let b): w.write(UInt8(8)); w.write(b)
+        case .anchorReadings(let b): w.write(UInt8(9)); w.write(b)
         }
     }
 
@@ -45,6 +55,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 4: self = .proposeGovernance(try r.read())
         case 5: self = .approveProposal(try r.read())
         case 6: self = .recordEvidence(try r.read())
+        case 7: self = .registerDevice(try r.read())
+        case 8: self = .setDeviceStatus(try r.read())
+        case 9: self = .anchorReadings(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -61,6 +74,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "propose-governance": self = .proposeGovernance(try GovernanceAction(from: decoder))
         case "approve-proposal": self = .approveProposal(try ApproveProposal(from: decoder))
         case "record-evidence": self = .recordEvidence(try RecordEvidence(from: decoder))
+        case "register-device": self = .registerDevice(try RegisterDevice(from: decoder))
+        case "set-device-status": self = .setDeviceStatus(try SetDeviceStatus(from: decoder))
+        case "anchor-readings": self = .anchorReadings(try AnchorReadings(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -76,6 +92,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .proposeGovernance(let b): try b.encode(to: encoder)
         case .approveProposal(let b): try b.encode(to: encoder)
         case .recordEvidence(let b): try b.encode(to: encoder)
+        case .registerDevice(let b): try b.encode(to: encoder)
+        case .setDeviceStatus(let b): try b.encode(to: encoder)
+        case .anchorReadings(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -45,6 +45,10 @@ enum Fixture {
         .rotateKey(RotateKey(newPublicKey: p256(4).publicKey)),
         .approveProposal(ApproveProposal(proposal: hash(0x5A))),
         .recordEvidence(RecordEvidence(evidence: [0x01, 0x00, 0xFF, 0x7E])),
+        .registerDevice(RegisterDevice(publicKey: ed25519(0x24).publicKey, deviceType: "pulse-oximeter", subject: hash(0x25), label: "home SpO2")),
+        .registerDevice(RegisterDevice(macKeyHash: hash(0x26), deviceType: "crowd-counter", place: "venue-12")),
+        .setDeviceStatus(SetDeviceStatus(device: address(0x27), status: .revoked, reason: "stolen")),
+        .anchorReadings(AnchorReadings(device: address(0x28), batchRoot: hash(0x29), blobDigest: hash(0x2A), firstMs: -5, lastMs: 1_700_000_000_000, count: 250)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

@@ -1,0 +1,62 @@
+import IoMTCore
+
+/// Devices (issue 4): registration by their owner, suspension and revocation, and the anchors of
+/// their reading batches submitted by gateways. On-chain: keys, hashes, pseudonyms and counts only.
+enum Devices {
+    /// Roles that may own a device: a hospital (its member-admin), a patient, a practitioner, a
+    /// gateway operator, a venue or carrier (supply-chain party), a public-health officer.
+    static let ownerRoles: Set<Role> = [.memberAdmin, .patient, .practitioner, .gateway, .supplyChainParty, .publicHealthOfficer]
+    static let placeBytes = 128
+    static let maxBatch: UInt32 = 1_000_000
+
+    static func register(_ b: RegisterDevice, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard ownerRoles.contains(sender.role) else { throw .unauthorised("a \(sender.role.name) account cannot own devices") }
+        guard let id = b.deviceID else { throw .invalidArgument("give exactly one of publicKey and macKeyHash") }
+        guard (b.subject == nil) != (b.place == nil) else { throw .invalidArgument("bind the device to exactly one of subject (a patient pseudonym) and place") }
+        if sender.role == .patient, b.subject == nil { throw .invalidArgument("a patient's device is bound to a subject, not a place") }
+        try checkType(b.deviceType)
+        if let p = b.place {
+            guard !p.isEmpty, p.utf8.count <= placeBytes else { throw .invalidArgument("place must be 1…\(placeBytes) bytes") }
+        }
+        try Limits.check(b.label, max: Limits.labelBytes, field: "label")
+        guard state.value(forKey: StateKeys.device(id)) == nil else { throw .alreadyExists("device \(id)") }
+        let record = DeviceRecord(id: id, publicKey: b.publicKey, macKeyHash: b.macKeyHash, deviceType: b.deviceType, subject: b.subject, place: b.place,
+                                  owner: sender.address, organisation: sender.organisation, status: .active, registeredAtHeight: context.height, label: b.label)
+        state.put(StateKeys.device(id), record)
+    }
+
+    static func checkType(_ t: String) throws(ContractError) {
+        guard (1...64).contains(t.utf8.count), t.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else {
+            throw .invalidArgument("deviceType \"\(t)\" must be 1…64 lower-case letters, digits and dashes (e.g. pulse-oximeter)")
+        }
+    }
+
+    static func setStatus(_ b: SetDeviceStatus, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try Limits.check(b.reason, max: Limits.reasonBytes, field: "reason")
+        guard var d = try state.read(DeviceRecord.self, StateKeys.device(b.device)) else { throw .invalidArgument("unknown device \(b.device)") }
+        let adminOfOrg = sender.role == .memberAdmin && sender.organisation == d.organisation
+        guard sender.address == d.owner || adminOfOrg else {
+            throw .unauthorised("only the device's owner or a member-admin of \"\(d.organisation)\" changes its status")
+        }
+        guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked; revocation is final") }
+        guard d.status != b.status else { throw .invalidArgument("device \(b.device) is already \(b.status.name)") }
+        d.status = b.status
+        state.put(StateKeys.device(b.device), d)
+    }
+
+    /// A gateway of the device's organisation anchors a batch. A suspended device's batches are
+    /// still anchored (they were accepted while it was active and a gateway queue may hold them);
+    /// a revoked device's are not: revocation means its key can no longer be trusted.
+    static func anchor(_ b: AnchorReadings, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard sender.role == .gateway else { throw .unauthorised("only a gateway account anchors readings") }
+        guard let d = try state.read(DeviceRecord.self, StateKeys.device(b.device)) else { throw .invalidArgument("unknown device \(b.device)") }
+        guard d.organisation == sender.organisation else {
+            throw .unauthorised("device \(b.device) belongs to \"\(d.organisation)\"; this gateway to \"\(sender.organisation)\"")
+        }
+        guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked") }
+        guard (1...maxBatch).contains(b.count) else { throw .invalidArgument("count must be 1…\(maxBatch)") }
+        guard b.firstMs <= b.lastMs else { throw .invalidArgument("firstMs is after lastMs") }
+        guard state.value(forKey: StateKeys.anchor(b.batchRoot)) == nil else { throw .alreadyExists("anchor of batch root \(b.batchRoot)") }
+        state.put(StateKeys.anchor(b.batchRoot), AnchorRecord(anchor: b, gateway: sender.address, height: context.height, transaction: context.transactionHash))
+    }
+}

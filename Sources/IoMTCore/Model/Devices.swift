@@ -1,0 +1,138 @@
+/// Devices and the readings they anchor (issue 4). On-chain a device is a key (or the hash of
+/// a MAC key), a type, an owner and what it is bound to — a patient's pseudonym or a place —
+/// never a name; an anchor is a batch's Merkle root, a blob's content hash, a time range and a
+/// count, never a value.
+
+/// A device's identity: `Address(deriving: publicKey)` for a signing device; for a MAC device, an
+/// address derived from the hash of its key (the key itself never goes on-chain).
+public enum DeviceID {
+    public static func forMACKey(hash: Hash) -> Address {
+        Address(bytes: Array(Hash.domain("iomt/device-mac/v1", hash.bytes).bytes.prefix(Address.byteCount)))!
+    }
+}
+
+/// A device's owner registers it: its credential (exactly one of a signature key or the SHA-256 of a
+/// 32-byte HMAC-SHA256 key provisioned out of band), its type, and what it is bound to (exactly one
+/// of a patient pseudonym or a place id such as a ward, venue or vehicle).
+public struct RegisterDevice: Hashable, Sendable, Codable, CanonicalCodable {
+    public var publicKey: PublicKey?
+    public var macKeyHash: Hash?
+    /// A type from a short vocabulary such as `pulse-oximeter`, `ecg-patch`, `thermometer`,
+    /// `wristband`, `cold-chain-logger`, `crowd-counter` (lower-case letters, digits, dashes).
+    public var deviceType: String
+    public var subject: Hash?
+    public var place: String?
+    public var label: String
+
+    public init(publicKey: PublicKey? = nil, macKeyHash: Hash? = nil, deviceType: String, subject: Hash? = nil, place: String? = nil, label: String = "") {
+        self.publicKey = publicKey; self.macKeyHash = macKeyHash; self.deviceType = deviceType
+        self.subject = subject; self.place = place; self.label = label
+    }
+
+    /// The id the device will have; nil unless exactly one credential is given.
+    public var deviceID: Address? {
+        switch (publicKey, macKeyHash) {
+        case (let k?, nil): return k.address
+        case (nil, let h?): return DeviceID.forMACKey(hash: h)
+        default: return nil
+        }
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(publicKey); w.write(macKeyHash); w.write(deviceType); w.write(subject); w.write(place); w.write(label)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        publicKey = try r.readOptional(); macKeyHash = try r.readOptional(); deviceType = try r.read()
+        subject = try r.readOptional(); place = try r.readOptional(); label = try r.read()
+    }
+}
+
+/// The owner (or a member-admin of the owner's organisation) suspends, reactivates or revokes a device.
+public struct SetDeviceStatus: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    public var status: AccountStatus
+    public var reason: String
+
+    public init(device: Address, status: AccountStatus, reason: String = "") { self.device = device; self.status = status; self.reason = reason }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(status); w.write(reason) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); status = try r.read(); reason = try r.read() }
+}
+
+/// A gateway anchors one batch of a device's readings: the RFC 6962 root over the readings' canonical
+/// encodings, the off-chain blob's content hash (its CIDv1 is `b` + base32 of 0x01 0x55 0x12 0x20 +
+/// digest), the time range and count. No value, no name.
+public struct AnchorReadings: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    public var batchRoot: Hash
+    public var blobDigest: Hash
+    public var firstMs: Int64
+    public var lastMs: Int64
+    public var count: UInt32
+
+    public init(device: Address, batchRoot: Hash, blobDigest: Hash, firstMs: Int64, lastMs: Int64, count: UInt32) {
+        self.device = device; self.batchRoot = batchRoot; self.blobDigest = blobDigest
+        self.firstMs = firstMs; self.lastMs = lastMs; self.count = count
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(device); w.write(batchRoot); w.write(blobDigest); w.write(UInt64(bitPattern: firstMs)); w.write(UInt64(bitPattern: lastMs)); w.write(count)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        device = try r.read(); batchRoot = try r.read(); blobDigest = try r.read()
+        firstMs = Int64(bitPattern: try r.read()); lastMs = Int64(bitPattern: try r.read()); count = try r.read()
+    }
+}
+
+/// A registered device. Stored under `StateKeys.device(id)`.
+public struct DeviceRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var id: Address
+    public var publicKey: PublicKey?
+    public var macKeyHash: Hash?
+    public var deviceType: String
+    public var subject: Hash?
+    public var place: String?
+    public var owner: Address
+    public var organisation: String
+    public var status: AccountStatus
+    public var registeredAtHeight: UInt64
+    public var label: String
+
+    public init(id: Address, publicKey: PublicKey?, macKeyHash: Hash?, deviceType: String, subject: Hash?, place: String?, owner: Address, organisation: String, status: AccountStatus, registeredAtHeight: UInt64, label: String) {
+        self.id = id; self.publicKey = publicKey; self.macKeyHash = macKeyHash; self.deviceType = deviceType
+        self.subject = subject; self.place = place; self.owner = owner; self.organisation = organisation
+        self.status = status; self.registeredAtHeight = registeredAtHeight; self.label = label
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(id); w.write(publicKey); w.write(macKeyHash); w.write(deviceType); w.write(subject); w.write(place)
+        w.write(owner); w.write(organisation); w.write(status); w.write(registeredAtHeight); w.write(label)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        id = try r.read(); publicKey = try r.readOptional(); macKeyHash = try r.readOptional(); deviceType = try r.read()
+        subject = try r.readOptional(); place = try r.readOptional(); owner = try r.read(); organisation = try r.read()
+        status = try r.read(); registeredAtHeight = try r.read(); label = try r.read()
+    }
+}
+
+/// An anchored batch. Stored under `StateKeys.anchor(batchRoot)`: a root is anchored once.
+public struct AnchorRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var anchor: AnchorReadings
+    public var gateway: Address
+    public var height: UInt64
+    public var transaction: Hash
+
+    public init(anchor: AnchorReadings, gateway: Address, height: UInt64, transaction: Hash) {
+        self.anchor = anchor; self.gateway = gateway; self.height = height; self.transaction = transaction
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(anchor); w.write(gateway); w.write(height); w.write(transaction) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        anchor = try r.read(); gateway = try r.read(); height = try r.read(); transaction = try r.read()
+    }
+}
+
+extension StateKeys {
+    public static func device(_ id: Address) -> [UInt8] { Array("device/".utf8) + id.bytes }
+    public static func anchor(_ root: Hash) -> [UInt8] { Array("anchor/".utf8) + root.bytes }
+}

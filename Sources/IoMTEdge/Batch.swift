@@ -1,0 +1,161 @@
+import Crypto
+import IoMTCore
+
+/// A batch of one device's readings, as the gateway anchors it: leaves are the readings' canonical
+/// encodings, the root is RFC 6962 over them (the same tree as a block's transactions), and any
+/// one reading is proven to the anchored root by an inclusion proof.
+public struct ReadingBatch: Sendable, Equatable {
+    public let readings: [Reading]
+    public let leafHashes: [Hash]
+
+    public init(_ readings: [Reading]) {
+        self.readings = readings
+        leafHashes = readings.map { MerkleTree.leafHash($0.canonicalBytes) }
+    }
+
+    public var root: Hash { MerkleTree.root(leafHashes: leafHashes) }
+    public var firstMs: Int64 { readings.map(\.effectiveMs).min() ?? 0 }
+    public var lastMs: Int64 { readings.map { $0.effectiveEndMs ?? $0.effectiveMs }.max() ?? 0 }
+
+    public func proof(_ index: Int) -> InclusionProof? { MerkleTree.proof(leafHashes: leafHashes, index: index) }
+
+    /// True if `reading` is leaf `proof.leafIndex` of the batch whose root is `root`.
+    public static func verify(_ reading: Reading, proof: InclusionProof, root: Hash) -> Bool {
+        proof.verify(leaf: reading.canonicalBytes, root: root)
+    }
+}
+
+/// Why a blob could not be opened. A tampered or truncated blob, or the wrong key, ends here.
+public enum BlobError: Error, Equatable, Sendable, CustomStringConvertible {
+    case malformed(String)
+    case notARecipient
+    case authenticationFailed
+
+    public var description: String {
+        switch self {
+        case .malformed(let s): return "malformed blob: \(s)"
+        case .notARecipient: return "the key is not one of the blob's recipients"
+        case .authenticationFailed: return "the blob or its wrapped key fails authentication (tampered, or the wrong key)"
+        }
+    }
+}
+
+/// An encrypted batch, stored off-chain under its `ContentID`.
+///
+/// The readings (canonical `[Reading]`) are sealed with AES-256-GCM under a fresh data key; the data
+/// key is wrapped for each recipient's X25519 key (ephemeral X25519 agreement, HKDF-SHA256, AES-GCM).
+/// The header (version and wrapped keys) is the AEAD's associated data, so changing any byte of the
+/// blob fails authentication; its content id changes too. Keys and the ephemeral key are passed in:
+/// this type has no randomness of its own (the gateway draws them).
+///
+/// ```
+/// SealedBlob  = version:u8(1) ‖ recipients:[WrappedKey] ‖ nonce:12 ‖ ciphertext‖tag:Bytes
+/// WrappedKey  = recipient:32 ‖ ephemeral:32 ‖ wrapped:Bytes (AES-GCM of the 32-byte data key, zero nonce:
+///               each wrapping key is used once)
+/// wrapping key = HKDF-SHA256(X25519(ephemeral, recipient), salt = ephemeral ‖ recipient, info = "iomtchain/blob-key/v1", 32)
+/// ```
+public struct SealedBlob: Sendable, Equatable {
+    public struct WrappedKey: Sendable, Equatable, CanonicalCodable {
+        public var recipient: [UInt8]
+        public var ephemeral: [UInt8]
+        public var wrapped: [UInt8]
+
+        public func encode(to w: inout CanonicalWriter) { w.writeFixed(recipient); w.writeFixed(ephemeral); w.writeBytes(wrapped) }
+        public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+            recipient = try r.readFixed(32); ephemeral = try r.readFixed(32); wrapped = try r.readBytes()
+        }
+        init(recipient: [UInt8], ephemeral: [UInt8], wrapped: [UInt8]) { self.recipient = recipient; self.ephemeral = ephemeral; self.wrapped = wrapped }
+    }
+
+    public static let version: UInt8 = 1
+    public var recipients: [WrappedKey]
+    public var nonce: [UInt8]
+    public var ciphertext: [UInt8]
+
+    /// The stored bytes.
+    public var bytes: [UInt8] {
+        var w = CanonicalWriter()
+        w.write(Self.version); w.write(recipients); w.writeFixed(nonce); w.writeBytes(ciphertext)
+        return w.bytes
+    }
+
+    public var contentID: ContentID { ContentID(of: bytes) }
+
+    var header: [UInt8] {
+        var w = CanonicalWriter()
+        w.write(Self.version); w.write(recipients)
+        return w.bytes
+    }
+
+    public init(bytes: [UInt8]) throws(BlobError) {
+        var r = CanonicalReader(bytes, maxLength: 64 << 20)
+        do {
+            let v: UInt8 = try r.read()
+            guard v == Self.version else { throw BlobError.malformed("version \(v)") }
+            recipients = try r.readArray()
+            nonce = try r.readFixed(12)
+            ciphertext = try r.readBytes()
+            guard r.isAtEnd else { throw BlobError.malformed("trailing bytes") }
+        } catch let e as BlobError { throw e } catch { throw .malformed("\(error)") }
+        guard !recipients.isEmpty else { throw .malformed("no recipients") }
+    }
+
+    static func wrappingKey(ephemeral: Curve25519.KeyAgreement.PrivateKey, recipient: Curve25519.KeyAgreement.PublicKey) throws -> SymmetricKey {
+        try ephemeral.sharedSecretFromKeyAgreement(with: recipient).hkdfDerivedSymmetricKey(
+            using: SHA256.self, salt: ephemeral.publicKey.rawRepresentation + recipient.rawRepresentation,
+            sharedInfo: Array("iomtchain/blob-key/v1".utf8), outputByteCount: 32)
+    }
+
+    /// Seals `readings` for `recipients`. `dataKey` (32 bytes), `nonce` (12 bytes) and one
+    /// ephemeral key per recipient must be fresh random values.
+    public static func seal(_ readings: [Reading], dataKey: SymmetricKey, nonce: [UInt8], recipients: [Curve25519.KeyAgreement.PublicKey], ephemerals: [Curve25519.KeyAgreement.PrivateKey]) throws -> SealedBlob {
+        precondition(recipients.count == ephemerals.count && !recipients.isEmpty && nonce.count == 12 && dataKey.bitCount == 256)
+        let raw = dataKey.withUnsafeBytes { Array($0) }
+        var wrapped: [WrappedKey] = []
+        for (r, e) in zip(recipients, ephemerals) {
+            let box = try AES.GCM.seal(raw, using: try wrappingKey(ephemeral: e, recipient: r), nonce: AES.GCM.Nonce(data: [UInt8](repeating: 0, count: 12)))
+            wrapped.append(WrappedKey(recipient: Array(r.rawRepresentation), ephemeral: Array(e.publicKey.rawRepresentation), wrapped: Array(box.ciphertext) + Array(box.tag)))
+        }
+        var blob = SealedBlob(recipients: wrapped, nonce: nonce, ciphertext: [])
+        var w = CanonicalWriter()
+        w.write(readings)
+        let box = try AES.GCM.seal(w.bytes, using: dataKey, nonce: AES.GCM.Nonce(data: nonce), authenticating: blob.header)
+        blob.ciphertext = Array(box.ciphertext) + Array(box.tag)
+        return blob
+    }
+
+    private init(recipients: [WrappedKey], nonce: [UInt8], ciphertext: [UInt8]) {
+        self.recipients = recipients; self.nonce = nonce; self.ciphertext = ciphertext
+    }
+
+    /// The data key, unwrapped with a recipient's private key.
+    public func dataKey(for key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> SymmetricKey {
+        let me = Array(key.publicKey.rawRepresentation)
+        guard let w = recipients.first(where: { $0.recipient == me }) else { throw .notARecipient }
+        guard w.wrapped.count == 48 else { throw .malformed("wrapped key length \(w.wrapped.count)") }
+        do {
+            let eph = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: w.ephemeral)
+            let shared = try key.sharedSecretFromKeyAgreement(with: eph).hkdfDerivedSymmetricKey(
+                using: SHA256.self, salt: w.ephemeral + me, sharedInfo: Array("iomtchain/blob-key/v1".utf8), outputByteCount: 32)
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: [UInt8](repeating: 0, count: 12)), ciphertext: Array(w.wrapped.prefix(32)), tag: Array(w.wrapped.suffix(16)))
+            return SymmetricKey(data: try AES.GCM.open(box, using: shared))
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+
+    /// Decrypts and decodes the readings with the data key.
+    public func open(dataKey: SymmetricKey) throws(BlobError) -> [Reading] {
+        guard ciphertext.count >= 16 else { throw .malformed("ciphertext shorter than its tag") }
+        let plain: [UInt8]
+        do {
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: Array(ciphertext.dropLast(16)), tag: Array(ciphertext.suffix(16)))
+            plain = Array(try AES.GCM.open(box, using: dataKey, authenticating: header))
+        } catch {
+            throw .authenticationFailed
+        }
+        do { return try [Reading](canonicalBytes: plain) } catch { throw .malformed("readings: \(error)") }
+    }
+
+    public func open(with key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> [Reading] { try open(dataKey: try dataKey(for: key)) }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import IoMTEdge
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blobs by content id in a folder: `<folder>/<cid>`. A blob is written to a temporary file,
+/// fsync'd, renamed into place and the folder fsync'd, so it is either whole or absent after a
+/// crash. Reads verify the bytes against the id: a tampered blob is refused, never served.
+public struct BlobStore: Sendable {
+    public let folder: String
+
+    public init(folder: String) throws {
+        self.folder = folder
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case notFound(ContentID)
+        case tampered(ContentID)
+        case io(String)
+        public var description: String {
+            switch self {
+            case .notFound(let id): return "no blob \(id)"
+            case .tampered(let id): return "blob \(id) does not match its content id (tampered or corrupt): refused"
+            case .io(let s): return "blob store: \(s)"
+            }
+        }
+    }
+
+    func path(_ id: ContentID) -> String { folder + "/" + id.description }
+
+    /// Stores `bytes` durably; returns their id. Storing the same bytes twice is a no-op.
+    @discardableResult
+    public func put(_ bytes: [UInt8]) throws(Failure) -> ContentID {
+        let id = ContentID(of: bytes)
+        let final = path(id)
+        if FileManager.default.fileExists(atPath: final) { return id }
+        let tmp = final + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw .io("create \(tmp): errno \(errno)") }
+        var ok = bytes.withUnsafeBytes { buf -> Bool in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, final) == 0 else { unlink(tmp); throw .io("write \(final): errno \(errno)") }
+        let dfd = open(folder, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+        return id
+    }
+
+    /// The blob's bytes, verified against `id`.
+    public func get(_ id: ContentID) throws(Failure) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path(id)) else { throw .notFound(id) }
+        let bytes = Array(data)
+        guard id.matches(bytes) else { throw .tampered(id) }
+        return bytes
+    }
+
+    public func contains(_ id: ContentID) -> Bool { FileManager.default.fileExists(atPath: path(id)) }
+}

@@ -1,0 +1,280 @@
+@preconcurrency import Crypto
+import Foundation
+import IoMTCore
+import IoMTEdge
+
+/// The edge gateway (issue 4): authenticates device uploads, normalises them to readings, keeps
+/// them in a durable queue, seals batches into encrypted content-addressed blobs and anchors each
+/// batch's Merkle root on the chain through one node. While the node is unreachable it keeps
+/// accepting (up to `maxUnanchored`) and anchors when the node is back.
+public actor Gateway {
+    public struct Configuration: Sendable {
+        /// Readings per batch (a device's batch is sealed when it has this many).
+        public var batchSize = 1_000
+        /// …or when its oldest unbatched reading is this old.
+        public var batchMaxAgeMs: Int64 = 1_000
+        /// Backpressure: uploads get 503 while this many readings wait for a committed anchor.
+        public var maxUnanchored = 1_000_000
+        /// How long a device's on-chain record is trusted before it is looked up again (a
+        /// suspension or revocation takes effect within this).
+        public var deviceCacheMs: Int64 = 2_000
+        /// Largest upload body.
+        public var maxUploadBytes = 4 << 20
+        /// More X25519 public keys (32 raw bytes each) every blob's data key is wrapped for (e.g. a
+        /// hospital's records key).
+        public var recipients: [[UInt8]] = []
+
+        public init() {}
+    }
+
+    public let store: GatewayStore
+    public let blobs: BlobStore
+    public let node: NodeLink
+    public let account: PrivateKey
+    public let sealingKey: Curve25519.KeyAgreement.PrivateKey
+    public let chainID: String
+    public let configuration: Configuration
+
+    private var deviceCache: [Address: (record: DeviceRecord?, atMs: Int64)] = [:]
+    private var accepted: UInt64 = 0
+    private var acceptedReadings: UInt64 = 0
+    private var refused: [String: UInt64] = [:]
+    private var lastSubmitMs: [Hash: Int64] = [:]
+    private var nodeError: String?
+
+    public init(store: GatewayStore, blobs: BlobStore, node: NodeLink, account: PrivateKey, sealingKey: Curve25519.KeyAgreement.PrivateKey, chainID: String, configuration: Configuration = .init()) {
+        self.store = store; self.blobs = blobs; self.node = node; self.account = account
+        self.sealingKey = sealingKey; self.chainID = chainID; self.configuration = configuration
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: uploads
+
+    /// Why an upload was refused; every refusal is counted by its code.
+    public enum UploadError: Error, Sendable, CustomStringConvertible {
+        case refused(UploadRefusal)
+        case invalid(IngestError)
+        case unsupportedMediaType(String)
+        case overloaded(Int)
+        case unavailable(String)
+
+        public var code: String {
+            switch self {
+            case .refused(let r): return r.code
+            case .invalid(let e): return e.code
+            case .unsupportedMediaType: return "unsupported-media-type"
+            case .overloaded: return "overloaded"
+            case .unavailable: return "node-unavailable"
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .refused(let r): return r.description
+            case .invalid(let e): return e.description
+            case .unsupportedMediaType(let t): return "content type \"\(t)\" is not application/fhir+json, application/json or text/csv"
+            case .overloaded(let n): return "\(n) readings wait for anchoring; retry later"
+            case .unavailable(let s): return "cannot check the device on the chain: \(s)"
+            }
+        }
+    }
+
+    public struct Accepted: Sendable, Codable {
+        public var device: Address
+        public var counter: UInt64
+        public var accepted: Int
+        public var firstSequence: Int64
+        public var lastSequence: Int64
+    }
+
+    /// The device's on-chain record, from the cache while it is fresh.
+    func deviceRecord(_ id: Address) async throws(UploadError) -> DeviceRecord? {
+        let now = Self.nowMs()
+        if let c = deviceCache[id], now - c.atMs < configuration.deviceCacheMs { return c.record }
+        do {
+            let r = try await node.device(id)
+            deviceCache[id] = (r, now)
+            if deviceCache.count > 100_000 { deviceCache.removeAll(keepingCapacity: true) }
+            return r
+        } catch {
+            // The node is unreachable: a record seen before still authenticates (store and forward).
+            if let c = deviceCache[id] { return c.record }
+            throw .unavailable("\(error)")
+        }
+    }
+
+    private func count(_ e: UploadError) -> UploadError {
+        refused[e.code, default: 0] += 1
+        return e
+    }
+
+    private func counted(_ n: Int) { accepted += 1; acceptedReadings += UInt64(n) }
+
+    /// `upload` as a `Result`.
+    public func uploadResult(device: Address, counter: UInt64, contentType: String, tag: [UInt8], body: [UInt8]) async -> Result<Accepted, UploadError> {
+        do throws(UploadError) {
+            return .success(try await upload(device: device, counter: counter, contentType: contentType, tag: tag, body: body))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Authenticates, normalises and durably queues one upload. Returns after the readings are on disk.
+    public func upload(device: Address, counter: UInt64, contentType: String, tag: [UInt8], body: [UInt8]) async throws(UploadError) -> Accepted {
+        guard let record = try await deviceRecord(device) else { throw count(.refused(.unknownDevice(device))) }
+        let macKey: [UInt8]?
+        do { macKey = record.macKeyHash == nil ? nil : try store.macKey(device) } catch { throw count(.unavailable("\(error)")) }
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let work = Task.detached { [chainID, store, configuration] () throws(UploadError) -> Accepted in
+            let message = UploadAuth.message(chainID: chainID, device: device, counter: counter, contentType: mediaType, body: body)
+            do throws(UploadRefusal) { try UploadAuth.verify(device: record, macKey: macKey, message: message, tag: tag) } catch { throw .refused(error) }
+            let readings: [Reading]
+            do {
+                switch mediaType {
+                case "application/fhir+json", "application/json": readings = try FHIR.readings(json: body)
+                case "text/csv": readings = try VendorCSV.readings(body)
+                default: throw UploadError.unsupportedMediaType(mediaType)
+                }
+            } catch let e as IngestError { throw .invalid(e) } catch let e as UploadError { throw e } catch { throw .invalid(.malformed("\(error)")) }
+            do {
+                let waiting = try store.unanchoredCount()
+                guard waiting + readings.count <= configuration.maxUnanchored else { throw UploadError.overloaded(waiting) }
+                let seqs = try store.accept(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs())
+                return Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound)
+            } catch let e as UploadRefusal { throw .refused(e) } catch let e as UploadError { throw e } catch { throw .unavailable("queue: \(error)") }
+        }
+        do {
+            let a = try await work.value
+            counted(a.accepted)
+            return a
+        } catch let e as UploadError {
+            throw count(e)
+        } catch {
+            throw count(.unavailable("\(error)"))
+        }
+    }
+
+    // MARK: batching and anchoring
+
+    /// Seals every batch that is due: full, or old enough.
+    public func sealDue(force: Bool = false) throws {
+        let now = Self.nowMs()
+        for p in try store.pendingDevices() where force || p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
+            var left = p.count
+            while left > 0 {
+                let rows = try store.unbatched(p.device, limit: configuration.batchSize)
+                guard !rows.isEmpty else { break }
+                let batch = ReadingBatch(rows.map(\.reading))
+                let extra = try configuration.recipients.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
+                let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
+                                               recipients: [sealingKey.publicKey] + extra,
+                                               ephemerals: (0...configuration.recipients.count).map { _ in Curve25519.KeyAgreement.PrivateKey() })
+                let cid = try blobs.put(blob.bytes)
+                _ = try store.recordBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: cid, sealedMs: now)
+                left -= rows.count
+                if rows.count < configuration.batchSize { break }
+            }
+        }
+    }
+
+    /// Signs, sends and follows the anchor transactions of open batches.
+    public func anchorOpen() async throws {
+        let now = Self.nowMs()
+        for var b in try store.openBatches(limit: 500) {
+            if b.txBytes == nil {
+                let nonce: UInt64
+                if let n = try store.nextNonce() { nonce = n } else { nonce = try await node.nextNonce(account.publicKey.address) }
+                guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
+                let tx = Transaction(chainID: chainID, sender: account.publicKey.address, signerKey: account.publicKey, nonce: nonce,
+                                     payload: .anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))))
+                    .signed(with: account)
+                try store.setAnchorTransaction(batch: b.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: nonce)
+                b.txHash = tx.hash; b.txBytes = tx.canonicalBytes; b.nonce = nonce
+            }
+            guard let hash = b.txHash, let bytes = b.txBytes else { continue }
+            if let last = lastSubmitMs[hash], now - last < 3_000 {
+                // Sent recently: see whether it is in a block yet.
+                if case .committed(let h, _) = try await node.transaction(hash) {
+                    try store.markCommitted(batch: b.id, height: h)
+                    lastSubmitMs[hash] = nil
+                }
+                continue
+            }
+            let stx = try SignedTransaction(canonicalBytes: bytes)
+            let (status, code) = try await node.submit(stx)
+            lastSubmitMs[hash] = now
+            if (200..<300).contains(status) || code == "duplicate-transaction" { continue }
+            if code == "nonce-too-low" || code == "nonce-too-high" {
+                switch try await node.transaction(hash) {
+                case .committed(let h, _): try store.markCommitted(batch: b.id, height: h); lastSubmitMs[hash] = nil
+                case .pending: break
+                case .unknown:
+                    // Its nonce went to another transaction (or one before it was lost): sign again from the node's count.
+                    try store.clearAnchorTransaction(batch: b.id, resetNonceTo: try await node.nextNonce(account.publicKey.address))
+                    lastSubmitMs[hash] = nil
+                    return
+                }
+            } else if status == 503 {
+                return // the node is busy: try again on the next pass
+            } else {
+                throw GatewayError.node("anchor of batch \(b.id) refused: HTTP \(status) \(code ?? "")")
+            }
+        }
+    }
+
+    /// Runs sealing and anchoring until cancelled.
+    public func run(intervalMs: UInt64 = 100) async {
+        while !Task.isCancelled {
+            do {
+                try sealDue()
+                try await anchorOpen()
+                if nodeError != nil { log("node reachable again; anchoring") }
+                nodeError = nil
+            } catch {
+                let text = "\(error)"
+                if nodeError != text { log("anchoring paused: \(text) (readings stay queued)") }
+                nodeError = text
+            }
+            try? await Task.sleep(nanoseconds: intervalMs * 1_000_000)
+        }
+    }
+
+    nonisolated func log(_ s: String) {
+        FileHandle.standardError.write(Data("[iomtchain gateway] \(s)\n".utf8))
+    }
+
+    // MARK: proofs, blobs, status
+
+    public enum ProofError: Error, Sendable { case unknown, notAnchored(String) }
+
+    /// The reading's full proof, once its batch is committed.
+    public func proof(sequence: Int64) async throws -> ReadingProof {
+        guard let r = try store.reading(seq: sequence) else { throw ProofError.unknown }
+        guard let b = r.batch, let leaf = r.leaf else { throw ProofError.notAnchored("reading \(sequence) is not batched yet") }
+        guard let hash = b.txHash else { throw ProofError.notAnchored("batch \(b.id) has no anchor transaction yet") }
+        guard case .committed(let h, let body) = try await node.transaction(hash) else { throw ProofError.notAnchored("anchor transaction \(hash) is not committed yet") }
+        if b.committedHeight == nil { try store.markCommitted(batch: b.id, height: h) }
+        let anchor = try JSONDecoder().decode(TransactionProof.self, from: body)
+        let batch = ReadingBatch(try store.readings(batch: b.id))
+        guard batch.root == b.root, let inclusion = batch.proof(leaf), let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) does not rebuild to its root") }
+        return ReadingProof(sequence: sequence, device: r.device, reading: r.reading, batchRoot: b.root, inclusion: inclusion, blob: cid, anchor: anchor)
+    }
+
+    public struct Status: Sendable, Codable {
+        public var chainId: String
+        public var account: Address
+        public var sealingKey: String
+        public var uploadsAccepted: UInt64
+        public var readingsAccepted: UInt64
+        public var refused: [String: UInt64]
+        public var queue: GatewayStore.Counts
+        public var unanchored: Int
+        public var nodeError: String?
+    }
+
+    public func status() throws -> Status {
+        Status(chainId: chainID, account: account.publicKey.address, sealingKey: Hex.encode(Array(sealingKey.publicKey.rawRepresentation)),
+               uploadsAccepted: accepted, readingsAccepted: acceptedReadings, refused: refused, queue: try store.counts(), unanchored: try store.unanchoredCount(), nodeError: nodeError)
+    }
+}

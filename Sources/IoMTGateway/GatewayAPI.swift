@@ -1,0 +1,94 @@
+import Foundation
+import Hummingbird
+import IoMTAPI
+import IoMTCore
+import IoMTEdge
+import NIOCore
+
+/// The gateway's HTTP API (docs/gateway.md).
+///
+/// `POST /v1/readings` takes one upload: FHIR R4 JSON (`application/fhir+json` or
+/// `application/json`: an Observation or a Bundle of them) or vendor CSV (`text/csv`), with
+/// `X-IoMT-Device` (the device id), `X-IoMT-Counter` (its upload counter) and `X-IoMT-Signature`
+/// (hex: the device's signature or HMAC over `UploadAuth.message`). 202 means durably queued.
+public struct GatewayAPI: Sendable {
+    public let gateway: Gateway
+
+    public init(gateway: Gateway) { self.gateway = gateway }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: ProblemMiddleware())
+        router.post("/v1/readings") { req, _ in try await upload(req) }
+        router.get("/v1/readings/:seq/proof") { _, ctx in try await proof(ctx) }
+        router.get("/v1/blobs/:cid") { _, ctx in try await blob(ctx) }
+        router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
+        router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        return router
+    }
+
+    func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(v))))
+    }
+
+    static func header(_ req: Request, _ lowercased: String) -> String? {
+        req.headers.first { $0.name.canonicalName == lowercased }?.value
+    }
+
+    func upload(_ req: Request) async throws -> Response {
+        func missing(_ s: String) -> Problem { Problem(.unauthorized, code: "missing-credentials", detail: UploadRefusal.missingCredentials(s).description) }
+        guard let d = Self.header(req, "x-iomt-device"), let device = Address(hex: d) else { throw missing("X-IoMT-Device (40 hex digits)") }
+        guard let c = Self.header(req, "x-iomt-counter"), let counter = UInt64(c) else { throw missing("X-IoMT-Counter (an unsigned integer)") }
+        guard let s = Self.header(req, "x-iomt-signature"), let tag = Hex.decode(s) else { throw missing("X-IoMT-Signature (hex)") }
+        let contentType = req.headers[.contentType] ?? ""
+        let buffer = try await req.body.collect(upTo: gateway.configuration.maxUploadBytes)
+        switch await gateway.uploadResult(device: device, counter: counter, contentType: contentType, tag: tag, body: Array(buffer.readableBytesView)) {
+        case .success(let a): return try json(a, status: .accepted)
+        case .failure(let e): throw Self.problem(e)
+        }
+    }
+
+    static func problem(_ e: Gateway.UploadError) -> Problem {
+        switch e {
+        case .refused(let r):
+            switch r {
+            case .deviceNotActive: return Problem(.forbidden, code: r.code, detail: r.description)
+            case .replay: return Problem(.conflict, code: r.code, detail: r.description)
+            default: return Problem(.unauthorized, code: r.code, detail: r.description)
+            }
+        case .invalid(let i):
+            switch i {
+            case .malformed: return Problem(.badRequest, code: i.code, detail: i.description)
+            case .tooLarge: return Problem(.contentTooLarge, code: i.code, detail: i.description)
+            default: return Problem(.unprocessableContent, code: i.code, detail: i.description)
+            }
+        case .unsupportedMediaType: return Problem(.unsupportedMediaType, code: e.code, detail: e.description)
+        case .overloaded, .unavailable: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
+        }
+    }
+
+    func proof(_ ctx: BasicRequestContext) async throws -> Response {
+        guard let seq = Int64(try ctx.parameters.require("seq")), seq > 0 else { throw Problem(.badRequest, code: "invalid-sequence", detail: "a reading's sequence number is a positive integer") }
+        do {
+            return try json(try await gateway.proof(sequence: seq))
+        } catch Gateway.ProofError.unknown {
+            throw Problem(.notFound, code: "reading-not-found", detail: "no reading \(seq) at this gateway")
+        } catch Gateway.ProofError.notAnchored(let why) {
+            throw Problem(.conflict, code: "not-anchored-yet", detail: why)
+        }
+    }
+
+    func blob(_ ctx: BasicRequestContext) async throws -> Response {
+        guard let id = ContentID(try ctx.parameters.require("cid")) else { throw Problem(.badRequest, code: "invalid-cid", detail: "a blob id is a CIDv1 (raw, sha2-256, base32: bafkrei…)") }
+        do {
+            let bytes = try gateway.blobs.get(id)
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch .notFound {
+            throw Problem(.notFound, code: "blob-not-found", detail: "no blob \(id) here")
+        } catch {
+            throw Problem(.internalServerError, code: "blob-tampered", detail: error.description)
+        }
+    }
+}

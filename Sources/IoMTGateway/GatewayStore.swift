@@ -1,0 +1,228 @@
+import Foundation
+import GRDB
+import IoMTCore
+import IoMTEdge
+
+/// The gateway's durable queue: one SQLite file (WAL, `synchronous = FULL`) in its data folder.
+///
+/// An upload is acknowledged only after its readings and the device's new counter are committed
+/// here in one transaction, so a kill -9 after the reply loses nothing and a replayed upload is
+/// still refused after a restart. Readings then move through batches: sealed (blob written,
+/// readings assigned), signed (the anchor transaction's bytes stored before it is sent, so a
+/// restart re-sends the same transaction instead of anchoring twice), committed (its height).
+public final class GatewayStore: Sendable {
+    let db: DatabaseQueue
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.journalMode = .wal
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        db = try DatabaseQueue(path: path, configuration: config)
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                CREATE TABLE device_counters(device BLOB PRIMARY KEY, counter INTEGER NOT NULL);
+                CREATE TABLE mac_keys(device BLOB PRIMARY KEY, key BLOB NOT NULL);
+                CREATE TABLE batches(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    device BLOB NOT NULL, root BLOB NOT NULL UNIQUE, cid TEXT NOT NULL,
+                    first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL, sealed_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE TABLE readings(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    device BLOB NOT NULL, received_ms INTEGER NOT NULL, body BLOB NOT NULL,
+                    batch INTEGER REFERENCES batches(id), leaf INTEGER);
+                CREATE INDEX readings_unbatched ON readings(device, seq) WHERE batch IS NULL;
+                CREATE INDEX readings_batch ON readings(batch, leaf);
+                CREATE INDEX batches_open ON batches(id) WHERE committed_height IS NULL;
+                """)
+        }
+        try m.migrate(db)
+    }
+
+    // MARK: uploads
+
+    /// Stores an authenticated upload's readings and the device's counter, atomically. Refuses a
+    /// counter that is not above the last one (checked again here, under the write lock, so two
+    /// concurrent uploads with one counter cannot both pass). Returns the readings' sequence numbers.
+    public func accept(device: Address, counter: UInt64, readings: [Reading], receivedMs: Int64) throws -> ClosedRange<Int64> {
+        try db.write { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [Data(device.bytes)]).map { UInt64(bitPattern: $0) }
+            if let last, counter <= last { throw UploadRefusal.replay(device: device, counter: counter, last: last) }
+            try db.execute(sql: "INSERT OR REPLACE INTO device_counters(device, counter) VALUES (?, ?)", arguments: [Data(device.bytes), Int64(bitPattern: counter)])
+            var first: Int64 = 0
+            for (i, r) in readings.enumerated() {
+                try db.execute(sql: "INSERT INTO readings(device, received_ms, body) VALUES (?, ?, ?)", arguments: [Data(device.bytes), receivedMs, Data(r.canonicalBytes)])
+                if i == 0 { first = db.lastInsertedRowID }
+            }
+            return first...db.lastInsertedRowID
+        }
+    }
+
+    public func lastCounter(_ device: Address) throws -> UInt64? {
+        try db.read { db in try Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [Data(device.bytes)]).map { UInt64(bitPattern: $0) } }
+    }
+
+    /// Readings accepted and not yet anchored in a committed block (for backpressure).
+    public func unanchoredCount() throws -> Int {
+        try db.read { db in
+            try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM readings WHERE batch IS NULL) + (SELECT coalesce(sum(count), 0) FROM batches WHERE committed_height IS NULL)") ?? 0
+        }
+    }
+
+    // MARK: MAC keys
+
+    public func setMACKey(_ key: [UInt8], for device: Address) throws {
+        try db.write { db in try db.execute(sql: "INSERT OR REPLACE INTO mac_keys(device, key) VALUES (?, ?)", arguments: [Data(device.bytes), Data(key)]) }
+    }
+
+    public func macKey(_ device: Address) throws -> [UInt8]? {
+        try db.read { db in try Data.fetchOne(db, sql: "SELECT key FROM mac_keys WHERE device = ?", arguments: [Data(device.bytes)]).map { Array($0) } }
+    }
+
+    // MARK: batching
+
+    public struct PendingDevice: Sendable { public var device: Address; public var count: Int; public var oldestMs: Int64 }
+
+    /// Devices with unbatched readings, how many, and when the oldest arrived.
+    public func pendingDevices() throws -> [PendingDevice] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT device, count(*) AS n, min(received_ms) AS oldest FROM readings WHERE batch IS NULL GROUP BY device").map {
+                PendingDevice(device: Address(bytes: Array($0["device"] as Data))!, count: $0["n"], oldestMs: $0["oldest"])
+            }
+        }
+    }
+
+    /// The oldest `limit` unbatched readings of a device, in sequence order.
+    public func unbatched(_ device: Address, limit: Int) throws -> [(seq: Int64, reading: Reading)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, body FROM readings WHERE device = ? AND batch IS NULL ORDER BY seq LIMIT ?", arguments: [Data(device.bytes), limit]).map { row -> (seq: Int64, reading: Reading) in
+                let seq: Int64 = row["seq"]
+                let body: Data = row["body"]
+                return (seq: seq, reading: try Reading(canonicalBytes: Array(body), trusted: true))
+            }
+        }
+    }
+
+    /// Records a sealed batch (its blob is already durable) and assigns its readings, in order.
+    public func recordBatch(device: Address, batch: ReadingBatch, sequences: [Int64], cid: ContentID, sealedMs: Int64) throws -> Int64 {
+        try db.write { db in
+            try db.execute(sql: "INSERT INTO batches(device, root, cid, first_ms, last_ms, count, sealed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [Data(device.bytes), Data(batch.root.bytes), cid.description, batch.firstMs, batch.lastMs, sequences.count, sealedMs])
+            let id = db.lastInsertedRowID
+            for (leaf, seq) in sequences.enumerated() {
+                try db.execute(sql: "UPDATE readings SET batch = ?, leaf = ? WHERE seq = ? AND batch IS NULL", arguments: [id, leaf, seq])
+                guard db.changesCount == 1 else { throw GatewayError.internalError("reading \(seq) was batched twice") }
+            }
+            return id
+        }
+    }
+
+    public struct Batch: Sendable {
+        public var id: Int64
+        public var device: Address
+        public var root: Hash
+        public var cid: String
+        public var firstMs: Int64
+        public var lastMs: Int64
+        public var count: Int
+        public var txHash: Hash?
+        public var txBytes: [UInt8]?
+        public var nonce: UInt64?
+        public var committedHeight: UInt64?
+    }
+
+    static func batch(_ r: Row) -> Batch {
+        Batch(id: r["id"], device: Address(bytes: Array(r["device"] as Data))!, root: Hash(bytes: Array(r["root"] as Data))!, cid: r["cid"],
+              firstMs: r["first_ms"], lastMs: r["last_ms"], count: r["count"],
+              txHash: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, txBytes: (r["tx_bytes"] as Data?).map { Array($0) },
+              nonce: (r["nonce"] as Int64?).map { UInt64($0) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
+    }
+
+    /// Batches not yet committed on-chain, oldest first.
+    public func openBatches(limit: Int = 1000) throws -> [Batch] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM batches WHERE committed_height IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map(Self.batch) }
+    }
+
+    public func batch(id: Int64) throws -> Batch? {
+        try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [id]).map(Self.batch) }
+    }
+
+    /// Stores a batch's signed anchor transaction before it is sent; the gateway's next nonce moves with it.
+    public func setAnchorTransaction(batch: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE batches SET tx_hash = ?, tx_bytes = ?, nonce = ? WHERE id = ?", arguments: [Data(hash.bytes), Data(bytes), Int64(nonce), batch])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_nonce', ?)", arguments: [Data(String(nonce + 1).utf8)])
+        }
+    }
+
+    /// Forgets a batch's transaction (its nonce was taken by another transaction): it is signed again.
+    public func clearAnchorTransaction(batch: Int64, resetNonceTo next: UInt64) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE batches SET tx_hash = NULL, tx_bytes = NULL, nonce = NULL WHERE id = ?", arguments: [batch])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_nonce', ?)", arguments: [Data(String(next).utf8)])
+        }
+    }
+
+    public func nextNonce() throws -> UInt64? {
+        try db.read { db in try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'next_nonce'").flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } }
+    }
+
+    public func markCommitted(batch: Int64, height: UInt64) throws {
+        try db.write { db in try db.execute(sql: "UPDATE batches SET committed_height = ? WHERE id = ?", arguments: [Int64(height), batch]) }
+    }
+
+    // MARK: proofs
+
+    public struct StoredReading: Sendable {
+        public var seq: Int64
+        public var device: Address
+        public var reading: Reading
+        public var batch: Batch?
+        public var leaf: Int?
+    }
+
+    public func reading(seq: Int64) throws -> StoredReading? {
+        try db.read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT * FROM readings WHERE seq = ?", arguments: [seq]) else { return nil }
+            let batch = try (r["batch"] as Int64?).flatMap { try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [$0]) }.map(Self.batch)
+            return StoredReading(seq: seq, device: Address(bytes: Array(r["device"] as Data))!, reading: try Reading(canonicalBytes: Array(r["body"] as Data), trusted: true),
+                                 batch: batch, leaf: r["leaf"])
+        }
+    }
+
+    /// A batch's readings in leaf order.
+    public func readings(batch: Int64) throws -> [Reading] {
+        try db.read { db in
+            try Data.fetchAll(db, sql: "SELECT body FROM readings WHERE batch = ? ORDER BY leaf", arguments: [batch]).map { try Reading(canonicalBytes: Array($0), trusted: true) }
+        }
+    }
+
+    public struct Counts: Sendable, Codable {
+        public var readings: Int
+        public var unbatched: Int
+        public var batches: Int
+        public var batchesCommitted: Int
+    }
+
+    public func counts() throws -> Counts {
+        try db.read { db in
+            Counts(readings: try Int.fetchOne(db, sql: "SELECT count(*) FROM readings") ?? 0,
+                   unbatched: try Int.fetchOne(db, sql: "SELECT count(*) FROM readings WHERE batch IS NULL") ?? 0,
+                   batches: try Int.fetchOne(db, sql: "SELECT count(*) FROM batches") ?? 0,
+                   batchesCommitted: try Int.fetchOne(db, sql: "SELECT count(*) FROM batches WHERE committed_height IS NOT NULL") ?? 0)
+        }
+    }
+}
+
+public enum GatewayError: Error, CustomStringConvertible {
+    case internalError(String)
+    case node(String)
+    public var description: String {
+        switch self {
+        case .internalError(let s): return "internal error: \(s)"
+        case .node(let s): return "node: \(s)"
+        }
+    }
+}

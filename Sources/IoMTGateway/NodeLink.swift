@@ -1,0 +1,83 @@
+import Foundation
+import IoMTCore
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The gateway's client of one node's HTTP API: device records, its own account's nonce,
+/// submitting anchor transactions and reading their proofs back.
+public struct NodeLink: Sendable {
+    public var base: String
+
+    public init(base: String) { self.base = base.hasSuffix("/") ? String(base.dropLast()) : base }
+
+    public struct Reply: Sendable { public var status: Int; public var body: Data }
+
+    public func request(_ method: String, _ path: String, body: Data? = nil, timeout: TimeInterval = 10) async throws -> Reply {
+        guard let url = URL(string: base + path) else { throw GatewayError.node("bad node URL \(base)") }
+        var req = URLRequest(url: url)
+        req.httpMethod = method
+        req.timeoutInterval = timeout
+        if let body {
+            req.httpBody = body
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        do {
+            let (data, resp) = try await URLSession.shared.data(for: req)
+            return Reply(status: (resp as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+        } catch {
+            throw GatewayError.node("cannot reach \(base): \(error.localizedDescription)")
+        }
+    }
+
+    struct StatusReply: Decodable { var chainId: String }
+
+    public func chainID() async throws -> String {
+        let r = try await request("GET", "/v1/status")
+        guard r.status == 200 else { throw GatewayError.node("GET /v1/status: HTTP \(r.status)") }
+        return try JSONDecoder().decode(StatusReply.self, from: r.body).chainId
+    }
+
+    struct StateReply: Decodable { var value: String? }
+
+    /// The device's on-chain record at the node's latest height, or nil if none.
+    public func device(_ id: Address) async throws -> DeviceRecord? {
+        let r = try await request("GET", "/v1/state/" + Hex.encode(StateKeys.device(id)))
+        guard r.status == 200 else { throw GatewayError.node("GET state: HTTP \(r.status)") }
+        guard let hex = try JSONDecoder().decode(StateReply.self, from: r.body).value else { return nil }
+        guard let bytes = Hex.decode(hex) else { throw GatewayError.node("state value is not hex") }
+        return try DeviceRecord(canonicalBytes: bytes)
+    }
+
+    struct AccountReply: Decodable { var account: Account?; var nextNonce: UInt64? }
+
+    /// The account's next nonce as the node sees it (committed and pending).
+    public func nextNonce(_ a: Address) async throws -> UInt64 {
+        let r = try await request("GET", "/v1/accounts/" + a.hex)
+        guard r.status == 200 else { throw GatewayError.node("GET account: HTTP \(r.status)") }
+        let reply = try JSONDecoder().decode(AccountReply.self, from: r.body)
+        guard reply.account != nil else { throw GatewayError.node("the gateway's account \(a) is not registered on the chain") }
+        return reply.nextNonce ?? reply.account!.nonce
+    }
+
+    /// Submits a signed transaction; returns the HTTP status and the problem code if refused.
+    public func submit(_ stx: SignedTransaction) async throws -> (status: Int, code: String?) {
+        let r = try await request("POST", "/v1/transactions", body: try JSONEncoder().encode(stx))
+        let code = (try? JSONSerialization.jsonObject(with: r.body) as? [String: Any])?["code"] as? String
+        return (r.status, code)
+    }
+
+    public enum TxState: Sendable { case unknown, pending, committed(height: UInt64, proof: Data) }
+
+    public func transaction(_ hash: Hash) async throws -> TxState {
+        let r = try await request("GET", "/v1/transactions/" + hash.description)
+        if r.status == 404 { return .unknown }
+        guard r.status == 200, let obj = try JSONSerialization.jsonObject(with: r.body) as? [String: Any] else {
+            throw GatewayError.node("GET transaction: HTTP \(r.status)")
+        }
+        if obj["status"] as? String == "committed", let header = obj["header"] as? [String: Any], let h = header["height"] as? Int {
+            return .committed(height: UInt64(h), proof: r.body)
+        }
+        return .pending
+    }
+}

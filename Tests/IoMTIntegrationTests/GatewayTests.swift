@@ -1,0 +1,234 @@
+import Crypto
+import Foundation
+import IoMTCore
+import IoMTEdge
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A gateway process in front of a dev node process.
+final class GatewayProcess: @unchecked Sendable {
+    let dataDir: String
+    let logPath: String
+    var process = Process()
+    private(set) var port = 0
+    let args: [String]
+
+    var url: String { "http://127.0.0.1:\(port)" }
+    var http: HTTP { HTTP(base: url) }
+
+    init(dataDir: String, key: String, node: String, extraArgs: [String] = []) throws {
+        self.dataDir = dataDir
+        logPath = dataDir + ".log"
+        args = ["gateway", "run", "--data-dir", dataDir, "--key", key, "--node", node] + extraArgs
+        try start()
+    }
+
+    func start() throws {
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let marker = "\n--- start \(UUID().uuidString)\n"
+        log.write(Data(marker.utf8))
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binaryPath)
+        process.arguments = args + ["--http", "127.0.0.1:0"]
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let text = self.log.components(separatedBy: marker).last ?? ""
+            if let r = text.range(of: "gateway http listening on 127.0.0.1:"), let p = Int(text[r.upperBound...].prefix { $0.isNumber }) { port = p; return }
+            if !process.isRunning { throw TestFailure("gateway exited early:\n\(text)") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw TestFailure("gateway did not start")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    deinit { if process.isRunning { kill9() } }
+}
+
+/// A signing device: signs each upload with its key and a counter.
+struct TestDevice {
+    let key: PrivateKey?
+    let macKey: [UInt8]?
+    var id: Address { key?.publicKey.address ?? DeviceID.forMACKey(hash: Hash.sha256(macKey!)) }
+
+    func upload(_ gw: HTTP, chainID: String, counter: UInt64, body: [UInt8], contentType: String = "application/fhir+json", forge: Bool = false) async throws -> HTTP.Reply {
+        let message = UploadAuth.message(chainID: chainID, device: id, counter: counter, contentType: contentType, body: body)
+        var tag = key.map { $0.sign(message).bytes } ?? UploadAuth.mac(key: macKey!, message: message)
+        if forge { tag[0] ^= 1 }
+        var req = URLRequest(url: URL(string: gw.base + "/v1/readings")!)
+        req.httpMethod = "POST"
+        req.httpBody = Data(body)
+        req.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        req.setValue(id.hex, forHTTPHeaderField: "X-IoMT-Device")
+        req.setValue(String(counter), forHTTPHeaderField: "X-IoMT-Counter")
+        req.setValue(Hex.encode(tag), forHTTPHeaderField: "X-IoMT-Signature")
+        let (data, resp) = try await URLSession.shared.data(for: req)
+        return HTTP.Reply(status: (resp as! HTTPURLResponse).statusCode, body: data, headers: [:])
+    }
+}
+
+@Suite("edge gateway: real node and gateway processes", .serialized)
+struct GatewayTests {
+    static let examples = URL(fileURLWithPath: packageRoot + "/Tests/IoMTEdgeTests/Fixtures/fhir-examples")
+    static func example(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: examples.appendingPathComponent(name))) }
+
+    /// Submits a transaction from the dev admin (or `key`) and waits for its commit.
+    static func commit(_ node: HTTP, _ chain: DevChain, _ payload: TransactionPayload, key: PrivateKey? = nil) async throws {
+        let k = key ?? chain.admin
+        let acct = try await node.get("/v1/accounts/\(k.publicKey.address.hex)").json
+        let nonce = UInt64(acct["nextNonce"] as? Int ?? 0)
+        let tx = Transaction(chainID: chain.chainID, sender: k.publicKey.address, signerKey: k.publicKey, nonce: nonce, payload: payload).signed(with: k)
+        let r = try await node.post("/v1/transactions?wait=commit", try chain.json(tx))
+        guard r.status == 200 else { throw TestFailure("\(payload.kind): HTTP \(r.status) \(r.text)") }
+    }
+
+    static func waitForProof(_ gw: HTTP, _ seq: Int64, seconds: Double = 40) async throws -> HTTP.Reply {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last: HTTP.Reply?
+        while Date() < deadline {
+            let r = try await gw.get("/v1/readings/\(seq)/proof")
+            if r.status == 200 { return r }
+            last = r
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        throw TestFailure("no proof for reading \(seq): \(last?.status ?? 0) \(last?.text ?? "")")
+    }
+
+    @Test("devices upload FHIR and CSV signed or MAC'd; bad uploads are refused with a reason and counted; readings are sealed, stored by CID, anchored, and each one verifies offline; kill -9 of the gateway loses nothing acknowledged",
+          .timeLimit(.minutes(4)))
+    func endToEnd() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let nodeDir = dir + "/node"
+        let node = try NodeProcess(dataDir: nodeDir)
+        defer { node.terminate() }
+        let nodeHTTP = HTTP(base: node.url)
+        let chain = try DevChain(dataDir: nodeDir)
+
+        // Accounts and devices on the chain: a gateway account, a signing oximeter bound to a
+        // patient pseudonym, a MAC thermometer bound to a ward (its key made by the gateway CLI).
+        let gatewayKey = PrivateKey.generate(.ed25519)
+        let keyPath = dir + "/gateway.key.json"
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
+        try await Self.commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        let oximeter = TestDevice(key: PrivateKey.generate(.p256), macKey: nil)
+        let subject = Hash.sha256(Array("patient pseudonym".utf8))
+        try await Self.commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: subject)))
+        let gwDir = dir + "/gateway"
+        let mac = try runCLI(["gateway", "mac-key", "--data-dir", gwDir])
+        #expect(mac.status == 0, "\(mac.stderr)")
+        let macInfo = try JSONSerialization.jsonObject(with: Data(mac.stdout.utf8)) as! [String: String]
+        let thermometer = TestDevice(key: nil, macKey: Hex.decode(macInfo["macKey"]!)!)
+        #expect(thermometer.id.hex == macInfo["device"])
+        try await Self.commit(nodeHTTP, chain, .registerDevice(RegisterDevice(macKeyHash: Hash(hex: macInfo["macKeyHash"]!)!, deviceType: "thermometer", place: "ward-7")))
+
+        let gw = try GatewayProcess(dataDir: gwDir, key: keyPath, node: node.url, extraArgs: ["--batch-ms", "200", "--batch-size", "50"])
+        let id = chain.chainID
+
+        // Accepted: FHIR Observation, a Bundle of two, CSV from the MAC device.
+        let hr = try Self.example("observation-example-heart-rate.json")
+        var r = try await oximeter.upload(gw.http, chainID: id, counter: 1, body: hr)
+        #expect(r.status == 202, "\(r.text)")
+        let first = Int64(r.json["firstSequence"] as? Int ?? 0)
+        let spo2 = String(decoding: try Self.example("observation-example-satO2.json"), as: UTF8.self)
+        let bundle = Array(#"{"resourceType":"Bundle","type":"batch","entry":[{"resource":\#(spo2)},{"resource":\#(String(decoding: hr, as: UTF8.self))}]}"#.utf8)
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 2, body: bundle)
+        #expect(r.status == 202 && r.json["accepted"] as? Int == 2, "\(r.text)")
+        let csv = Array("time,code,value,unit\n2026-12-01T08:00:00Z,8310-5,38.4,Cel\n2026-12-01T08:05:00Z,8310-5,38.6,Cel\n".utf8)
+        r = try await thermometer.upload(gw.http, chainID: id, counter: 1, body: csv, contentType: "text/csv")
+        #expect(r.status == 202, "\(r.text)")
+        let csvSeq = Int64(r.json["firstSequence"] as? Int ?? 0)
+
+        // Refused, each with its reason, and nothing queued for them.
+        let before = try await gw.http.get("/v1/status").json["queue"] as? [String: Int]
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 2, body: hr)
+        #expect(r.status == 409 && r.json["code"] as? String == "replay")
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 3, body: hr, forge: true)
+        #expect(r.status == 401 && r.json["code"] as? String == "bad-signature")
+        r = try await TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil).upload(gw.http, chainID: id, counter: 1, body: hr)
+        #expect(r.status == 401 && r.json["code"] as? String == "unknown-device")
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 4, body: try Self.example("patient-example.json"))
+        #expect(r.status == 422 && r.json["code"] as? String == "not-an-observation", "\(r.text)")
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 5, body: Array(#"{"resourceType":"Observation""#.utf8))
+        #expect(r.status == 400 && r.json["code"] as? String == "malformed")
+        r = try await thermometer.upload(gw.http, chainID: id, counter: 2, body: Array("time,code,value,unit\n2026-12-01T08:00:00Z,8310-5,38.4,\n".utf8), contentType: "text/csv")
+        #expect(r.status == 422 && r.json["code"] as? String == "missing-unit")
+        r = try await oximeter.upload(gw.http, chainID: "another-chain", counter: 6, body: hr)
+        #expect(r.status == 401, "a signature for another chain does not verify here")
+        let status = try await gw.http.get("/v1/status").json
+        #expect((status["queue"] as? [String: Int])?["readings"] == before?["readings"], "refused uploads queued nothing")
+        let refused = status["refused"] as? [String: Int] ?? [:]
+        #expect(refused["replay"] == 1 && refused["bad-signature"] == 2 && refused["unknown-device"] == 1 && refused["not-an-observation"] == 1, "\(refused)")
+
+        // Every reading gets a proof that verifies offline against the genesis validators.
+        let proofReply = try await Self.waitForProof(gw.http, first)
+        let proofPath = dir + "/proof.json"
+        try proofReply.body.write(to: URL(fileURLWithPath: proofPath))
+        var v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
+        #expect(v.status == 0 && v.stdout.contains("valid: reading \(first) (heart-rate 44 /min)") && v.stdout.contains("commit verified"), "\(v.stdout)\(v.stderr)")
+        // One changed digit of the stored reading is caught.
+        var tampered = try JSONSerialization.jsonObject(with: proofReply.body) as! [String: Any]
+        var hex = Array(tampered["reading"] as! String)
+        hex[hex.count - 1] = hex[hex.count - 1] == "0" ? "1" : "0"
+        tampered["reading"] = String(hex)
+        try JSONSerialization.data(withJSONObject: tampered).write(to: URL(fileURLWithPath: proofPath))
+        v = try runCLI(["verify-reading", "--file", proofPath])
+        #expect(v.status != 0 && v.stderr.contains("INVALID"), "\(v.stdout)\(v.stderr)")
+        let csvProof = try await Self.waitForProof(gw.http, csvSeq)
+        try csvProof.body.write(to: URL(fileURLWithPath: proofPath))
+        v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
+        #expect(v.status == 0 && v.stdout.contains("body-temperature 38.4 Cel"), "\(v.stdout)\(v.stderr)")
+
+        // The blob: served by CID, opens with the gateway's sealing key, holds the reading; a
+        // tampered blob on disk is refused, not served.
+        let cid = try #require(ContentID(proofReply.json["blob"] as! String))
+        let blobReply = try await gw.http.get("/v1/blobs/\(cid)")
+        #expect(blobReply.status == 200 && cid.matches(Array(blobReply.body)))
+        let sealing = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(contentsOf: URL(fileURLWithPath: gwDir + "/sealing-x25519.key")))
+        let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing)
+        #expect(opened.contains { $0.kind == .heartRate && $0.values.first?.value == DecimalValue(44) })
+        var onDisk = Array(try Data(contentsOf: URL(fileURLWithPath: gwDir + "/blobs/\(cid)")))
+        onDisk[onDisk.count / 2] ^= 0x80
+        try Data(onDisk).write(to: URL(fileURLWithPath: gwDir + "/blobs/\(cid)"))
+        #expect(try await gw.http.get("/v1/blobs/\(cid)").json["code"] as? String == "blob-tampered")
+
+        // kill -9 right after acknowledgements: every acknowledged reading is anchored after a restart.
+        var acknowledged: [Int64] = []
+        for c in UInt64(10)..<UInt64(30) {
+            let reply = try await oximeter.upload(gw.http, chainID: id, counter: c, body: hr)
+            #expect(reply.status == 202)
+            if reply.status == 202 { acknowledged.append(Int64(reply.json["firstSequence"] as? Int ?? 0)) }
+        }
+        gw.kill9()
+        try gw.start()
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 29, body: hr)
+        #expect(r.status == 409, "the counter survived the crash: a replay is still refused")
+        for seq in acknowledged {
+            let p = try await Self.waitForProof(gw.http, seq)
+            try p.body.write(to: URL(fileURLWithPath: proofPath))
+            #expect(try runCLI(["verify-reading", "--file", proofPath]).status == 0, "reading \(seq)")
+        }
+
+        // A suspended device is refused (once the gateway's 2 s record cache has expired).
+        try await Self.commit(nodeHTTP, chain, .setDeviceStatus(SetDeviceStatus(device: oximeter.id, status: .suspended, reason: "lost")))
+        try await Task.sleep(nanoseconds: 2_200_000_000)
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 100, body: hr)
+        #expect(r.status == 403 && r.json["code"] as? String == "device-not-active", "\(r.text)")
+
+        // Nothing but hashes, pseudonyms and counts went on-chain: no reading value appears in any block.
+        let latest = try await nodeHTTP.get("/v1/blocks/latest").json
+        let height = ((latest["header"] as? [String: Any])?["height"] as? Int) ?? 0
+        for h in 1...max(1, height) {
+            let b = try await nodeHTTP.get("/v1/blocks/\(h)").text
+            #expect(!b.contains("8867-4") && !b.contains("Patient/example"), "block \(h) carries reading content")
+        }
+    }
+}
