@@ -7,6 +7,8 @@ if command -v dpkg >/dev/null; then
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 dpkg -s sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 dpkg -s curl >/dev/null 2>&1 || need+=(curl)
+# ipfs-cid: the content-id tests compare with IPFS's own hashing of files.
+dpkg -s ipfs-cid >/dev/null 2>&1 || need+=(ipfs-cid)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

@@ -44,16 +44,30 @@ enum Devices {
         state.put(StateKeys.device(b.device), d)
     }
 
+    /// The sender is a gateway of the device's organisation, and the device is registered and not revoked.
+    static func checkGateway(_ sender: Account, for device: Address, state: StateOverlay, doing what: String) throws(ContractError) {
+        guard sender.role == .gateway else { throw .unauthorised("only a gateway account \(what)") }
+        guard let d = try state.read(DeviceRecord.self, StateKeys.device(device)) else { throw .invalidArgument("unknown device \(device)") }
+        guard d.organisation == sender.organisation else {
+            throw .unauthorised("device \(device) belongs to \"\(d.organisation)\"; this gateway to \"\(sender.organisation)\"")
+        }
+        guard d.status != .revoked else { throw .invalidArgument("device \(device) is revoked") }
+    }
+
+    /// A gateway of the device's organisation records an alarm raised or cleared; the latest state
+    /// per device and rule is kept (a not-revoked device, as for anchors).
+    static func recordAlert(_ b: RecordAlert, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try checkGateway(sender, for: b.device, state: state, doing: "records alerts")
+        do { try checkType(b.rule) } catch { throw .invalidArgument("rule \"\(b.rule)\" must be 1…64 lower-case letters, digits and dashes") }
+        guard ["warning", "critical"].contains(b.severity) else { throw .invalidArgument("severity is warning or critical") }
+        state.put(StateKeys.alert(b.device, rule: b.rule), AlertRecord(alert: b, gateway: sender.address, height: context.height, transaction: context.transactionHash))
+    }
+
     /// A gateway of the device's organisation anchors a batch. A suspended device's batches are
     /// still anchored (they were accepted while it was active and a gateway queue may hold them);
     /// a revoked device's are not: revocation means its key can no longer be trusted.
     static func anchor(_ b: AnchorReadings, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
-        guard sender.role == .gateway else { throw .unauthorised("only a gateway account anchors readings") }
-        guard let d = try state.read(DeviceRecord.self, StateKeys.device(b.device)) else { throw .invalidArgument("unknown device \(b.device)") }
-        guard d.organisation == sender.organisation else {
-            throw .unauthorised("device \(b.device) belongs to \"\(d.organisation)\"; this gateway to \"\(sender.organisation)\"")
-        }
-        guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked") }
+        try checkGateway(sender, for: b.device, state: state, doing: "anchors readings")
         guard (1...maxBatch).contains(b.count) else { throw .invalidArgument("count must be 1…\(maxBatch)") }
         guard b.firstMs <= b.lastMs else { throw .invalidArgument("firstMs is after lastMs") }
         guard state.value(forKey: StateKeys.anchor(b.batchRoot)) == nil else { throw .alreadyExists("anchor of batch root \(b.batchRoot)") }

@@ -175,6 +175,7 @@ public enum Runtime {
             case .registerDevice(let b): try Devices.register(b, by: bumped, state: &scratch, context: ctx)
             case .setDeviceStatus(let b): try Devices.setStatus(b, by: bumped, state: &scratch, context: ctx)
             case .anchorReadings(let b): try Devices.anchor(b, by: bumped, state: &scratch, context: ctx)
+            case .recordAlert(let b): try Devices.recordAlert(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -1,26 +1,45 @@
 import Crypto
 import IoMTCore
 
-/// A batch of one device's readings, as the gateway anchors it: leaves are the readings' canonical
-/// encodings, the root is RFC 6962 over them (the same tree as a block's transactions), and any
-/// one reading is proven to the anchored root by an inclusion proof.
+/// A reading as a gateway accepted it: which gateway, which device, the gateway's sequence number.
+/// These make every leaf unique, so two batches never share a root even when a device sends the
+/// same values twice (a retransmission), and the root still commits to where each reading came from.
+public struct BatchedReading: Hashable, Sendable, CanonicalCodable {
+    public var gateway: Address
+    public var device: Address
+    public var sequence: UInt64
+    public var reading: Reading
+
+    public init(gateway: Address, device: Address, sequence: UInt64, reading: Reading) {
+        self.gateway = gateway; self.device = device; self.sequence = sequence; self.reading = reading
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(gateway); w.write(device); w.write(sequence); w.write(reading) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        gateway = try r.read(); device = try r.read(); sequence = try r.read(); reading = try r.read()
+    }
+}
+
+/// A batch of one device's readings, as the gateway anchors it: leaves are the canonical encodings
+/// of its `BatchedReading`s, the root is RFC 6962 over them (the same tree as a block's
+/// transactions), and any one reading is proven to the anchored root by an inclusion proof.
 public struct ReadingBatch: Sendable, Equatable {
-    public let readings: [Reading]
+    public let readings: [BatchedReading]
     public let leafHashes: [Hash]
 
-    public init(_ readings: [Reading]) {
+    public init(_ readings: [BatchedReading]) {
         self.readings = readings
         leafHashes = readings.map { MerkleTree.leafHash($0.canonicalBytes) }
     }
 
     public var root: Hash { MerkleTree.root(leafHashes: leafHashes) }
-    public var firstMs: Int64 { readings.map(\.effectiveMs).min() ?? 0 }
-    public var lastMs: Int64 { readings.map { $0.effectiveEndMs ?? $0.effectiveMs }.max() ?? 0 }
+    public var firstMs: Int64 { readings.map(\.reading.effectiveMs).min() ?? 0 }
+    public var lastMs: Int64 { readings.map { $0.reading.effectiveEndMs ?? $0.reading.effectiveMs }.max() ?? 0 }
 
     public func proof(_ index: Int) -> InclusionProof? { MerkleTree.proof(leafHashes: leafHashes, index: index) }
 
     /// True if `reading` is leaf `proof.leafIndex` of the batch whose root is `root`.
-    public static func verify(_ reading: Reading, proof: InclusionProof, root: Hash) -> Bool {
+    public static func verify(_ reading: BatchedReading, proof: InclusionProof, root: Hash) -> Bool {
         proof.verify(leaf: reading.canonicalBytes, root: root)
     }
 }
@@ -42,7 +61,7 @@ public enum BlobError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// An encrypted batch, stored off-chain under its `ContentID`.
 ///
-/// The readings (canonical `[Reading]`) are sealed with AES-256-GCM under a fresh data key; the data
+/// The batch (canonical `[BatchedReading]`, from which its root can be recomputed) is sealed with AES-256-GCM under a fresh data key; the data
 /// key is wrapped for each recipient's X25519 key (ephemeral X25519 agreement, HKDF-SHA256, AES-GCM).
 /// The header (version and wrapped keys) is the AEAD's associated data, so changing any byte of the
 /// blob fails authentication; its content id changes too. Keys and the ephemeral key are passed in:
@@ -108,7 +127,7 @@ public struct SealedBlob: Sendable, Equatable {
 
     /// Seals `readings` for `recipients`. `dataKey` (32 bytes), `nonce` (12 bytes) and one
     /// ephemeral key per recipient must be fresh random values.
-    public static func seal(_ readings: [Reading], dataKey: SymmetricKey, nonce: [UInt8], recipients: [Curve25519.KeyAgreement.PublicKey], ephemerals: [Curve25519.KeyAgreement.PrivateKey]) throws -> SealedBlob {
+    public static func seal(_ readings: [BatchedReading], dataKey: SymmetricKey, nonce: [UInt8], recipients: [Curve25519.KeyAgreement.PublicKey], ephemerals: [Curve25519.KeyAgreement.PrivateKey]) throws -> SealedBlob {
         precondition(recipients.count == ephemerals.count && !recipients.isEmpty && nonce.count == 12 && dataKey.bitCount == 256)
         let raw = dataKey.withUnsafeBytes { Array($0) }
         var wrapped: [WrappedKey] = []
@@ -145,7 +164,7 @@ public struct SealedBlob: Sendable, Equatable {
     }
 
     /// Decrypts and decodes the readings with the data key.
-    public func open(dataKey: SymmetricKey) throws(BlobError) -> [Reading] {
+    public func open(dataKey: SymmetricKey) throws(BlobError) -> [BatchedReading] {
         guard ciphertext.count >= 16 else { throw .malformed("ciphertext shorter than its tag") }
         let plain: [UInt8]
         do {
@@ -154,8 +173,8 @@ public struct SealedBlob: Sendable, Equatable {
         } catch {
             throw .authenticationFailed
         }
-        do { return try [Reading](canonicalBytes: plain) } catch { throw .malformed("readings: \(error)") }
+        do { return try [BatchedReading](canonicalBytes: plain) } catch { throw .malformed("readings: \(error)") }
     }
 
-    public func open(with key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> [Reading] { try open(dataKey: try dataKey(for: key)) }
+    public func open(with key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> [BatchedReading] { try open(dataKey: try dataKey(for: key)) }
 }

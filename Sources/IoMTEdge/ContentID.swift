@@ -25,6 +25,26 @@ public struct ContentID: Hashable, Sendable, Comparable, CustomStringConvertible
         digest = h
     }
 
+    /// The CIDv1 that `ipfs add` gives a file holding `bytes` (dag-pb codec 0x70 over a UnixFS File
+    /// node, sha2-256, base32), for files of one chunk (at most 256 KiB; nil above). Blobs are
+    /// stored under their raw id (`description`); this is the cross-check with IPFS's own tools
+    /// (Debian's `ipfs-cid`), which hash files this way.
+    public static func unixFSFileID(_ bytes: [UInt8]) -> String? {
+        guard bytes.count <= 262_144 else { return nil }
+        func varint(_ v: Int) -> [UInt8] {
+            var v = UInt64(v), out: [UInt8] = []
+            repeat { var b = UInt8(v & 0x7F); v >>= 7; if v != 0 { b |= 0x80 }; out.append(b) } while v != 0
+            return out
+        }
+        // UnixFS Data { Type = File (field 1: 2), Data (field 2, omitted when empty), filesize (field 3) }
+        var unixfs: [UInt8] = [0x08, 0x02]
+        if !bytes.isEmpty { unixfs += [0x12] + varint(bytes.count) + bytes }
+        unixfs += [0x18] + varint(bytes.count)
+        // PBNode { Data (field 1) }, no links.
+        let node = [0x0A] + varint(unixfs.count) + unixfs
+        return "b" + Base32.encode([0x01, 0x70, 0x12, 0x20] + Hash.sha256(node).bytes)
+    }
+
     /// True if `bytes` are the content this id names.
     public func matches(_ bytes: [UInt8]) -> Bool { Hash.sha256(bytes) == digest }
 

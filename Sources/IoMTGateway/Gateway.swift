@@ -23,6 +23,8 @@ public actor Gateway {
         /// More X25519 public keys (32 raw bytes each) every blob's data key is wrapped for (e.g. a
         /// hospital's records key).
         public var recipients: [[UInt8]] = []
+        /// Edge alarm rules (threshold with hysteresis, per vital sign, optionally per patient).
+        public var alarmRules: [AlarmRule] = AlarmRule.defaults
 
         public init() {}
     }
@@ -41,10 +43,19 @@ public actor Gateway {
     private var refused: [String: UInt64] = [:]
     private var lastSubmitMs: [Hash: Int64] = [:]
     private var nodeError: String?
+    private var alarms: AlarmTracker
+    private var lastAlertID: Int64
+    private var alertWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
+    private var alertStoreFailures: UInt64 = 0
 
-    public init(store: GatewayStore, blobs: BlobStore, node: NodeLink, account: PrivateKey, sealingKey: Curve25519.KeyAgreement.PrivateKey, chainID: String, configuration: Configuration = .init()) {
+    public init(store: GatewayStore, blobs: BlobStore, node: NodeLink, account: PrivateKey, sealingKey: Curve25519.KeyAgreement.PrivateKey, chainID: String, configuration: Configuration = .init()) throws {
         self.store = store; self.blobs = blobs; self.node = node; self.account = account
         self.sealingKey = sealingKey; self.chainID = chainID; self.configuration = configuration
+        try AlarmRule.validate(configuration.alarmRules)
+        // Alarms raised before a restart stay raised: they clear on a normal value, not on a reboot.
+        alarms = AlarmTracker(rules: configuration.alarmRules, active: Set(try store.activeAlarms()))
+        lastAlertID = try store.lastAlertID()
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -86,6 +97,10 @@ public actor Gateway {
         public var accepted: Int
         public var firstSequence: Int64
         public var lastSequence: Int64
+        /// `intensive` while an alarm of the device is active (report more often), else `periodic`.
+        public var sampling: String = "periodic"
+        /// Alarms this upload raised or cleared.
+        public var alerts: [GatewayStore.StoredAlert] = []
     }
 
     /// The device's on-chain record, from the cache while it is fresh.
@@ -126,9 +141,10 @@ public actor Gateway {
         let macKey: [UInt8]?
         do { macKey = record.macKeyHash == nil ? nil : try store.macKey(device) } catch { throw count(.unavailable("\(error)")) }
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let work = Task.detached { [chainID, store, configuration] () throws(UploadError) -> Accepted in
+        struct Stored: Sendable { var accepted: Accepted; var readings: [Reading] }
+        let work = Task.detached { [chainID, store, configuration] () throws -> Stored in
             let message = UploadAuth.message(chainID: chainID, device: device, counter: counter, contentType: mediaType, body: body)
-            do throws(UploadRefusal) { try UploadAuth.verify(device: record, macKey: macKey, message: message, tag: tag) } catch { throw .refused(error) }
+            do throws(UploadRefusal) { try UploadAuth.verify(device: record, macKey: macKey, message: message, tag: tag) } catch { throw UploadError.refused(error) }
             let readings: [Reading]
             do {
                 switch mediaType {
@@ -136,24 +152,73 @@ public actor Gateway {
                 case "text/csv": readings = try VendorCSV.readings(body)
                 default: throw UploadError.unsupportedMediaType(mediaType)
                 }
-            } catch let e as IngestError { throw .invalid(e) } catch let e as UploadError { throw e } catch { throw .invalid(.malformed("\(error)")) }
+            } catch let e as IngestError { throw UploadError.invalid(e) } catch let e as UploadError { throw e } catch { throw UploadError.invalid(.malformed("\(error)")) }
             do {
                 let waiting = try store.unanchoredCount()
                 guard waiting + readings.count <= configuration.maxUnanchored else { throw UploadError.overloaded(waiting) }
                 let seqs = try store.accept(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs())
-                return Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound)
-            } catch let e as UploadRefusal { throw .refused(e) } catch let e as UploadError { throw e } catch { throw .unavailable("queue: \(error)") }
+                return Stored(accepted: Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound), readings: readings)
+            } catch let e as UploadRefusal { throw UploadError.refused(e) } catch let e as UploadError { throw e } catch { throw UploadError.unavailable("queue: \(error)") }
         }
+        let result: Result<Stored, UploadError>
         do {
-            let a = try await work.value
-            counted(a.accepted)
-            return a
+            result = .success(try await work.value)
         } catch let e as UploadError {
-            throw count(e)
+            result = .failure(e)
         } catch {
-            throw count(.unavailable("\(error)"))
+            result = .failure(.unavailable("\(error)"))
+        }
+        switch result {
+        case .failure(let e):
+            throw count(e)
+        case .success(let stored):
+            var a = stored.accepted
+            counted(a.accepted)
+            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence)
+            a.sampling = alarms.isAlarming(device) ? "intensive" : "periodic"
+            return a
         }
     }
+
+    // MARK: alarms
+
+    /// Runs the alarm rules over readings already on disk; stores and publishes what they raise or clear.
+    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64) -> [GatewayStore.StoredAlert] {
+        var events: [(AlarmEvent, sequence: Int64)] = []
+        for (i, r) in readings.enumerated() {
+            for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i))) }
+        }
+        guard !events.isEmpty else { return [] }
+        do {
+            let stored = try store.addAlerts(events, atMs: Self.nowMs())
+            lastAlertID = stored.last?.id ?? lastAlertID
+            for (_, c) in alertWaiters { c.resume() }
+            alertWaiters.removeAll()
+            return stored
+        } catch {
+            alertStoreFailures += 1
+            log("could not store \(events.count) alert(s): \(error)")
+            return []
+        }
+    }
+
+    /// Alerts after `id`; if there are none, waits up to `waitMs` for the next (long poll).
+    public func alerts(after id: Int64, waitMs: Int) async throws -> [GatewayStore.StoredAlert] {
+        if lastAlertID <= id, waitMs > 0 {
+            let token = nextWaiter
+            nextWaiter += 1
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                alertWaiters[token] = c
+                Task { [weak self] in
+                    try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000)
+                    await self?.timeOut(token)
+                }
+            }
+        }
+        return try store.alerts(after: id)
+    }
+
+    private func timeOut(_ token: Int) { alertWaiters.removeValue(forKey: token)?.resume() }
 
     // MARK: batching and anchoring
 
@@ -165,7 +230,7 @@ public actor Gateway {
             while left > 0 {
                 let rows = try store.unbatched(p.device, limit: configuration.batchSize)
                 guard !rows.isEmpty else { break }
-                let batch = ReadingBatch(rows.map(\.reading))
+                let batch = ReadingBatch(rows.map { BatchedReading(gateway: account.publicKey.address, device: p.device, sequence: UInt64($0.seq), reading: $0.reading) })
                 let extra = try configuration.recipients.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
                 let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
                                                recipients: [sealingKey.publicKey] + extra,
@@ -178,47 +243,53 @@ public actor Gateway {
         }
     }
 
-    /// Signs, sends and follows the anchor transactions of open batches.
+    /// Signs what has no transaction yet (alerts first: they are urgent), then sends and follows
+    /// every signed, uncommitted transaction in nonce order.
     public func anchorOpen() async throws {
+        let me = account.publicKey.address
+        func nextNonce() async throws -> UInt64 { if let n = try store.nextNonce() { return n }; return try await node.nextNonce(me) }
+        func sign(_ payload: TransactionPayload, nonce: UInt64) -> SignedTransaction {
+            Transaction(chainID: chainID, sender: me, signerKey: account.publicKey, nonce: nonce, payload: payload).signed(with: account)
+        }
+        for a in try store.unsignedAlerts() {
+            let n = try await nextNonce()
+            let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
+            try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for b in try store.openBatches(limit: 500) where b.txBytes == nil {
+            guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
+            let n = try await nextNonce()
+            let tx = sign(.anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))), nonce: n)
+            try store.setTransaction(.batch, id: b.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
         let now = Self.nowMs()
-        for var b in try store.openBatches(limit: 500) {
-            if b.txBytes == nil {
-                let nonce: UInt64
-                if let n = try store.nextNonce() { nonce = n } else { nonce = try await node.nextNonce(account.publicKey.address) }
-                guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
-                let tx = Transaction(chainID: chainID, sender: account.publicKey.address, signerKey: account.publicKey, nonce: nonce,
-                                     payload: .anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))))
-                    .signed(with: account)
-                try store.setAnchorTransaction(batch: b.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: nonce)
-                b.txHash = tx.hash; b.txBytes = tx.canonicalBytes; b.nonce = nonce
-            }
-            guard let hash = b.txHash, let bytes = b.txBytes else { continue }
-            if let last = lastSubmitMs[hash], now - last < 3_000 {
+        for t in try store.outbox() {
+            if let last = lastSubmitMs[t.hash], now - last < 3_000 {
                 // Sent recently: see whether it is in a block yet.
-                if case .committed(let h, _) = try await node.transaction(hash) {
-                    try store.markCommitted(batch: b.id, height: h)
-                    lastSubmitMs[hash] = nil
+                if case .committed(let h, _) = try await node.transaction(t.hash) {
+                    try store.markCommitted(t.kind, id: t.id, height: h)
+                    lastSubmitMs[t.hash] = nil
                 }
                 continue
             }
-            let stx = try SignedTransaction(canonicalBytes: bytes)
-            let (status, code) = try await node.submit(stx)
-            lastSubmitMs[hash] = now
+            let (status, code) = try await node.submit(try SignedTransaction(canonicalBytes: t.bytes))
+            lastSubmitMs[t.hash] = now
             if (200..<300).contains(status) || code == "duplicate-transaction" { continue }
             if code == "nonce-too-low" || code == "nonce-too-high" {
-                switch try await node.transaction(hash) {
-                case .committed(let h, _): try store.markCommitted(batch: b.id, height: h); lastSubmitMs[hash] = nil
+                switch try await node.transaction(t.hash) {
+                case .committed(let h, _): try store.markCommitted(t.kind, id: t.id, height: h); lastSubmitMs[t.hash] = nil
                 case .pending: break
                 case .unknown:
-                    // Its nonce went to another transaction (or one before it was lost): sign again from the node's count.
-                    try store.clearAnchorTransaction(batch: b.id, resetNonceTo: try await node.nextNonce(account.publicKey.address))
-                    lastSubmitMs[hash] = nil
+                    // Its nonce went to another transaction (or one before it was lost): sign this
+                    // and everything after it again, from the node's count.
+                    try store.clearTransactions(fromNonce: t.nonce, resetNonceTo: try await node.nextNonce(me))
+                    lastSubmitMs.removeAll()
                     return
                 }
             } else if status == 503 {
                 return // the node is busy: try again on the next pass
             } else {
-                throw GatewayError.node("anchor of batch \(b.id) refused: HTTP \(status) \(code ?? "")")
+                throw GatewayError.node("\(t.kind == .batch ? "anchor of batch" : "alert") \(t.id) refused: HTTP \(status) \(code ?? "")")
             }
         }
     }
@@ -254,11 +325,11 @@ public actor Gateway {
         guard let b = r.batch, let leaf = r.leaf else { throw ProofError.notAnchored("reading \(sequence) is not batched yet") }
         guard let hash = b.txHash else { throw ProofError.notAnchored("batch \(b.id) has no anchor transaction yet") }
         guard case .committed(let h, let body) = try await node.transaction(hash) else { throw ProofError.notAnchored("anchor transaction \(hash) is not committed yet") }
-        if b.committedHeight == nil { try store.markCommitted(batch: b.id, height: h) }
+        if b.committedHeight == nil { try store.markCommitted(.batch, id: b.id, height: h) }
         let anchor = try JSONDecoder().decode(TransactionProof.self, from: body)
-        let batch = ReadingBatch(try store.readings(batch: b.id))
+        let batch = ReadingBatch(try store.readings(batch: b.id).map { BatchedReading(gateway: account.publicKey.address, device: b.device, sequence: UInt64($0.seq), reading: $0.reading) })
         guard batch.root == b.root, let inclusion = batch.proof(leaf), let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) does not rebuild to its root") }
-        return ReadingProof(sequence: sequence, device: r.device, reading: r.reading, batchRoot: b.root, inclusion: inclusion, blob: cid, anchor: anchor)
+        return ReadingProof(sequence: sequence, device: r.device, reading: batch.readings[leaf], batchRoot: b.root, inclusion: inclusion, blob: cid, anchor: anchor)
     }
 
     public struct Status: Sendable, Codable {
@@ -271,10 +342,13 @@ public actor Gateway {
         public var queue: GatewayStore.Counts
         public var unanchored: Int
         public var nodeError: String?
+        public var alerts: Int64
+        public var alertStoreFailures: UInt64
     }
 
     public func status() throws -> Status {
         Status(chainId: chainID, account: account.publicKey.address, sealingKey: Hex.encode(Array(sealingKey.publicKey.rawRepresentation)),
-               uploadsAccepted: accepted, readingsAccepted: acceptedReadings, refused: refused, queue: try store.counts(), unanchored: try store.unanchoredCount(), nodeError: nodeError)
+               uploadsAccepted: accepted, readingsAccepted: acceptedReadings, refused: refused, queue: try store.counts(), unanchored: try store.unanchoredCount(), nodeError: nodeError,
+               alerts: lastAlertID, alertStoreFailures: alertStoreFailures)
     }
 }

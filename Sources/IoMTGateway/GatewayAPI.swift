@@ -22,6 +22,7 @@ public struct GatewayAPI: Sendable {
         router.post("/v1/readings") { req, _ in try await upload(req) }
         router.get("/v1/readings/:seq/proof") { _, ctx in try await proof(ctx) }
         router.get("/v1/blobs/:cid") { _, ctx in try await blob(ctx) }
+        router.get("/v1/alerts") { req, _ in try await alerts(req) }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -67,6 +68,18 @@ public struct GatewayAPI: Sendable {
         case .unsupportedMediaType: return Problem(.unsupportedMediaType, code: e.code, detail: e.description)
         case .overloaded, .unavailable: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
         }
+    }
+
+    struct AlertsReply: Codable { var alerts: [GatewayStore.StoredAlert]; var last: Int64 }
+
+    /// `GET /v1/alerts?after=ID&waitMs=MS`: alerts after ID, oldest first; with none yet, the request
+    /// waits up to MS (≤ 60,000) for the next one — a subscriber keeps one such request open.
+    func alerts(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let after = Int64(q.get("after") ?? "0"), after >= 0 else { throw Problem(.badRequest, code: "invalid-after", detail: "after is an alert id (≥ 0)") }
+        guard let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else { throw Problem(.badRequest, code: "invalid-wait", detail: "waitMs is 0…60000") }
+        let list = try await gateway.alerts(after: after, waitMs: wait)
+        return try json(AlertsReply(alerts: list, last: list.last?.id ?? after))
     }
 
     func proof(_ ctx: BasicRequestContext) async throws -> Response {

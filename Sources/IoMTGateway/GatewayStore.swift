@@ -38,6 +38,17 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX batches_open ON batches(id) WHERE committed_height IS NULL;
                 """)
         }
+        m.registerMigration("v2-alerts") { db in
+            try db.execute(sql: """
+                CREATE TABLE alerts(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    device BLOB NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL,
+                    subject BLOB, value TEXT NOT NULL, unit TEXT NOT NULL, effective_ms INTEGER NOT NULL,
+                    sequence INTEGER NOT NULL, raised_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE INDEX alerts_device_rule ON alerts(device, rule, id);
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -69,6 +80,61 @@ public final class GatewayStore: Sendable {
         try db.read { db in
             try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM readings WHERE batch IS NULL) + (SELECT coalesce(sum(count), 0) FROM batches WHERE committed_height IS NULL)") ?? 0
         }
+    }
+
+    // MARK: alerts
+
+    public struct StoredAlert: Sendable, Codable {
+        public var id: Int64
+        public var event: AlarmEvent
+        /// The reading that raised or cleared it.
+        public var sequence: Int64
+        /// When the gateway raised it (its clock).
+        public var raisedMs: Int64
+    }
+
+    /// Stores alarm events durably; returns them with their ids.
+    public func addAlerts(_ events: [(AlarmEvent, sequence: Int64)], atMs: Int64) throws -> [StoredAlert] {
+        try db.write { db in
+            try events.map { e, seq in
+                try db.execute(sql: "INSERT INTO alerts(device, rule, severity, state, subject, value, unit, effective_ms, sequence, raised_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(e.device.bytes), e.rule, e.severity, e.state.rawValue, e.subject.map { Data($0.bytes) }, e.value, e.unit, e.effectiveMs, seq, atMs])
+                return StoredAlert(id: db.lastInsertedRowID, event: e, sequence: seq, raisedMs: atMs)
+            }
+        }
+    }
+
+    static func alert(_ r: Row) -> StoredAlert {
+        let subject: Data? = r["subject"]
+        let event = AlarmEvent(rule: r["rule"], severity: r["severity"], state: AlarmEvent.State(rawValue: r["state"]) ?? .raised,
+                               device: Address(bytes: Array(r["device"] as Data))!, subject: subject.flatMap { Hash(bytes: Array($0)) },
+                               value: r["value"], unit: r["unit"], effectiveMs: r["effective_ms"])
+        return StoredAlert(id: r["id"], event: event, sequence: r["sequence"], raisedMs: r["raised_ms"])
+    }
+
+    /// Alerts after `id`, oldest first.
+    public func alerts(after id: Int64, limit: Int = 1000) throws -> [StoredAlert] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM alerts WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(Self.alert) }
+    }
+
+    /// The alarms whose last event is `raised` (restored into the tracker at start).
+    public func activeAlarms() throws -> [AlarmTracker.Key] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT device, rule, state FROM alerts WHERE id IN (SELECT max(id) FROM alerts GROUP BY device, rule)").compactMap { r in
+                let state: String = r["state"]
+                guard state == AlarmEvent.State.raised.rawValue else { return nil }
+                return AlarmTracker.Key(device: Address(bytes: Array(r["device"] as Data))!, rule: r["rule"])
+            }
+        }
+    }
+
+    /// Alerts without a signed `record-alert` transaction yet, oldest first.
+    public func unsignedAlerts(limit: Int = 500) throws -> [StoredAlert] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM alerts WHERE tx_bytes IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map(Self.alert) }
+    }
+
+    public func lastAlertID() throws -> Int64 {
+        try db.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) FROM alerts") ?? 0 }
     }
 
     // MARK: MAC keys
@@ -149,18 +215,47 @@ public final class GatewayStore: Sendable {
         try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [id]).map(Self.batch) }
     }
 
-    /// Stores a batch's signed anchor transaction before it is sent; the gateway's next nonce moves with it.
-    public func setAnchorTransaction(batch: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
+    /// The gateway's outgoing transactions live with what they carry: a batch's `anchor-readings`,
+    /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
+    /// gateway's next nonce moves in the same write.
+    public enum Outgoing: String, Sendable { case batch = "batches", alert = "alerts" }
+
+    public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
         try db.write { db in
-            try db.execute(sql: "UPDATE batches SET tx_hash = ?, tx_bytes = ?, nonce = ? WHERE id = ?", arguments: [Data(hash.bytes), Data(bytes), Int64(nonce), batch])
+            try db.execute(sql: "UPDATE \(kind.rawValue) SET tx_hash = ?, tx_bytes = ?, nonce = ? WHERE id = ?", arguments: [Data(hash.bytes), Data(bytes), Int64(nonce), id])
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_nonce', ?)", arguments: [Data(String(nonce + 1).utf8)])
         }
     }
 
-    /// Forgets a batch's transaction (its nonce was taken by another transaction): it is signed again.
-    public func clearAnchorTransaction(batch: Int64, resetNonceTo next: UInt64) throws {
+    public struct Signed: Sendable {
+        public var kind: Outgoing
+        public var id: Int64
+        public var nonce: UInt64
+        public var hash: Hash
+        public var bytes: [UInt8]
+    }
+
+    /// Signed, not yet committed transactions, in nonce order (the order the node accepts them in).
+    public func outbox(limit: Int = 1000) throws -> [Signed] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT 'batches' AS kind, id, nonce, tx_hash, tx_bytes FROM batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'alerts' AS kind, id, nonce, tx_hash, tx_bytes FROM alerts WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                ORDER BY nonce LIMIT ?
+                """, arguments: [limit]).map { r in
+                Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))
+            }
+        }
+    }
+
+    /// Forgets every uncommitted transaction from `nonce` on (that nonce went to another
+    /// transaction, so these can never commit): their batches and alerts are signed again.
+    public func clearTransactions(fromNonce nonce: UInt64, resetNonceTo next: UInt64) throws {
         try db.write { db in
-            try db.execute(sql: "UPDATE batches SET tx_hash = NULL, tx_bytes = NULL, nonce = NULL WHERE id = ?", arguments: [batch])
+            for t in [Outgoing.batch, .alert] {
+                try db.execute(sql: "UPDATE \(t.rawValue) SET tx_hash = NULL, tx_bytes = NULL, nonce = NULL WHERE committed_height IS NULL AND nonce >= ?", arguments: [Int64(nonce)])
+            }
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_nonce', ?)", arguments: [Data(String(next).utf8)])
         }
     }
@@ -169,8 +264,8 @@ public final class GatewayStore: Sendable {
         try db.read { db in try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'next_nonce'").flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } }
     }
 
-    public func markCommitted(batch: Int64, height: UInt64) throws {
-        try db.write { db in try db.execute(sql: "UPDATE batches SET committed_height = ? WHERE id = ?", arguments: [Int64(height), batch]) }
+    public func markCommitted(_ kind: Outgoing, id: Int64, height: UInt64) throws {
+        try db.write { db in try db.execute(sql: "UPDATE \(kind.rawValue) SET committed_height = ? WHERE id = ?", arguments: [Int64(height), id]) }
     }
 
     // MARK: proofs
@@ -192,10 +287,14 @@ public final class GatewayStore: Sendable {
         }
     }
 
-    /// A batch's readings in leaf order.
-    public func readings(batch: Int64) throws -> [Reading] {
+    /// A batch's readings in leaf order, with their sequence numbers.
+    public func readings(batch: Int64) throws -> [(seq: Int64, reading: Reading)] {
         try db.read { db in
-            try Data.fetchAll(db, sql: "SELECT body FROM readings WHERE batch = ? ORDER BY leaf", arguments: [batch]).map { try Reading(canonicalBytes: Array($0), trusted: true) }
+            try Row.fetchAll(db, sql: "SELECT seq, body FROM readings WHERE batch = ? ORDER BY leaf", arguments: [batch]).map { row -> (seq: Int64, reading: Reading) in
+                let seq: Int64 = row["seq"]
+                let body: Data = row["body"]
+                return (seq: seq, reading: try Reading(canonicalBytes: Array(body), trusted: true))
+            }
         }
     }
 

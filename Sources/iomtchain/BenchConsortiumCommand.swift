@@ -104,6 +104,17 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
         print(String(format: "cpu: node processes %.2f CPU-s for %.0f committed tx = %.0f µs per tx (%.2f of %d cores busy); this bench process %.2f CPU-s", sat.nodeCPUSeconds, committed, sat.nodeCPUSeconds / committed * 1e6, sat.nodeCPUSeconds / sat.seconds, cores, sat.benchCPUSeconds))
         fflush(nil)
 
+        // Safety after the load: one history on every validator.
+        let agreed = try await cluster.agreement()
+        if agreed.hashes.count == 1 {
+            print("agreement: all \(n) validators have block \(agreed.hashes.keys.first!.prefix(16))… at height \(agreed.height)")
+        } else {
+            print("SPLIT: at height \(agreed.height) the validators hold \(agreed.hashes.count) different final blocks: " + agreed.hashes.map { "\($0.key.prefix(16))… (\($0.value.joined(separator: ", ")))" }.sorted().joined(separator: "; "))
+            fflush(nil)
+            throw CLIError("the consortium split under load: the validators finalised different blocks at height \(agreed.height) (node.log: FORK BELOW FINAL HEIGHT)")
+        }
+        fflush(nil)
+
         // (f) Catch-up after kill -9.
         if skipCatchUp { print("catch-up: skipped"); return }
         guard n >= 4 else { print("catch-up: skipped (needs n ≥ 4 so that the others keep a quorum)"); return }
@@ -468,6 +479,17 @@ final class ClusterProcesses: @unchecked Sendable {
         let r = try await http.send("GET", urls[i] + "/v1/status")
         guard r.status == 200 else { throw CLIError("\(members[i].name) /v1/status: HTTP \(r.status) \(r.text)") }
         return try JSONDecoder().decode(Status.self, from: r.body).height
+    }
+
+    /// Whether every member has the same block at the lowest of their heights (blocks are
+    /// hash-linked, so then they agree on everything below it too). Returns (height, distinct hashes).
+    func agreement() async throws -> (height: UInt64, hashes: [String: [String]]) {
+        var heights: [UInt64] = []
+        for i in members.indices { heights.append(try await height(i)) }
+        let h = heights.min() ?? 0
+        var hashes: [String: [String]] = [:]
+        for i in members.indices { hashes[try await blockHash(i, height: h), default: []].append(members[i].name) }
+        return (h, hashes)
     }
 
     func blockHash(_ i: Int, height: UInt64) async throws -> String {

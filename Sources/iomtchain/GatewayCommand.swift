@@ -27,6 +27,7 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Seal a device's batch when its oldest reading is this old (ms).") var batchMs: Int64 = 1_000
         @Option(help: "Backpressure: refuse uploads (503) while this many readings wait for a committed anchor.") var maxUnanchored = 1_000_000
         @Option(help: "Also wrap every blob's data key for this X25519 public key (hex, 32 bytes); repeatable.") var recipient: [String] = []
+        @Option(help: "Alarm rules (JSON array of AlarmRule; docs/gateway.md) instead of the defaults.") var alarmRules: String?
 
         func run() async throws {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -40,6 +41,10 @@ struct GatewayCommand: AsyncParsableCommand {
                 guard let b = Hex.decode(hex), (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: b)) != nil else { throw CLIError("--recipient must be 64 hex digits (an X25519 public key)") }
                 return b
             }
+            if let alarmRules {
+                do { config.alarmRules = try JSONDecoder().decode([AlarmRule].self, from: Data(contentsOf: URL(fileURLWithPath: alarmRules))) } catch { throw CLIError("--alarm-rules \(alarmRules): \(error)") }
+                do { try AlarmRule.validate(config.alarmRules) } catch { throw CLIError("--alarm-rules: \(error)") }
+            }
             let link = NodeLink(base: node)
             var chainID: String?
             for attempt in 0..<60 {
@@ -49,7 +54,7 @@ struct GatewayCommand: AsyncParsableCommand {
             }
             guard let chainID else { throw CLIError("cannot reach the node at \(node)") }
             let store = try GatewayStore(path: dataDir + "/gateway.sqlite")
-            let gateway = Gateway(store: store, blobs: try BlobStore(folder: dataDir + "/blobs"), node: link, account: account, sealingKey: sealing, chainID: chainID, configuration: config)
+            let gateway = try Gateway(store: store, blobs: try BlobStore(folder: dataDir + "/blobs"), node: link, account: account, sealingKey: sealing, chainID: chainID, configuration: config)
             let counts = try store.counts()
             log("gateway for chain \(chainID) as \(account.publicKey.address); \(counts.readings) readings queued before, \(counts.unbatched) unbatched, \(counts.batches - counts.batchesCommitted) batches to anchor")
             let parts = http.split(separator: ":")

@@ -96,6 +96,26 @@ struct DevicesTests {
         l.reject(Self.gateway, Self.anchor(id, root: 4), "invalid-argument")
     }
 
+    @Test("a gateway of the device's organisation records alerts; the latest state per rule is kept, no value on-chain")
+    func alerts() throws {
+        var l = Self.ledger()
+        let id = Self.oximeter.publicKey.address
+        l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: Self.oximeter.publicKey, deviceType: "pulse-oximeter", subject: Self.subject)))
+        let raised = RecordAlert(device: id, rule: "spo2-low", severity: "critical", raised: true, atMs: 1_000)
+        let tx = l.apply(Self.gateway, .recordAlert(raised))
+        #expect(try l.state.read(AlertRecord.self, StateKeys.alert(id, rule: "spo2-low")) == AlertRecord(alert: raised, gateway: Self.gateway.publicKey.address, height: l.context.height, transaction: tx))
+        var cleared = raised
+        cleared.raised = false
+        cleared.atMs = 2_000
+        l.apply(Self.gateway, .recordAlert(cleared))
+        #expect(try l.state.read(AlertRecord.self, StateKeys.alert(id, rule: "spo2-low"))?.alert == cleared)
+        l.reject(Self.clinicGateway, .recordAlert(raised), "unauthorised")
+        l.reject(Self.patient, .recordAlert(raised), "unauthorised")
+        l.reject(Self.gateway, .recordAlert(RecordAlert(device: Address.zero, rule: "spo2-low", severity: "critical", raised: true, atMs: 1)), "invalid-argument")
+        l.reject(Self.gateway, .recordAlert(RecordAlert(device: id, rule: "SpO2 < 90 for Mrs Smith", severity: "critical", raised: true, atMs: 1)), "invalid-argument")
+        l.reject(Self.gateway, .recordAlert(RecordAlert(device: id, rule: "spo2-low", severity: "urgent", raised: true, atMs: 1)), "invalid-argument")
+    }
+
     @Test("device payloads have a JSON form that round-trips")
     func json() throws {
         let payloads: [TransactionPayload] = [
@@ -103,6 +123,7 @@ struct DevicesTests {
             .registerDevice(RegisterDevice(macKeyHash: .zero, deviceType: "crowd-counter", place: "venue-12", label: "door A")),
             .setDeviceStatus(SetDeviceStatus(device: Address.zero, status: .revoked, reason: "stolen")),
             Self.anchor(Address.zero, root: 9),
+            .recordAlert(RecordAlert(device: Address.zero, rule: "heart-rate-high", severity: "warning", raised: false, atMs: -3)),
         ]
         for p in payloads {
             let data = try JSONEncoder().encode(p)

@@ -5,11 +5,21 @@ import Testing
 
 @Suite("reading batches and sealed blobs")
 struct BatchTests {
-    static func readings(_ n: Int) -> [Reading] {
+    static let gateway = Address(bytes: [UInt8](repeating: 0x6A, count: 20))!
+    static let device = Address(bytes: [UInt8](repeating: 0x6B, count: 20))!
+
+    static func readings(_ n: Int, firstSequence: UInt64 = 1) -> [BatchedReading] {
         (0..<n).map { i in
-            Reading(kind: .heartRate, code: .loinc("8867-4"), effectiveMs: 1_700_000_000_000 + Int64(i) * 1000,
-                    values: [Measurement(code: .loinc("8867-4"), value: DecimalValue(Int64(60 + i % 50)), unit: "/min")], sourceID: "r\(i)")
+            BatchedReading(gateway: gateway, device: device, sequence: firstSequence + UInt64(i), reading:
+                Reading(kind: .heartRate, code: .loinc("8867-4"), effectiveMs: 1_700_000_000_000 + Int64(i) * 1000,
+                        values: [Measurement(code: .loinc("8867-4"), value: DecimalValue(Int64(60 + i % 50)), unit: "/min")], sourceID: "r\(i)"))
         }
+    }
+
+    @Test("identical readings at other sequence numbers make another root: batches never collide on-chain")
+    func uniqueRoots() {
+        let a = ReadingBatch(Self.readings(1, firstSequence: 1)), b = ReadingBatch(Self.readings(1, firstSequence: 2))
+        #expect(a.readings[0].reading == b.readings[0].reading && a.root != b.root)
     }
 
     static func key(_ seed: UInt8) -> Curve25519.KeyAgreement.PrivateKey {
@@ -23,7 +33,7 @@ struct BatchTests {
             let p = try #require(batch.proof(i))
             #expect(ReadingBatch.verify(batch.readings[i], proof: p, root: batch.root))
             var altered = batch.readings[i]
-            altered.values[0].value = DecimalValue(mantissa: altered.values[0].value.mantissa + 1, exponent: 0)
+            altered.reading.values[0].value = DecimalValue(mantissa: altered.reading.values[0].value.mantissa + 1, exponent: 0)
             #expect(!ReadingBatch.verify(altered, proof: p, root: batch.root))
             #expect(!ReadingBatch.verify(batch.readings[i], proof: p, root: Hash.sha256([1])))
             if n > 1 { #expect(!ReadingBatch.verify(batch.readings[(i + 1) % n], proof: p, root: batch.root)) }
@@ -60,5 +70,56 @@ struct BatchTests {
             } catch {}
         }
         #expect(throws: BlobError.self) { try SealedBlob(bytes: Array(bytes.dropLast())) }
+    }
+}
+
+@Suite("edge alarms")
+struct AlarmTests {
+    static let device = Address(bytes: [UInt8](repeating: 7, count: 20))!
+    static func spo2(_ v: Int64, at t: Int64 = 0) -> Reading {
+        Reading(kind: .oxygenSaturation, code: .loinc("2708-6"), effectiveMs: t, values: [Measurement(code: .loinc("2708-6"), value: DecimalValue(v), unit: "%")])
+    }
+
+    @Test("SpO2 below 90 raises once; values between 90 and 92 change nothing (hysteresis); 92 clears")
+    func hysteresis() {
+        var t = AlarmTracker()
+        #expect(t.observe(Self.spo2(95), device: Self.device, subject: nil).isEmpty)
+        let raised = t.observe(Self.spo2(88), device: Self.device, subject: nil)
+        #expect(raised.map(\.state) == [.raised] && raised[0].rule == "spo2-low" && raised[0].severity == "critical" && raised[0].value == "88")
+        #expect(t.isAlarming(Self.device))
+        for v: Int64 in [87, 89, 90, 91, 89, 91] { #expect(t.observe(Self.spo2(v), device: Self.device, subject: nil).isEmpty, "\(v)") }
+        #expect(t.observe(Self.spo2(92), device: Self.device, subject: nil).map(\.state) == [.cleared])
+        #expect(!t.isAlarming(Self.device))
+        #expect(t.observe(Self.spo2(91), device: Self.device, subject: nil).isEmpty, "91 is not below 90: no new alarm")
+    }
+
+    @Test("blood pressure watches its systolic component; other units and kinds are ignored; devices are separate")
+    func components() {
+        var t = AlarmTracker()
+        let bp = Reading(kind: .bloodPressure, code: .loinc("85354-9"), effectiveMs: 0, values: [
+            Measurement(code: .loinc("8480-6"), value: DecimalValue(190), unit: "mm[Hg]"), Measurement(code: .loinc("8462-4"), value: DecimalValue(100), unit: "mm[Hg]")])
+        #expect(t.observe(bp, device: Self.device, subject: nil).map(\.rule) == ["systolic-high"])
+        let f = Reading(kind: .bodyTemperature, code: .loinc("8310-5"), effectiveMs: 0, values: [Measurement(code: .loinc("8310-5"), value: DecimalValue(104), unit: "[degF]")])
+        #expect(t.observe(f, device: Self.device, subject: nil).isEmpty, "rules apply to their own unit only")
+        let other = Address(bytes: [UInt8](repeating: 8, count: 20))!
+        #expect(t.observe(Self.spo2(80), device: other, subject: nil).count == 1)
+        #expect(t.observe(Self.spo2(80), device: Self.device, subject: nil).count == 1)
+    }
+
+    @Test("a patient-specific rule replaces the general one for that patient only; bad rule sets are refused")
+    func perPatient() throws {
+        let copd = Hash.sha256([1])
+        var rules = AlarmRule.defaults
+        rules.append(AlarmRule(id: "spo2-low", kind: .oxygenSaturation, unit: "%", below: 85, clearAt: 88, severity: "critical", subject: copd))
+        try AlarmRule.validate(rules)
+        var t = AlarmTracker(rules: rules)
+        #expect(t.observe(Self.spo2(87), device: Self.device, subject: copd).isEmpty, "this patient's threshold is 85")
+        #expect(t.observe(Self.spo2(84), device: Self.device, subject: copd).count == 1)
+        let other = Address(bytes: [UInt8](repeating: 9, count: 20))!
+        #expect(t.observe(Self.spo2(87), device: other, subject: Hash.sha256([2])).count == 1, "everyone else keeps 90")
+        #expect(throws: IngestError.self) { try AlarmRule.validate([AlarmRule(id: "x", kind: .heartRate, unit: "/min", above: 100, clearAt: 120)]) }
+        var both = AlarmRule(id: "y", kind: .heartRate, unit: "/min", above: 100, clearAt: 90)
+        both.below = 30
+        #expect(throws: IngestError.self) { try AlarmRule.validate([both]) }
     }
 }

@@ -200,6 +200,30 @@ struct EdgeValueTests {
         }
     }
 
+    @Test("content ids agree with Debian's ipfs-cid tool (files of one chunk, dag-pb), byte for byte", arguments: [0, 1, 12, 1_000, 65_536, 262_144])
+    func ipfsTool(size: Int) throws {
+        let tool = "/usr/bin/ipfs_cid"
+        try #require(FileManager.default.isExecutableFile(atPath: tool), "ipfs-cid is not installed: run scripts/setup.sh")
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 8) }
+        let path = NSTemporaryDirectory() + "iomt-cid-\(UUID().uuidString)"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let out = NSTemporaryDirectory() + "iomt-cid-out-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = [path]
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("{") }, "no JSON from ipfs_cid: \(text)")
+        let reply = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: String]
+        #expect(ContentID.unixFSFileID(bytes) == reply["CIDv1"], "\(size) bytes")
+    }
+
     @Test("CIDv1 raw sha2-256 base32: IPFS's known ids, round trip, refusal of other forms")
     func contentIDs() {
         // Known ids: the empty block and "hello world\n" as raw IPFS blocks.

@@ -90,6 +90,29 @@ struct GatewayTests {
         guard r.status == 200 else { throw TestFailure("\(payload.kind): HTTP \(r.status) \(r.text)") }
     }
 
+    /// A dev node, a registered gateway account (its key file in `dir`) and one registered signing
+    /// device bound to `subject`.
+    struct Setup {
+        let node: NodeProcess
+        let nodeHTTP: HTTP
+        let chain: DevChain
+        let keyPath: String
+        let device: TestDevice
+    }
+
+    static func setUp(_ dir: String, deviceKey: PrivateKey, subject: Hash) async throws -> Setup {
+        let nodeDir = dir + "/node"
+        let node = try NodeProcess(dataDir: nodeDir)
+        let nodeHTTP = HTTP(base: node.url)
+        let chain = try DevChain(dataDir: nodeDir)
+        let gatewayKey = PrivateKey.generate(.ed25519)
+        let keyPath = dir + "/gateway.key.json"
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
+        try await commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        try await commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: deviceKey.publicKey, deviceType: "pulse-oximeter", subject: subject)))
+        return Setup(node: node, nodeHTTP: nodeHTTP, chain: chain, keyPath: keyPath, device: TestDevice(key: deviceKey, macKey: nil))
+    }
+
     static func waitForProof(_ gw: HTTP, _ seq: Int64, seconds: Double = 40) async throws -> HTTP.Reply {
         let deadline = Date().addingTimeInterval(seconds)
         var last: HTTP.Reply?
@@ -107,21 +130,12 @@ struct GatewayTests {
     func endToEnd() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let nodeDir = dir + "/node"
-        let node = try NodeProcess(dataDir: nodeDir)
-        defer { node.terminate() }
-        let nodeHTTP = HTTP(base: node.url)
-        let chain = try DevChain(dataDir: nodeDir)
-
         // Accounts and devices on the chain: a gateway account, a signing oximeter bound to a
         // patient pseudonym, a MAC thermometer bound to a ward (its key made by the gateway CLI).
-        let gatewayKey = PrivateKey.generate(.ed25519)
-        let keyPath = dir + "/gateway.key.json"
-        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
-        try await Self.commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
-        let oximeter = TestDevice(key: PrivateKey.generate(.p256), macKey: nil)
-        let subject = Hash.sha256(Array("patient pseudonym".utf8))
-        try await Self.commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: subject)))
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.p256), subject: Hash.sha256(Array("patient pseudonym".utf8)))
+        let node = setup.node, nodeHTTP = setup.nodeHTTP, chain = setup.chain, keyPath = setup.keyPath, oximeter = setup.device
+        let nodeDir = dir + "/node"
+        defer { node.terminate() }
         let gwDir = dir + "/gateway"
         let mac = try runCLI(["gateway", "mac-key", "--data-dir", gwDir])
         #expect(mac.status == 0, "\(mac.stderr)")
@@ -194,7 +208,8 @@ struct GatewayTests {
         #expect(blobReply.status == 200 && cid.matches(Array(blobReply.body)))
         let sealing = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(contentsOf: URL(fileURLWithPath: gwDir + "/sealing-x25519.key")))
         let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing)
-        #expect(opened.contains { $0.kind == .heartRate && $0.values.first?.value == DecimalValue(44) })
+        #expect(opened.contains { $0.reading.kind == .heartRate && $0.reading.values.first?.value == DecimalValue(44) && $0.sequence == UInt64(first) })
+        #expect(ReadingBatch(opened).root.description == proofReply.json["batchRoot"] as? String, "the batch root is recomputed from the blob alone")
         var onDisk = Array(try Data(contentsOf: URL(fileURLWithPath: gwDir + "/blobs/\(cid)")))
         onDisk[onDisk.count / 2] ^= 0x80
         try Data(onDisk).write(to: URL(fileURLWithPath: gwDir + "/blobs/\(cid)"))
@@ -230,5 +245,70 @@ struct GatewayTests {
             let b = try await nodeHTTP.get("/v1/blocks/\(h)").text
             #expect(!b.contains("8867-4") && !b.contains("Patient/example"), "block \(h) carries reading content")
         }
+    }
+
+    /// HL7's SpO2 example with another value.
+    static func spo2(_ v: Int) throws -> [UInt8] {
+        let text = String(decoding: try example("observation-example-satO2.json"), as: UTF8.self)
+        precondition(text.contains("\"value\": 95,"))
+        return Array(text.replacingOccurrences(of: "\"value\": 95,", with: "\"value\": \(v),").utf8)
+    }
+
+    @Test("edge alarms: SpO2 below 90 raises one alert that a waiting subscriber receives, hysteresis holds it until 92, the device is told to sample intensively, and a raised alarm survives a gateway kill -9",
+          .timeLimit(.minutes(3)))
+    func alarms() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let subject = Hash.sha256(Array("ward 3 bed 2".utf8))
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: subject)
+        let node = setup.node, nodeHTTP = setup.nodeHTTP, chain = setup.chain, keyPath = setup.keyPath, oximeter = setup.device
+        defer { node.terminate() }
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
+        let id = chain.chainID
+
+        var r = try await oximeter.upload(gw.http, chainID: id, counter: 1, body: try Self.spo2(96))
+        #expect(r.status == 202 && (r.json["alerts"] as? [Any])?.isEmpty == true && r.json["sampling"] as? String == "periodic", "\(r.text)")
+
+        // A subscriber waits; the abnormal reading wakes it.
+        let http = gw.http
+        async let waited = http.get("/v1/alerts?after=0&waitMs=20000")
+        try await Task.sleep(nanoseconds: 300_000_000)
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 2, body: try Self.spo2(88))
+        #expect(r.status == 202 && r.json["sampling"] as? String == "intensive", "\(r.text)")
+        let raised = (r.json["alerts"] as? [[String: Any]]) ?? []
+        #expect(raised.count == 1)
+        let sub = try await waited
+        let got = (sub.json["alerts"] as? [[String: Any]]) ?? []
+        #expect(got.count == 1, "\(sub.text)")
+        let event = got.first?["event"] as? [String: Any] ?? [:]
+        #expect(event["rule"] as? String == "spo2-low" && event["state"] as? String == "raised" && event["value"] as? String == "88" && event["severity"] as? String == "critical", "\(event)")
+        #expect(event["subject"] as? String == subject.description && event["device"] as? String == oximeter.id.hex)
+
+        // Hysteresis: 91 is still low enough to keep the alarm; nothing new.
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 3, body: try Self.spo2(91))
+        #expect((r.json["alerts"] as? [Any])?.isEmpty == true && r.json["sampling"] as? String == "intensive")
+
+        // kill -9: the raised alarm is restored, so 85 raises nothing new; 93 clears it.
+        gw.kill9()
+        try gw.start()
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 4, body: try Self.spo2(85))
+        #expect(r.status == 202 && (r.json["alerts"] as? [Any])?.isEmpty == true && r.json["sampling"] as? String == "intensive", "\(r.text)")
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 5, body: try Self.spo2(93))
+        let cleared = (r.json["alerts"] as? [[String: Any]])?.first?["event"] as? [String: Any]
+        #expect(cleared?["state"] as? String == "cleared" && r.json["sampling"] as? String == "periodic", "\(r.text)")
+        let all = try await gw.http.get("/v1/alerts?after=0").json["alerts"] as? [[String: Any]] ?? []
+        #expect(all.compactMap { ($0["event"] as? [String: Any])?["state"] as? String } == ["raised", "cleared"])
+        // A bad query is refused.
+        #expect(try await gw.http.get("/v1/alerts?waitMs=999999").status == 400)
+
+        // On-chain: a record-alert transaction per event; the state holds the latest (cleared), no value.
+        let key = Hex.encode(StateKeys.alert(oximeter.id, rule: "spo2-low"))
+        var record: AlertRecord?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let hex = try await nodeHTTP.get("/v1/state/\(key)").json["value"] as? String, let r = try? AlertRecord(canonicalBytes: Hex.decode(hex)!), !r.alert.raised { record = r; break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(record?.alert.rule == "spo2-low" && record?.alert.severity == "critical" && record?.alert.device == oximeter.id, "\(String(describing: record))")
     }
 }

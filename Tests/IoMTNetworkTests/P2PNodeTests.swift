@@ -200,7 +200,7 @@ struct P2PNodeTests {
         let p = P2PNode(configuration: configP)
         try await p.start()
         let inboxS = Inbox(s)
-        #expect(await eventually { s.connectedPeers == [keyP.publicKey] })
+        #expect(await eventually { s.connectedPeers == [keyP.publicKey] && p.connectedPeers == [keyS.publicKey] })  // both sides: p drops a send before its side is up
         p.send(Envelope(kind: .consensus, payload: [1]), to: keyS.publicKey)
         #expect(await eventually { inboxS.from(keyP.publicKey).count == 1 })
         #expect(p.corruptNextFrame(to: keyS.publicKey))
@@ -226,7 +226,7 @@ struct P2PNodeTests {
         configP.dialSourceHost = "127.0.0.6"
         let p = P2PNode(configuration: configP)
         try await p.start()
-        #expect(await eventually { s.connectedPeers == [keyP.publicKey] })
+        #expect(await eventually { s.connectedPeers == [keyP.publicKey] && p.connectedPeers == [keyS.publicKey] })  // both sides: p drops a send before its side is up
         p.send(Envelope(kind: EnvelopeKind(rawValue: 0x40), payload: [1]), to: keyS.publicKey)
         #expect(await eventually { s.metrics.refused(.unknownEnvelopeKind) == 1 })
         #expect(s.isBanned(key: keyP.publicKey))

@@ -59,8 +59,8 @@ public struct SetDeviceStatus: Hashable, Sendable, Codable, CanonicalCodable {
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); status = try r.read(); reason = try r.read() }
 }
 
-/// A gateway anchors one batch of a device's readings: the RFC 6962 root over the readings' canonical
-/// encodings, the off-chain blob's content hash (its CIDv1 is `b` + base32 of 0x01 0x55 0x12 0x20 +
+/// A gateway anchors one batch of a device's readings: the RFC 6962 root over the batch's canonical
+/// (gateway, device, sequence, reading) leaves, the off-chain blob's content hash (its CIDv1 is `b` + base32 of 0x01 0x55 0x12 0x20 +
 /// digest), the time range and count. No value, no name.
 public struct AnchorReadings: Hashable, Sendable, Codable, CanonicalCodable {
     public var device: Address
@@ -135,4 +135,48 @@ public struct AnchorRecord: Hashable, Sendable, Codable, CanonicalCodable {
 extension StateKeys {
     public static func device(_ id: Address) -> [UInt8] { Array("device/".utf8) + id.bytes }
     public static func anchor(_ root: Hash) -> [UInt8] { Array("anchor/".utf8) + root.bytes }
+}
+
+/// A gateway records that an edge alarm of a device was raised or cleared (issue 4 §5): the rule's
+/// id and severity and the reading's time — never the value, which stays in the encrypted blob.
+public struct RecordAlert: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    /// The alarm rule's id, e.g. `spo2-low` (1–64 lower-case letters, digits, dashes).
+    public var rule: String
+    /// `warning` or `critical`.
+    public var severity: String
+    /// True when raised, false when cleared.
+    public var raised: Bool
+    /// The time of the reading that raised or cleared it (ms, UTC).
+    public var atMs: Int64
+
+    public init(device: Address, rule: String, severity: String, raised: Bool, atMs: Int64) {
+        self.device = device; self.rule = rule; self.severity = severity; self.raised = raised; self.atMs = atMs
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(rule); w.write(severity); w.write(raised); w.write(UInt64(bitPattern: atMs)) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        device = try r.read(); rule = try r.read(); severity = try r.read(); raised = try r.read(); atMs = Int64(bitPattern: try r.read())
+    }
+}
+
+/// A device's latest alert state per rule. Stored under `StateKeys.alert(device, rule)`.
+public struct AlertRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var alert: RecordAlert
+    public var gateway: Address
+    public var height: UInt64
+    public var transaction: Hash
+
+    public init(alert: RecordAlert, gateway: Address, height: UInt64, transaction: Hash) {
+        self.alert = alert; self.gateway = gateway; self.height = height; self.transaction = transaction
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(alert); w.write(gateway); w.write(height); w.write(transaction) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        alert = try r.read(); gateway = try r.read(); height = try r.read(); transaction = try r.read()
+    }
+}
+
+extension StateKeys {
+    public static func alert(_ device: Address, rule: String) -> [UInt8] { Array("alert/".utf8) + device.bytes + Array("/".utf8) + Array(rule.utf8) }
 }

@@ -14,6 +14,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case registerDevice(RegisterDevice)
     case setDeviceStatus(SetDeviceStatus)
     case anchorReadings(AnchorReadings)
+    case recordAlert(RecordAlert)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -27,10 +28,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .registerDevice: return "register-device"
         case .setDeviceStatus: return "set-device-status"
         case .anchorReadings: return "anchor-readings"
+        case .recordAlert: return "record-alert"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -43,6 +45,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .registerDevice(let b): w.write(UInt8(7)); w.write(b)
         case .setDeviceStatus(let b): w.write(UInt8(8)); w.write(b)
         case .anchorReadings(let b): w.write(UInt8(9)); w.write(b)
+        case .recordAlert(let b): w.write(UInt8(10)); w.write(b)
         }
     }
 
@@ -58,6 +61,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 7: self = .registerDevice(try r.read())
         case 8: self = .setDeviceStatus(try r.read())
         case 9: self = .anchorReadings(try r.read())
+        case 10: self = .recordAlert(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -77,6 +81,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "register-device": self = .registerDevice(try RegisterDevice(from: decoder))
         case "set-device-status": self = .setDeviceStatus(try SetDeviceStatus(from: decoder))
         case "anchor-readings": self = .anchorReadings(try AnchorReadings(from: decoder))
+        case "record-alert": self = .recordAlert(try RecordAlert(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -95,6 +100,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .registerDevice(let b): try b.encode(to: encoder)
         case .setDeviceStatus(let b): try b.encode(to: encoder)
         case .anchorReadings(let b): try b.encode(to: encoder)
+        case .recordAlert(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -49,6 +49,7 @@ enum Fixture {
         .registerDevice(RegisterDevice(macKeyHash: hash(0x26), deviceType: "crowd-counter", place: "venue-12")),
         .setDeviceStatus(SetDeviceStatus(device: address(0x27), status: .revoked, reason: "stolen")),
         .anchorReadings(AnchorReadings(device: address(0x28), batchRoot: hash(0x29), blobDigest: hash(0x2A), firstMs: -5, lastMs: 1_700_000_000_000, count: 250)),
+        .recordAlert(RecordAlert(device: address(0x2B), rule: "spo2-low", severity: "critical", raised: true, atMs: 1_700_000_000_001)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

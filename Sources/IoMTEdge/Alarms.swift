@@ -1,0 +1,118 @@
+import IoMTCore
+
+/// A threshold rule for one vital sign, with hysteresis: it raises when a value crosses
+/// `above`/`below` and clears only when the value is back past `clearAt`, so a value wobbling
+/// around the threshold does not flood the ward with alerts.
+public struct AlarmRule: Codable, Sendable, Hashable {
+    /// Stable id, e.g. `spo2-low`; a patient-specific rule with the same id replaces the general one.
+    public var id: String
+    /// Vital kind name (`VitalKind.name`), e.g. `oxygen-saturation`.
+    public var kind: String
+    /// For a panel such as blood pressure: the LOINC code of the component to watch (8480-6 systolic).
+    public var component: String?
+    /// The rule applies to values in this UCUM unit (no unit conversion at the edge).
+    public var unit: String
+    public var above: Double?
+    public var below: Double?
+    /// Hysteresis: an `above` alarm clears at or below this, a `below` alarm at or above it.
+    public var clearAt: Double
+    /// `warning` or `critical`.
+    public var severity: String
+    /// Only for this patient pseudonym (per-patient thresholds); nil for every patient.
+    public var subject: Hash?
+
+    public init(id: String, kind: VitalKind, component: String? = nil, unit: String, above: Double? = nil, below: Double? = nil, clearAt: Double, severity: String = "warning", subject: Hash? = nil) {
+        self.id = id; self.kind = kind.name; self.component = component; self.unit = unit
+        self.above = above; self.below = below; self.clearAt = clearAt; self.severity = severity; self.subject = subject
+    }
+
+    /// Why a rule set is refused (at gateway start).
+    public static func validate(_ rules: [AlarmRule]) throws(IngestError) {
+        for r in rules {
+            guard !r.id.isEmpty, r.id.utf8.count <= 64 else { throw .malformed("alarm rule id must be 1…64 bytes") }
+            guard VitalKind(name: r.kind) != nil else { throw .malformed("alarm rule \(r.id): unknown kind \"\(r.kind)\"") }
+            guard (r.above == nil) != (r.below == nil) else { throw .malformed("alarm rule \(r.id): give exactly one of above and below") }
+            if let a = r.above, r.clearAt > a { throw .malformed("alarm rule \(r.id): clearAt \(r.clearAt) must not be above the threshold \(a)") }
+            if let b = r.below, r.clearAt < b { throw .malformed("alarm rule \(r.id): clearAt \(r.clearAt) must not be below the threshold \(b)") }
+            guard ["warning", "critical"].contains(r.severity) else { throw .malformed("alarm rule \(r.id): severity is warning or critical") }
+        }
+    }
+
+    /// The defaults (adult, resting): SpO2 < 90 %, heart rate > 120 or < 40 /min, temperature > 38 °C,
+    /// respiratory rate > 30 /min, systolic > 180 or < 90 mm[Hg], glucose < 3.9 mmol/L.
+    public static let defaults: [AlarmRule] = [
+        AlarmRule(id: "spo2-low", kind: .oxygenSaturation, unit: "%", below: 90, clearAt: 92, severity: "critical"),
+        AlarmRule(id: "heart-rate-high", kind: .heartRate, unit: "/min", above: 120, clearAt: 110),
+        AlarmRule(id: "heart-rate-low", kind: .heartRate, unit: "/min", below: 40, clearAt: 45, severity: "critical"),
+        AlarmRule(id: "temperature-high", kind: .bodyTemperature, unit: "Cel", above: 38, clearAt: 37.7),
+        AlarmRule(id: "respiratory-rate-high", kind: .respiratoryRate, unit: "/min", above: 30, clearAt: 25),
+        AlarmRule(id: "systolic-high", kind: .bloodPressure, component: "8480-6", unit: "mm[Hg]", above: 180, clearAt: 170, severity: "critical"),
+        AlarmRule(id: "systolic-low", kind: .bloodPressure, component: "8480-6", unit: "mm[Hg]", below: 90, clearAt: 95),
+        AlarmRule(id: "glucose-low", kind: .glucose, unit: "mmol/L", below: 3.9, clearAt: 4.4, severity: "critical"),
+    ]
+}
+
+/// An alarm raised or cleared by one reading.
+public struct AlarmEvent: Codable, Sendable, Hashable {
+    public enum State: String, Codable, Sendable { case raised, cleared }
+    public var rule: String
+    public var severity: String
+    public var state: State
+    public var device: Address
+    public var subject: Hash?
+    public var value: String
+    public var unit: String
+    public var effectiveMs: Int64
+
+    public init(rule: String, severity: String, state: State, device: Address, subject: Hash?, value: String, unit: String, effectiveMs: Int64) {
+        self.rule = rule; self.severity = severity; self.state = state; self.device = device
+        self.subject = subject; self.value = value; self.unit = unit; self.effectiveMs = effectiveMs
+    }
+}
+
+/// Alarm state per device and rule: a pure state machine (no clock; time is the readings').
+public struct AlarmTracker: Sendable {
+    public private(set) var rules: [AlarmRule]
+    /// Active alarms: (device, rule id).
+    public private(set) var active: Set<Key> = []
+
+    public struct Key: Hashable, Sendable {
+        public var device: Address
+        public var rule: String
+        public init(device: Address, rule: String) { self.device = device; self.rule = rule }
+    }
+
+    public init(rules: [AlarmRule] = AlarmRule.defaults, active: Set<Key> = []) { self.rules = rules; self.active = active }
+
+    /// The rules that apply to a subject: patient-specific ones replace general ones with the same id.
+    public func rules(for subject: Hash?) -> [AlarmRule] {
+        let specific = rules.filter { $0.subject != nil && $0.subject == subject }
+        let replaced = Set(specific.map(\.id))
+        return rules.filter { $0.subject == nil && !replaced.contains($0.id) } + specific
+    }
+
+    /// Feeds one reading; returns the alarms it raises or clears.
+    public mutating func observe(_ reading: Reading, device: Address, subject: Hash?) -> [AlarmEvent] {
+        var events: [AlarmEvent] = []
+        for rule in rules(for: subject) where rule.kind == reading.kind.name {
+            let m = rule.component.map { c in reading.values.first { $0.code.code == c } } ?? reading.values.first
+            guard let m, m.unit == rule.unit else { continue }
+            let v = m.value.double
+            let key = Key(device: device, rule: rule.id)
+            let isActive = active.contains(key)
+            let crossed = rule.above.map { v > $0 } ?? rule.below.map { v < $0 } ?? false
+            let back = rule.above != nil ? v <= rule.clearAt : v >= rule.clearAt
+            if !isActive, crossed {
+                active.insert(key)
+                events.append(AlarmEvent(rule: rule.id, severity: rule.severity, state: .raised, device: device, subject: subject, value: m.value.description, unit: m.unit, effectiveMs: reading.effectiveMs))
+            } else if isActive, back {
+                active.remove(key)
+                events.append(AlarmEvent(rule: rule.id, severity: rule.severity, state: .cleared, device: device, subject: subject, value: m.value.description, unit: m.unit, effectiveMs: reading.effectiveMs))
+            }
+        }
+        return events
+    }
+
+    /// True while any alarm of the device is active (the gateway then asks it for intensive sampling).
+    public func isAlarming(_ device: Address) -> Bool { active.contains { $0.device == device } }
+}
