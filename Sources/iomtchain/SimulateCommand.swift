@@ -7,7 +7,8 @@ import IoMTSimulation
 struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Run the deterministic BFT consensus simulation over many seeds, or replay one seed verbosely.")
+        abstract: "Run the deterministic BFT consensus simulation over many seeds, or replay one seed verbosely; `simulate devices` drives virtual devices against a gateway.",
+        subcommands: [SimulateDevicesCommand.self])
 
     @Option(help: "How many seeds to run.") var seeds: Int = 100
     @Option(help: "First seed.") var start: UInt64 = 1

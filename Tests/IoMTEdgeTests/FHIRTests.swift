@@ -167,6 +167,10 @@ struct EdgeValueTests {
         #expect(FHIRTime.parse("2024-01-01T24:00:00Z") == nil)
         #expect(FHIRTime.parse("2024-01-01T10:00:00+15:00") == nil)
         #expect(FHIRTime.parse("2024-01-01 10:00:00Z") == nil)
+        for ms: Int64 in [0, 1, 999, 86_399_999, 951_782_400_000, 1_709_164_800_123, 1_764_651_600_001, 4_102_444_799_999] {
+            #expect(FHIRTime.parse(FHIRTime.format(ms)) == ms, "\(ms) → \(FHIRTime.format(ms))")
+        }
+        #expect(FHIRTime.format(1_424_334_635_000) == "2015-02-19T08:30:35.000Z")
     }
 
     @Test("vendor CSV: rows become readings; a bad row refuses the file and names its line")

@@ -311,4 +311,28 @@ struct GatewayTests {
         }
         #expect(record?.alert.rule == "spo2-low" && record?.alert.severity == "critical" && record?.alert.device == oximeter.id, "\(String(describing: record))")
     }
+
+    @Test("the device simulator registers every profile on-chain and drives signed FHIR uploads with anomalies; everything is accepted, alarms fire, and every reading is anchored",
+          .timeLimit(.minutes(3)))
+    func simulator() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([1]))
+        defer { setup.node.terminate() }
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: setup.node.url, extraArgs: ["--batch-ms", "200"])
+        let run = try runCLI(["simulate", "devices", "--node", setup.node.url, "--gateway", gw.url, "--admin-key", dir + "/node/admin.key.json",
+                              "--devices", "21", "--seconds", "2", "--rate", "300", "--batch", "5", "--anomaly-rate", "0.4", "--seed", "7", "--wait-anchored"])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("registered 21 devices, 0 already") && run.stdout.contains(" 0 refused") && run.stdout.contains("anchored: all"), "\(run.stdout)")
+        let readings = Int(run.stdout.components(separatedBy: "accepted (").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? 0
+        let raised = Int(run.stdout.components(separatedBy: "alerts raised ").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? 0
+        #expect(readings >= 100 && raised >= 1, "\(run.stdout)")
+        let status = try await gw.http.get("/v1/status").json
+        #expect(status["readingsAccepted"] as? Int == readings && status["unanchored"] as? Int == 0, "\(status)")
+        #expect((status["refused"] as? [String: Int])?.isEmpty == true)
+        // A second run with the same seed finds its devices registered and continues their counters.
+        let again = try runCLI(["simulate", "devices", "--node", setup.node.url, "--gateway", gw.url, "--admin-key", dir + "/node/admin.key.json",
+                                "--devices", "21", "--seconds", "1", "--rate", "100", "--batch", "5", "--seed", "7"])
+        #expect(again.status == 0 && again.stdout.contains("registered 0 devices, 21 already") && again.stdout.contains(" 0 refused"), "\(again.stdout)\(again.stderr)")
+    }
 }
