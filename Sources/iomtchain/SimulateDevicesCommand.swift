@@ -108,8 +108,10 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
         let perSecond = rate > 0 ? rate / Double(batch) : 0
         var sent = 0
         var next = 0
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var inFlight = 0
+        // A device sends one upload at a time (its counter orders them), so at most one per device
+        // is in flight; `concurrency` bounds them all.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            var busy = Set<Int>()
             while true {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 if elapsed >= deadline { break }
@@ -117,16 +119,17 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
                     try await Task.sleep(nanoseconds: 2_000_000)
                     continue
                 }
-                if inFlight >= concurrency { try await group.next(); inFlight -= 1 }
-                let i = next % fleet.count
+                if busy.count >= min(concurrency, fleet.count), let done = try await group.next() { busy.remove(done) }
+                var i = next % fleet.count
+                while busy.contains(i) { next += 1; i = next % fleet.count }
                 next += 1
+                busy.insert(i)
                 fleet[i].counter += 1
                 let abnormal = rng.chance(anomalyRate)
                 let body = Self.bundle(&fleet[i], count: batch, abnormal: abnormal, rng: &rng, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
                 let device = fleet[i].key, counter = fleet[i].counter
                 if abnormal { stats.abnormalSent(device: device.publicKey.address) }
-                group.addTask { await Self.upload(gatewayURL, chainID: chainID, key: device, counter: counter, body: body, stats: stats) }
-                inFlight += 1
+                group.addTask { await Self.upload(gatewayURL, chainID: chainID, key: device, counter: counter, body: body, stats: stats); return i }
                 sent += 1
             }
             try await group.waitForAll()
