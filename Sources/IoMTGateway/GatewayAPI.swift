@@ -90,6 +90,8 @@ public struct GatewayAPI: Sendable {
             throw Problem(.notFound, code: "reading-not-found", detail: "no reading \(seq) at this gateway")
         } catch Gateway.ProofError.notAnchored(let why) {
             throw Problem(.conflict, code: "not-anchored-yet", detail: why)
+        } catch let e as GatewayError {
+            throw Problem(.serviceUnavailable, code: "node-unavailable", detail: "the anchor's proof comes from the node: \(e)")
         }
     }
 

@@ -335,4 +335,60 @@ struct GatewayTests {
                                 "--devices", "21", "--seconds", "1", "--rate", "100", "--batch", "5", "--seed", "7"])
         #expect(again.status == 0 && again.stdout.contains("registered 0 devices, 21 already") && again.stdout.contains(" 0 refused"), "\(again.stdout)\(again.stderr)")
     }
+
+    /// A free loopback port (bound and released; the node binds it right after).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    @Test("store and forward: while the node is down the gateway keeps accepting known devices' uploads durably; when the node is back every reading is anchored",
+          .timeLimit(.minutes(3)))
+    func storeAndForward() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([2]))
+        let chainID = setup.chain.chainID
+        setup.node.terminate()
+        // The same node folder on a fixed port, so the gateway can find it again after a restart.
+        let port = try Self.freePort()
+        var node = try NodeProcess(dataDir: dir + "/node", port: port)
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
+        var r = try await setup.device.upload(gw.http, chainID: chainID, counter: 1, body: try Self.example("observation-example-heart-rate.json"))
+        #expect(r.status == 202)
+        _ = try await Self.waitForProof(gw.http, 1)
+
+        node.terminate()
+        var acknowledged: [Int64] = []
+        for c in UInt64(2)...UInt64(11) {
+            r = try await setup.device.upload(gw.http, chainID: chainID, counter: c, body: try Self.spo2(Int(88 + c)))
+            #expect(r.status == 202, "accepted while the node is down: \(r.text)")
+            acknowledged.append(Int64(r.json["firstSequence"] as? Int ?? 0))
+        }
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        let status = try await gw.http.get("/v1/status").json
+        #expect((status["unanchored"] as? Int ?? 0) == 10 && status["nodeError"] as? String != nil, "\(status)")
+        #expect(try await gw.http.get("/v1/readings/\(acknowledged[0])/proof").json["code"] as? String == "node-unavailable", "no proof without the node")
+        // An unknown device cannot be checked while the node is down: refused, not queued.
+        r = try await TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil).upload(gw.http, chainID: chainID, counter: 1, body: try Self.spo2(97))
+        #expect(r.status == 503 && r.json["code"] as? String == "node-unavailable", "\(r.text)")
+
+        node = try NodeProcess(dataDir: dir + "/node", port: port)
+        defer { node.terminate() }
+        for seq in acknowledged {
+            let p = try await Self.waitForProof(gw.http, seq)
+            let path = dir + "/proof-\(seq).json"
+            try p.body.write(to: URL(fileURLWithPath: path))
+            #expect(try runCLI(["verify-reading", "--file", path, "--genesis", dir + "/node/genesis.json"]).status == 0)
+        }
+        #expect(try await gw.http.get("/v1/status").json["unanchored"] as? Int == 0)
+    }
 }

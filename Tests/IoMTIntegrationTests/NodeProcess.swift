@@ -65,17 +65,18 @@ final class NodeProcess: @unchecked Sendable {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(dataDir: String, extraArgs: [String] = []) throws {
+    /// `port` 0 picks a free one; a fixed port lets a restarted node keep its address.
+    init(dataDir: String, port: Int = 0, extraArgs: [String] = []) throws {
         self.dataDir = dataDir
         logPath = dataDir + ".log-\(UUID().uuidString.prefix(6))"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binaryPath)
-        process.arguments = ["node", "run", "--dev", "--data-dir", dataDir, "--http", "127.0.0.1:0"] + extraArgs
+        process.arguments = ["node", "run", "--dev", "--data-dir", dataDir, "--http", "127.0.0.1:\(port)"] + extraArgs
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardError = log
         process.standardOutput = log
         try process.run()
-        port = try waitForPort()
+        self.port = try waitForPort()
     }
 
     private func waitForPort(timeout: TimeInterval = 60) throws -> Int {
