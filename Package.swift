@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "IoMTIntegrationTests",
             dependencies: [
-                "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI", "IoMTEdge",
+                "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI", "IoMTEdge", "IoMTGateway",
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

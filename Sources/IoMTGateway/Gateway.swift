@@ -1,4 +1,5 @@
 @preconcurrency import Crypto
+import Dispatch
 import Foundation
 import IoMTCore
 import IoMTEdge
@@ -34,6 +35,8 @@ public actor Gateway {
     public let node: NodeLink
     public let account: PrivateKey
     public let sealingKey: Curve25519.KeyAgreement.PrivateKey
+    /// Its public half, raw (Sendable, for sealing off the actor).
+    let sealingPublicKey: [UInt8]
     public let chainID: String
     public let configuration: Configuration
 
@@ -48,14 +51,18 @@ public actor Gateway {
     private var alertWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
     private var alertStoreFailures: UInt64 = 0
+    private let committer: UploadCommitter
+    private let sealer = DispatchQueue(label: "iomtchain.gateway.sealer")
 
     public init(store: GatewayStore, blobs: BlobStore, node: NodeLink, account: PrivateKey, sealingKey: Curve25519.KeyAgreement.PrivateKey, chainID: String, configuration: Configuration = .init()) throws {
         self.store = store; self.blobs = blobs; self.node = node; self.account = account
         self.sealingKey = sealingKey; self.chainID = chainID; self.configuration = configuration
+        sealingPublicKey = Array(sealingKey.publicKey.rawRepresentation)
         try AlarmRule.validate(configuration.alarmRules)
         // Alarms raised before a restart stay raised: they clear on a normal value, not on a reboot.
         alarms = AlarmTracker(rules: configuration.alarmRules, active: Set(try store.activeAlarms()))
         lastAlertID = try store.lastAlertID()
+        committer = try UploadCommitter(store: store, maxUnanchored: configuration.maxUnanchored)
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -142,7 +149,8 @@ public actor Gateway {
         do { macKey = record.macKeyHash == nil ? nil : try store.macKey(device) } catch { throw count(.unavailable("\(error)")) }
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         struct Stored: Sendable { var accepted: Accepted; var readings: [Reading] }
-        let work = Task.detached { [chainID, store, configuration] () throws -> Stored in
+        let committer = self.committer
+        let work = Task.detached { [chainID, committer] () throws -> Stored in
             let message = UploadAuth.message(chainID: chainID, device: device, counter: counter, contentType: mediaType, body: body)
             do throws(UploadRefusal) { try UploadAuth.verify(device: record, macKey: macKey, message: message, tag: tag) } catch { throw UploadError.refused(error) }
             let readings: [Reading]
@@ -153,12 +161,8 @@ public actor Gateway {
                 default: throw UploadError.unsupportedMediaType(mediaType)
                 }
             } catch let e as IngestError { throw UploadError.invalid(e) } catch let e as UploadError { throw e } catch { throw UploadError.invalid(.malformed("\(error)")) }
-            do {
-                let waiting = try store.unanchoredCount()
-                guard waiting + readings.count <= configuration.maxUnanchored else { throw UploadError.overloaded(waiting) }
-                let seqs = try store.accept(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs())
-                return Stored(accepted: Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound), readings: readings)
-            } catch let e as UploadRefusal { throw UploadError.refused(e) } catch let e as UploadError { throw e } catch { throw UploadError.unavailable("queue: \(error)") }
+            let seqs = try await committer.submit(GatewayStore.NewUpload(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs())).get()
+            return Stored(accepted: Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound), readings: readings)
         }
         let result: Result<Stored, UploadError>
         do {
@@ -222,8 +226,9 @@ public actor Gateway {
 
     // MARK: batching and anchoring
 
-    /// Seals every batch that is due: full, or old enough.
-    public func sealDue(force: Bool = false) throws {
+    /// Seals every batch that is due: full, or old enough. Runs off the actor (on its own thread:
+    /// blob and queue fsyncs), so uploads are never held up behind sealing.
+    public nonisolated func sealDue(force: Bool = false) throws {
         let now = Self.nowMs()
         for p in try store.pendingDevices() where force || p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
             var left = p.count
@@ -233,7 +238,7 @@ public actor Gateway {
                 let batch = ReadingBatch(rows.map { BatchedReading(gateway: account.publicKey.address, device: p.device, sequence: UInt64($0.seq), reading: $0.reading) })
                 let extra = try configuration.recipients.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
                 let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
-                                               recipients: [sealingKey.publicKey] + extra,
+                                               recipients: [try Curve25519.KeyAgreement.PublicKey(rawRepresentation: sealingPublicKey)] + extra,
                                                ephemerals: (0...configuration.recipients.count).map { _ in Curve25519.KeyAgreement.PrivateKey() })
                 let cid = try blobs.put(blob.bytes)
                 _ = try store.recordBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: cid, sealedMs: now)
@@ -298,8 +303,11 @@ public actor Gateway {
     public func run(intervalMs: UInt64 = 100) async {
         while !Task.isCancelled {
             do {
-                try sealDue()
+                try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                    sealer.async { c.resume(with: Result { try self.sealDue() }) }
+                }
                 try await anchorOpen()
+                await committer.refreshUnanchored()
                 if nodeError != nil { log("node reachable again; anchoring") }
                 nodeError = nil
             } catch {

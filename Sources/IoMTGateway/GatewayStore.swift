@@ -54,20 +54,42 @@ public final class GatewayStore: Sendable {
 
     // MARK: uploads
 
-    /// Stores an authenticated upload's readings and the device's counter, atomically. Refuses a
-    /// counter that is not above the last one (checked again here, under the write lock, so two
-    /// concurrent uploads with one counter cannot both pass). Returns the readings' sequence numbers.
-    public func accept(device: Address, counter: UInt64, readings: [Reading], receivedMs: Int64) throws -> ClosedRange<Int64> {
+    public struct NewUpload: Sendable {
+        public var device: Address
+        public var counter: UInt64
+        public var readings: [Reading]
+        public var receivedMs: Int64
+        public init(device: Address, counter: UInt64, readings: [Reading], receivedMs: Int64) {
+            self.device = device; self.counter = counter; self.readings = readings; self.receivedMs = receivedMs
+        }
+    }
+
+    /// Stores many uploads in one transaction (group commit: one fsync for all). Each is checked
+    /// on its own: one whose counter is not above its device's last (counting the uploads before it
+    /// in the same group) is refused as a replay and writes nothing; the others are stored.
+    public func accept(_ uploads: [NewUpload]) throws -> [Result<ClosedRange<Int64>, UploadRefusal>] {
         try db.write { db in
-            let last = try Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [Data(device.bytes)]).map { UInt64(bitPattern: $0) }
-            if let last, counter <= last { throw UploadRefusal.replay(device: device, counter: counter, last: last) }
-            try db.execute(sql: "INSERT OR REPLACE INTO device_counters(device, counter) VALUES (?, ?)", arguments: [Data(device.bytes), Int64(bitPattern: counter)])
-            var first: Int64 = 0
-            for (i, r) in readings.enumerated() {
-                try db.execute(sql: "INSERT INTO readings(device, received_ms, body) VALUES (?, ?, ?)", arguments: [Data(device.bytes), receivedMs, Data(r.canonicalBytes)])
-                if i == 0 { first = db.lastInsertedRowID }
+            var last: [Address: UInt64] = [:]
+            var out: [Result<ClosedRange<Int64>, UploadRefusal>] = []
+            out.reserveCapacity(uploads.count)
+            let insert = try db.cachedStatement(sql: "INSERT INTO readings(device, received_ms, body) VALUES (?, ?, ?)")
+            for u in uploads {
+                let key = Data(u.device.bytes)
+                let previous = try last[u.device] ?? Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [key]).map { UInt64(bitPattern: $0) }
+                if let previous, u.counter <= previous {
+                    out.append(.failure(.replay(device: u.device, counter: u.counter, last: previous)))
+                    continue
+                }
+                try db.execute(sql: "INSERT OR REPLACE INTO device_counters(device, counter) VALUES (?, ?)", arguments: [key, Int64(bitPattern: u.counter)])
+                last[u.device] = u.counter
+                var first: Int64 = 0
+                for (i, r) in u.readings.enumerated() {
+                    try insert.execute(arguments: [key, u.receivedMs, Data(r.canonicalBytes)])
+                    if i == 0 { first = db.lastInsertedRowID }
+                }
+                out.append(.success(first...db.lastInsertedRowID))
             }
-            return first...db.lastInsertedRowID
+            return out
         }
     }
 
