@@ -50,10 +50,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Eclipse Paho MQTT C client (Debian's libpaho-mqtt-dev) behind a small C shim.
+        .target(name: "CPahoMQTT", linkerSettings: [.linkedLibrary("paho-mqtt3c")]),
         // The edge gateway: device uploads over HTTP, durable queue (SQLite), sealed blobs, anchoring.
         .target(
             name: "IoMTGateway",
-            dependencies: ["IoMTEdge", "IoMTCore", "IoMTAPI", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["IoMTEdge", "IoMTCore", "IoMTAPI", "CPahoMQTT", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // HTTP API (Hummingbird).

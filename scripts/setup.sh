@@ -9,6 +9,10 @@ dpkg -s sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 dpkg -s curl >/dev/null 2>&1 || need+=(curl)
 # ipfs-cid: the content-id tests compare with IPFS's own hashing of files.
 dpkg -s ipfs-cid >/dev/null 2>&1 || need+=(ipfs-cid)
+# MQTT: the Paho C client library the gateway links, and the Mosquitto broker and clients the tests run.
+dpkg -s libpaho-mqtt-dev >/dev/null 2>&1 || need+=(libpaho-mqtt-dev)
+dpkg -s mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+dpkg -s mosquitto-clients >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

@@ -28,6 +28,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Backpressure: refuse uploads (503) while this many readings wait for a committed anchor.") var maxUnanchored = 1_000_000
         @Option(help: "Also wrap every blob's data key for this X25519 public key (hex, 32 bytes); repeatable.") var recipient: [String] = []
         @Option(help: "Alarm rules (JSON array of AlarmRule; docs/gateway.md) instead of the defaults.") var alarmRules: String?
+        @Option(help: "Also take uploads from this MQTT broker (e.g. tcp://127.0.0.1:1883), topic iomt/readings/{device}/{counter}/{signature}/{fhir|csv}, QoS 1.") var mqtt: String?
+        @Option(help: "MQTT client id: the broker keeps this session's QoS 1 messages while the gateway is down (default: from the gateway's account).") var mqttClientId: String?
 
         func run() async throws {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -65,6 +67,21 @@ struct GatewayCommand: AsyncParsableCommand {
                 onServerRunning: { channel in log("gateway http listening on \(parts[0]):\(channel.localAddress?.port ?? port)") })
             let loop = Task { await gateway.run() }
             defer { loop.cancel() }
+            var intake: MQTTIntake?
+            if let mqtt {
+                let i = MQTTIntake(gateway: gateway, uri: mqtt, clientID: mqttClientId ?? "iomtchain-gateway-\(account.publicKey.address.hex.prefix(16))")
+                var started = false
+                for attempt in 0..<60 {
+                    do { try await i.start(); started = true; break } catch {
+                        if attempt == 0 { log("waiting for the MQTT broker: \(error)") }
+                        try await Task.sleep(nanoseconds: 500_000_000)
+                    }
+                }
+                guard started else { throw CLIError("cannot connect to the MQTT broker at \(mqtt)") }
+                log("gateway mqtt subscribed to \(MQTTIntake.topic) at \(mqtt) as \(i.clientID)")
+                intake = i
+            }
+            defer { intake?.stop() }
             try await app.runService()
         }
     }

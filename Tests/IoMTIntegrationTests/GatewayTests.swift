@@ -392,3 +392,128 @@ struct GatewayTests {
         #expect(try await gw.http.get("/v1/status").json["unanchored"] as? Int == 0)
     }
 }
+
+/// A Mosquitto broker on a free loopback port, for one test.
+final class Broker: @unchecked Sendable {
+    let port: Int
+    let process = Process()
+    let dir: String
+
+    init(dir: String) throws {
+        self.dir = dir
+        port = try GatewayTests.freePort()
+        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\n".write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        process.arguments = ["-c", dir + "/mosquitto.conf"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Ready when it accepts a connection.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if try runTool("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-t", "ping", "-m", "x"]).status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestFailure("mosquitto did not start on port \(port)")
+    }
+
+    var uri: String { "tcp://127.0.0.1:\(port)" }
+
+    /// Publishes `body` at QoS 1 with Mosquitto's own client.
+    func publish(_ topic: String, _ body: [UInt8]) throws {
+        let file = dir + "/payload-\(UUID().uuidString)"
+        try Data(body).write(to: URL(fileURLWithPath: file))
+        let r = try runTool("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-f", file])
+        guard r.status == 0 else { throw TestFailure("mosquitto_pub: \(r.stderr)") }
+    }
+
+    /// Starts a subscriber that exits after `count` messages (or `seconds`); read its output after waiting.
+    func subscribe(_ topic: String, count: Int, seconds: Int = 30) throws -> (Process, String) {
+        let out = dir + "/sub-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        p.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-C", "\(count)", "-W", "\(seconds)"]
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 0.3)  // subscribed before anything is published
+        return (p, out)
+    }
+
+    // SIGKILL: a broker started from the test process inherits its blocked signals and ignores SIGTERM.
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+}
+
+/// Runs any executable to completion (output through files, as `runCLI`).
+func runTool(_ path: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let base = NSTemporaryDirectory() + "iomt-tool-\(UUID().uuidString.prefix(8))"
+    let outPath = base + ".out", errPath = base + ".err"
+    defer { for p in [outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    try p.run()
+    p.waitUntilExit()
+    return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "", (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+}
+
+@Suite("edge gateway over MQTT: Mosquitto and the Paho C client", .serialized)
+struct MQTTGatewayTests {
+    static func topic(_ d: TestDevice, chainID: String, counter: UInt64, body: [UInt8], type: String = "application/fhir+json", forge: Bool = false) -> String {
+        let message = UploadAuth.message(chainID: chainID, device: d.id, counter: counter, contentType: type, body: body)
+        var tag = d.key!.sign(message).bytes
+        if forge { tag[5] ^= 1 }
+        return "iomt/readings/\(d.id.hex)/\(counter)/\(Hex.encode(tag))/\(type == "text/csv" ? "csv" : "fhir")"
+    }
+
+    @Test("a device publishes at QoS 1 through Mosquitto; the gateway queues it, replies on iomt/replies/{device}, refuses a forged one, and the reading is anchored and proven; messages published while the gateway is down (kill -9) arrive after it restarts",
+          .timeLimit(.minutes(3)))
+    func mqtt() async throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let broker = try Broker(dir: dir)
+        let setup = try await GatewayTests.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([3]))
+        defer { setup.node.terminate() }
+        let chainID = setup.chain.chainID
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: setup.node.url,
+                                    extraArgs: ["--batch-ms", "200", "--mqtt", broker.uri, "--mqtt-client-id", "test-gateway"])
+        #expect(gw.log.contains("gateway mqtt subscribed"), "\(gw.log)")
+        let d = setup.device
+        let hr = try GatewayTests.example("observation-example-heart-rate.json")
+
+        let (sub, out) = try broker.subscribe("iomt/replies/\(d.id.hex)", count: 2)
+        try broker.publish(Self.topic(d, chainID: chainID, counter: 1, body: hr), hr)
+        try broker.publish(Self.topic(d, chainID: chainID, counter: 2, body: hr, forge: true), hr)
+        sub.waitUntilExit()
+        let replies = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(replies.count == 2, "\(replies)")
+        let accepted = replies.first { $0["accepted"] != nil }
+        #expect(accepted?["accepted"] as? Int == 1)
+        #expect(replies.contains { $0["code"] as? String == "bad-signature" }, "\(replies)")
+        let seq = Int64(accepted?["firstSequence"] as? Int ?? 0)
+        let proof = try await GatewayTests.waitForProof(gw.http, seq)
+        try proof.body.write(to: URL(fileURLWithPath: dir + "/proof.json"))
+        let v = try runCLI(["verify-reading", "--file", dir + "/proof.json", "--genesis", dir + "/node/genesis.json"])
+        #expect(v.status == 0 && v.stdout.contains("heart-rate 44 /min"), "\(v.stdout)\(v.stderr)")
+
+        // The broker holds QoS 1 messages for the gateway's persistent session while it is down.
+        let before = (try await gw.http.get("/v1/status").json["queue"] as? [String: Int])?["readings"] ?? 0
+        gw.kill9()
+        let csv = Array("time,code,value,unit\n2026-12-01T08:00:00Z,8310-5,37.1,Cel\n".utf8)
+        try broker.publish(Self.topic(d, chainID: chainID, counter: 3, body: hr), hr)
+        try broker.publish(Self.topic(d, chainID: chainID, counter: 4, body: csv, type: "text/csv"), csv)
+        try gw.start()
+        let deadline = Date().addingTimeInterval(20)
+        var after = before
+        while Date() < deadline, after < before + 2 {
+            after = (try await gw.http.get("/v1/status").json["queue"] as? [String: Int])?["readings"] ?? 0
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(after == before + 2, "readings queued: \(before) before the kill, \(after) after the restart")
+    }
+}
