@@ -445,23 +445,6 @@ final class Broker: @unchecked Sendable {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
 }
 
-/// Runs any executable to completion (output through files, as `runCLI`).
-func runTool(_ path: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let base = NSTemporaryDirectory() + "iomt-tool-\(UUID().uuidString.prefix(8))"
-    let outPath = base + ".out", errPath = base + ".err"
-    defer { for p in [outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
-    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    try p.run()
-    p.waitUntilExit()
-    return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "", (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-}
-
 @Suite("edge gateway over MQTT: Mosquitto and the Paho C client", .serialized)
 struct MQTTGatewayTests {
     static func topic(_ d: TestDevice, chainID: String, counter: UInt64, body: [UInt8], type: String = "application/fhir+json", forge: Bool = false) -> String {

@@ -33,10 +33,16 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs `iomtchain` to completion and returns its exit code and output. Output goes through
-/// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
+/// Runs `iomtchain` to completion and returns its exit code and output.
 @discardableResult
 func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    try runTool(binaryPath, args, stdin: stdin)
+}
+
+/// Runs an executable to completion and returns its exit code and output. Output goes through
+/// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
+@discardableResult
+func runTool(_ path: String, _ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let base = NSTemporaryDirectory() + "iomt-cli-\(UUID().uuidString.prefix(8))"
     let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
     defer { for p in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
@@ -44,7 +50,7 @@ func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdo
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: binaryPath)
+    p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
     p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
     p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
