@@ -4,7 +4,7 @@
 /// stays that decimal, not the nearest binary double printed back. Duplicate object keys, which
 /// RFC 8259 leaves open and parsers resolve differently, are refused, as are documents nested
 /// deeper than `maxDepth` and anything after the top-level value.
-public indirect enum JSONValue: Hashable, Sendable {
+public indirect enum JSONValue: Sendable {
     case null
     case bool(Bool)
     /// The number's literal text, validated against the JSON grammar.
@@ -13,28 +13,6 @@ public indirect enum JSONValue: Hashable, Sendable {
     case array([JSONValue])
     /// Members in document order.
     case object([(String, JSONValue)])
-
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case (.bool(let x), .bool(let y)): return x == y
-        case (.number(let x), .number(let y)): return x == y
-        case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
-    public func hash(into h: inout Hasher) {
-        switch self {
-        case .null: h.combine(0)
-        case .bool(let b): h.combine(b)
-        case .number(let s), .string(let s): h.combine(s)
-        case .array(let a): h.combine(a)
-        case .object(let o): for (k, v) in o { h.combine(k); h.combine(v) }
-        }
-    }
 
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
@@ -68,8 +46,6 @@ public indirect enum JSONValue: Hashable, Sendable {
         guard p.i == bytes.count else { throw JSONParseError(offset: p.i, reason: "trailing characters after the JSON value") }
         return v
     }
-
-    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue { try parse(Array(text.utf8)) }
 }
 
 public struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {

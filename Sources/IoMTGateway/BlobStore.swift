@@ -63,6 +63,4 @@ public struct BlobStore: Sendable {
         guard id.matches(bytes) else { throw .tampered(id) }
         return bytes
     }
-
-    public func contains(_ id: ContentID) -> Bool { FileManager.default.fileExists(atPath: path(id)) }
 }

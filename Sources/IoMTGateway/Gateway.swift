@@ -228,9 +228,9 @@ public actor Gateway {
 
     /// Seals every batch that is due: full, or old enough. Runs off the actor (on its own thread:
     /// blob and queue fsyncs), so uploads are never held up behind sealing.
-    public nonisolated func sealDue(force: Bool = false) throws {
+    public nonisolated func sealDue() throws {
         let now = Self.nowMs()
-        for p in try store.pendingDevices() where force || p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
+        for p in try store.pendingDevices() where p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
             var left = p.count
             while left > 0 {
                 let rows = try store.unbatched(p.device, limit: configuration.batchSize)

@@ -233,10 +233,6 @@ public final class GatewayStore: Sendable {
         try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM batches WHERE committed_height IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map(Self.batch) }
     }
 
-    public func batch(id: Int64) throws -> Batch? {
-        try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE id = ?", arguments: [id]).map(Self.batch) }
-    }
-
     /// The gateway's outgoing transactions live with what they carry: a batch's `anchor-readings`,
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.

@@ -12,9 +12,6 @@ actor UploadCommitter {
     private let writer = DispatchQueue(label: "iomtchain.gateway.queue-writer")
     private var waiting: [(upload: GatewayStore.NewUpload, reply: CheckedContinuation<Result<ClosedRange<Int64>, Gateway.UploadError>, Never>)] = []
     private var writing = false
-    /// How many uploads each commit carried (for the status).
-    private(set) var commits: UInt64 = 0
-    private(set) var committedUploads: UInt64 = 0
     /// Readings waiting for a committed anchor, as of the last commit (the backpressure measure).
     private var unanchored: Int
 
@@ -58,8 +55,6 @@ actor UploadCommitter {
             switch outcome {
             case .success(let r):
                 unanchored = r.unanchored
-                commits += 1
-                committedUploads += UInt64(uploads.count)
                 for (item, result) in zip(group, r.results) { item.reply.resume(returning: result.mapError { .refused($0) }) }
             case .failure(let e):
                 for item in group { item.reply.resume(returning: .failure(.unavailable("queue: \(e)"))) }

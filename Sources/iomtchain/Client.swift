@@ -1,4 +1,5 @@
 import Foundation
+import IoMTGateway
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -13,19 +14,11 @@ struct NodeClient {
     }
 
     func request(_ method: String, _ path: String, body: Data? = nil) async throws -> Reply {
-        guard let url = URL(string: base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path) else { throw CLIError("bad node URL \(base)") }
-        var req = URLRequest(url: url)
-        req.httpMethod = method
-        req.timeoutInterval = 70
-        if let body {
-            req.httpBody = body
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
         do {
-            let (data, resp) = try await URLSession.shared.data(for: req)
-            return Reply(status: (resp as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+            let r = try await NodeLink(base: base).request(method, path, body: body, timeout: 70)
+            return Reply(status: r.status, body: r.body)
         } catch {
-            throw CLIError("cannot reach node at \(base): \(error.localizedDescription)")
+            throw CLIError("\(error)")
         }
     }
 

@@ -156,13 +156,7 @@ struct DeviceCommand: AsyncParsableCommand {
             } else {
                 throw CLIError("give --key or --mac-key (64 hex digits)")
             }
-            var req = URLRequest(url: URL(string: base + "/v1/readings")!)
-            req.httpMethod = "POST"
-            req.httpBody = Data(body)
-            req.setValue(type, forHTTPHeaderField: "Content-Type")
-            req.setValue(device.hex, forHTTPHeaderField: "X-IoMT-Device")
-            req.setValue(String(counter), forHTTPHeaderField: "X-IoMT-Counter")
-            req.setValue(Hex.encode(tag), forHTTPHeaderField: "X-IoMT-Signature")
+            let req = DeviceUpload.request(gateway: base, device: device, counter: counter, contentType: type, tag: tag, body: body)
             let (data, resp) = try await URLSession.shared.data(for: req)
             let status = (resp as? HTTPURLResponse)?.statusCode ?? 0
             print(String(decoding: data, as: UTF8.self))

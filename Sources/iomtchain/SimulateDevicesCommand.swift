@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import IoMTCore
 import IoMTEdge
+import IoMTGateway
 import IoMTSimulation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -291,14 +292,7 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
         let type = "application/fhir+json"
         let device = key.publicKey.address
         let sig = key.sign(UploadAuth.message(chainID: chainID, device: device, counter: counter, contentType: type, body: body))
-        var req = URLRequest(url: URL(string: gateway + "/v1/readings")!)
-        req.httpMethod = "POST"
-        req.httpBody = Data(body)
-        req.timeoutInterval = 60
-        req.setValue(type, forHTTPHeaderField: "Content-Type")
-        req.setValue(device.hex, forHTTPHeaderField: "X-IoMT-Device")
-        req.setValue(String(counter), forHTTPHeaderField: "X-IoMT-Counter")
-        req.setValue(Hex.encode(sig.bytes), forHTTPHeaderField: "X-IoMT-Signature")
+        let req = DeviceUpload.request(gateway: gateway, device: device, counter: counter, contentType: type, tag: sig.bytes, body: body)
         let t = DispatchTime.now()
         do {
             let (data, resp) = try await URLSession.shared.data(for: req)

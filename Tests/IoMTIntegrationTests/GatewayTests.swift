@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import IoMTCore
 import IoMTEdge
+import IoMTGateway
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -63,13 +64,7 @@ struct TestDevice {
         let message = UploadAuth.message(chainID: chainID, device: id, counter: counter, contentType: contentType, body: body)
         var tag = key.map { $0.sign(message).bytes } ?? UploadAuth.mac(key: macKey!, message: message)
         if forge { tag[0] ^= 1 }
-        var req = URLRequest(url: URL(string: gw.base + "/v1/readings")!)
-        req.httpMethod = "POST"
-        req.httpBody = Data(body)
-        req.setValue(contentType, forHTTPHeaderField: "Content-Type")
-        req.setValue(id.hex, forHTTPHeaderField: "X-IoMT-Device")
-        req.setValue(String(counter), forHTTPHeaderField: "X-IoMT-Counter")
-        req.setValue(Hex.encode(tag), forHTTPHeaderField: "X-IoMT-Signature")
+        let req = DeviceUpload.request(gateway: gw.base, device: id, counter: counter, contentType: contentType, tag: tag, body: body)
         let (data, resp) = try await URLSession.shared.data(for: req)
         return HTTP.Reply(status: (resp as! HTTPURLResponse).statusCode, body: data, headers: [:])
     }
