@@ -25,7 +25,9 @@ let package = Package(
         ),
         // The edge, pure: one reading model, FHIR R4 / vendor CSV normalisers with unit and range
         // checks, exact decimals, content ids (CIDv1). No I/O.
-        .target(name: "IoMTEdge", dependencies: ["IoMTCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "IoMTEdge", dependencies: ["IoMTCore", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
+        // zlib (Debian's zlib1g-dev): blobs are compressed before they are encrypted.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Deterministic contract modules applied to every block.
         .target(name: "IoMTContracts", dependencies: ["IoMTCore", "IoMTConsensus"]),
         // Durable ledger: SQLite through GRDB in WAL mode.

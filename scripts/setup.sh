@@ -7,6 +7,8 @@ if command -v dpkg >/dev/null; then
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 dpkg -s sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 dpkg -s curl >/dev/null 2>&1 || need+=(curl)
+# zlib: the gateway compresses reading batches before it encrypts them.
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 # ipfs-cid: the content-id tests compare with IPFS's own hashing of files.
 dpkg -s ipfs-cid >/dev/null 2>&1 || need+=(ipfs-cid)
 # MQTT: the Paho C client library the gateway links, and the Mosquitto broker and clients the tests run.

@@ -63,12 +63,14 @@ public enum BlobError: Error, Equatable, Sendable, CustomStringConvertible {
 ///
 /// The batch (canonical `[BatchedReading]`, from which its root can be recomputed) is sealed with AES-256-GCM under a fresh data key; the data
 /// key is wrapped for each recipient's X25519 key (ephemeral X25519 agreement, HKDF-SHA256, AES-GCM).
-/// The header (version and wrapped keys) is the AEAD's associated data, so changing any byte of the
+/// The header (version, compression and wrapped keys) is the AEAD's associated data, so changing any byte of the
 /// blob fails authentication; its content id changes too. Keys and the ephemeral key are passed in:
 /// this type has no randomness of its own (the gateway draws them).
 ///
+/// The plaintext is compressed (zlib) before it is encrypted: readings repeat their codes and units.
+///
 /// ```
-/// SealedBlob  = version:u8(1) ‖ recipients:[WrappedKey] ‖ nonce:12 ‖ ciphertext‖tag:Bytes
+/// SealedBlob  = version:u8(2) ‖ compression:u8 (0 none, 1 zlib) ‖ recipients:[WrappedKey] ‖ nonce:12 ‖ ciphertext‖tag:Bytes
 /// WrappedKey  = recipient:32 ‖ ephemeral:32 ‖ wrapped:Bytes (AES-GCM of the 32-byte data key, zero nonce:
 ///               each wrapping key is used once)
 /// wrapping key = HKDF-SHA256(X25519(ephemeral, recipient), salt = ephemeral ‖ recipient, info = "iomtchain/blob-key/v1", 32)
@@ -86,7 +88,11 @@ public struct SealedBlob: Sendable, Equatable {
         init(recipient: [UInt8], ephemeral: [UInt8], wrapped: [UInt8]) { self.recipient = recipient; self.ephemeral = ephemeral; self.wrapped = wrapped }
     }
 
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
+    /// Largest plaintext a blob may expand to (a decompression bomb is refused, not allocated).
+    public static let maxPlaintext = 64 << 20
+    public enum Compression: UInt8, Sendable { case none = 0, zlib = 1 }
+    public var compression: Compression = .zlib
     public var recipients: [WrappedKey]
     public var nonce: [UInt8]
     public var ciphertext: [UInt8]
@@ -94,7 +100,7 @@ public struct SealedBlob: Sendable, Equatable {
     /// The stored bytes.
     public var bytes: [UInt8] {
         var w = CanonicalWriter()
-        w.write(Self.version); w.write(recipients); w.writeFixed(nonce); w.writeBytes(ciphertext)
+        w.writeFixed(header); w.writeFixed(nonce); w.writeBytes(ciphertext)
         return w.bytes
     }
 
@@ -102,7 +108,7 @@ public struct SealedBlob: Sendable, Equatable {
 
     var header: [UInt8] {
         var w = CanonicalWriter()
-        w.write(Self.version); w.write(recipients)
+        w.write(Self.version); w.write(compression.rawValue); w.write(recipients)
         return w.bytes
     }
 
@@ -111,6 +117,9 @@ public struct SealedBlob: Sendable, Equatable {
         do {
             let v: UInt8 = try r.read()
             guard v == Self.version else { throw BlobError.malformed("version \(v)") }
+            let c: UInt8 = try r.read()
+            guard let known = Compression(rawValue: c) else { throw BlobError.malformed("compression \(c)") }
+            compression = known
             recipients = try r.readArray()
             nonce = try r.readFixed(12)
             ciphertext = try r.readBytes()
@@ -127,7 +136,7 @@ public struct SealedBlob: Sendable, Equatable {
 
     /// Seals `readings` for `recipients`. `dataKey` (32 bytes), `nonce` (12 bytes) and one
     /// ephemeral key per recipient must be fresh random values.
-    public static func seal(_ readings: [BatchedReading], dataKey: SymmetricKey, nonce: [UInt8], recipients: [Curve25519.KeyAgreement.PublicKey], ephemerals: [Curve25519.KeyAgreement.PrivateKey]) throws -> SealedBlob {
+    public static func seal(_ readings: [BatchedReading], dataKey: SymmetricKey, nonce: [UInt8], recipients: [Curve25519.KeyAgreement.PublicKey], ephemerals: [Curve25519.KeyAgreement.PrivateKey], compression: Compression = .zlib) throws -> SealedBlob {
         precondition(recipients.count == ephemerals.count && !recipients.isEmpty && nonce.count == 12 && dataKey.bitCount == 256)
         let raw = dataKey.withUnsafeBytes { Array($0) }
         var wrapped: [WrappedKey] = []
@@ -136,9 +145,11 @@ public struct SealedBlob: Sendable, Equatable {
             wrapped.append(WrappedKey(recipient: Array(r.rawRepresentation), ephemeral: Array(e.publicKey.rawRepresentation), wrapped: Array(box.ciphertext) + Array(box.tag)))
         }
         var blob = SealedBlob(recipients: wrapped, nonce: nonce, ciphertext: [])
+        blob.compression = compression
         var w = CanonicalWriter()
         w.write(readings)
-        let box = try AES.GCM.seal(w.bytes, using: dataKey, nonce: AES.GCM.Nonce(data: nonce), authenticating: blob.header)
+        let plain = compression == .zlib ? Deflate.compress(w.bytes, level: 1) : w.bytes
+        let box = try AES.GCM.seal(plain, using: dataKey, nonce: AES.GCM.Nonce(data: nonce), authenticating: blob.header)
         blob.ciphertext = Array(box.ciphertext) + Array(box.tag)
         return blob
     }
@@ -166,12 +177,15 @@ public struct SealedBlob: Sendable, Equatable {
     /// Decrypts and decodes the readings with the data key.
     public func open(dataKey: SymmetricKey) throws(BlobError) -> [BatchedReading] {
         guard ciphertext.count >= 16 else { throw .malformed("ciphertext shorter than its tag") }
-        let plain: [UInt8]
+        var plain: [UInt8]
         do {
             let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: Array(ciphertext.dropLast(16)), tag: Array(ciphertext.suffix(16)))
             plain = Array(try AES.GCM.open(box, using: dataKey, authenticating: header))
         } catch {
             throw .authenticationFailed
+        }
+        if compression == .zlib {
+            do { plain = try Deflate.decompress(plain, maxOutput: Self.maxPlaintext) } catch { throw .malformed(error.description) }
         }
         do { return try [BatchedReading](canonicalBytes: plain) } catch { throw .malformed("readings: \(error)") }
     }

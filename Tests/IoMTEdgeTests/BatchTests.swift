@@ -71,6 +71,42 @@ struct BatchTests {
         }
         #expect(throws: BlobError.self) { try SealedBlob(bytes: Array(bytes.dropLast())) }
     }
+
+    @Test("batches are compressed before encryption: a 1,000-reading blob is several times smaller than its readings, and opens to them")
+    func compressed() throws {
+        let readings = Self.readings(1_000)
+        let key = Self.key(1)
+        let plainSize = readings.canonicalBytes.count
+        let zipped = try SealedBlob.seal(readings, dataKey: SymmetricKey(size: .bits256), nonce: [UInt8](repeating: 1, count: 12), recipients: [key.publicKey], ephemerals: [Self.key(4)])
+        let raw = try SealedBlob.seal(readings, dataKey: SymmetricKey(size: .bits256), nonce: [UInt8](repeating: 1, count: 12), recipients: [key.publicKey], ephemerals: [Self.key(4)], compression: .none)
+        #expect(zipped.compression == .zlib && raw.compression == .none)
+        #expect(raw.bytes.count > plainSize)
+        #expect(zipped.bytes.count * 3 < plainSize, "\(zipped.bytes.count) bytes sealed from \(plainSize)")
+        #expect(try SealedBlob(bytes: zipped.bytes).open(with: key) == readings)
+        #expect(try SealedBlob(bytes: raw.bytes).open(with: key) == readings)
+        // The compression byte is authenticated: flipping it fails, it is not silently misread.
+        var flipped = zipped.bytes
+        flipped[1] = 0
+        #expect(throws: BlobError.authenticationFailed) { try SealedBlob(bytes: flipped).open(with: key) }
+        flipped[1] = 9
+        #expect(throws: BlobError.malformed("compression 9")) { try SealedBlob(bytes: flipped) }
+    }
+
+    @Test("zlib: round trip; a decompression bomb, truncated and trailing data are refused with a reason")
+    func deflate() throws {
+        let text = Array(String(repeating: "8867-4 /min heart-rate ", count: 500).utf8)
+        let z = Deflate.compress(text)
+        #expect(z.count < text.count / 10)
+        #expect(try Deflate.decompress(z, maxOutput: text.count) == text)
+        #expect(throws: Deflate.Failure.tooLarge(text.count - 1)) { try Deflate.decompress(z, maxOutput: text.count - 1) }
+        let bomb = Deflate.compress([UInt8](repeating: 0, count: 8 << 20))
+        #expect(bomb.count < 64 << 10)
+        #expect(throws: Deflate.Failure.tooLarge(1 << 20)) { try Deflate.decompress(bomb, maxOutput: 1 << 20) }
+        #expect(throws: Deflate.Failure.self) { try Deflate.decompress(Array(z.dropLast(3)), maxOutput: 1 << 20) }
+        #expect(throws: Deflate.Failure.self) { try Deflate.decompress(z + [0], maxOutput: 1 << 20) }
+        #expect(throws: Deflate.Failure.self) { try Deflate.decompress([1, 2, 3, 4], maxOutput: 1 << 20) }
+        #expect(try Deflate.decompress(Deflate.compress([]), maxOutput: 0) == [])
+    }
 }
 
 @Suite("edge alarms")
