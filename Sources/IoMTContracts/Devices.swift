@@ -21,7 +21,8 @@ enum Devices {
         try Limits.check(b.label, max: Limits.labelBytes, field: "label")
         guard state.value(forKey: StateKeys.device(id)) == nil else { throw .alreadyExists("device \(id)") }
         let record = DeviceRecord(id: id, publicKey: b.publicKey, macKeyHash: b.macKeyHash, deviceType: b.deviceType, subject: b.subject, place: b.place,
-                                  owner: sender.address, organisation: sender.organisation, status: .active, registeredAtHeight: context.height, label: b.label)
+                                  owner: sender.address, organisation: sender.organisation, status: .active, registeredAtHeight: context.height, label: b.label,
+                                  recipientKey: b.recipientKey)
         state.put(StateKeys.device(id), record)
     }
 
@@ -41,6 +42,25 @@ enum Devices {
         guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked; revocation is final") }
         guard d.status != b.status else { throw .invalidArgument("device \(b.device) is already \(b.status.name)") }
         d.status = b.status
+        state.put(StateKeys.device(b.device), d)
+    }
+
+    /// The owner, or a practitioner or member-admin of the device's organisation, asks a
+    /// not-revoked device for intensive (or periodic) reporting until a time at most a week ahead.
+    static func setSampling(_ b: SetDeviceSampling, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try Limits.check(b.reason, max: Limits.reasonBytes, field: "reason")
+        guard SetDeviceSampling.modes.contains(b.mode) else { throw .invalidArgument("mode is intensive or periodic, not \"\(b.mode.prefix(32))\"") }
+        guard var d = try state.read(DeviceRecord.self, StateKeys.device(b.device)) else { throw .invalidArgument("unknown device \(b.device)") }
+        let ofOrg = (sender.role == .memberAdmin || sender.role == .practitioner) && sender.organisation == d.organisation
+        guard sender.address == d.owner || ofOrg else {
+            throw .unauthorised("only the device's owner, or a practitioner or member-admin of \"\(d.organisation)\", changes its sampling")
+        }
+        guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked") }
+        if b.mode == "intensive" {
+            guard b.untilMs > context.timestampMs else { throw .invalidArgument("untilMs \(b.untilMs) is not after the block's time \(context.timestampMs)") }
+            guard b.untilMs - context.timestampMs <= SetDeviceSampling.maxSpanMs else { throw .invalidArgument("an intensive request lasts at most 7 days") }
+        }
+        d.sampling = SamplingRequest(mode: b.mode, untilMs: b.untilMs, requestedBy: sender.address, height: context.height)
         state.put(StateKeys.device(b.device), d)
     }
 

@@ -176,6 +176,7 @@ public enum Runtime {
             case .setDeviceStatus(let b): try Devices.setStatus(b, by: bumped, state: &scratch, context: ctx)
             case .anchorReadings(let b): try Devices.anchor(b, by: bumped, state: &scratch, context: ctx)
             case .recordAlert(let b): try Devices.recordAlert(b, by: bumped, state: &scratch, context: ctx)
+            case .setDeviceSampling(let b): try Devices.setSampling(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

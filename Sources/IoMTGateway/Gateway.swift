@@ -104,8 +104,11 @@ public actor Gateway {
         public var accepted: Int
         public var firstSequence: Int64
         public var lastSequence: Int64
-        /// `intensive` while an alarm of the device is active (report more often), else `periodic`.
+        /// `intensive` while an alarm of the device is active or an authorised request for
+        /// intensive reporting is in force (`set-device-sampling`), else `periodic`.
         public var sampling: String = "periodic"
+        /// Why intensive: `alarm` or `requested`; absent when periodic.
+        public var samplingReason: String?
         /// Alarms this upload raised or cleared.
         public var alerts: [GatewayStore.StoredAlert] = []
     }
@@ -179,7 +182,11 @@ public actor Gateway {
             var a = stored.accepted
             counted(a.accepted)
             a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence)
-            a.sampling = alarms.isAlarming(device) ? "intensive" : "periodic"
+            if alarms.isAlarming(device) {
+                (a.sampling, a.samplingReason) = ("intensive", "alarm")
+            } else if record.sampling?.isIntensive(atMs: Self.nowMs()) == true {
+                (a.sampling, a.samplingReason) = ("intensive", "requested")
+            }
             return a
         }
     }
@@ -226,20 +233,36 @@ public actor Gateway {
 
     // MARK: batching and anchoring
 
-    /// Seals every batch that is due: full, or old enough. Runs off the actor (on its own thread:
-    /// blob and queue fsyncs), so uploads are never held up behind sealing.
-    public nonisolated func sealDue() throws {
+    /// The X25519 keys each pending device's next blob is sealed for: the gateway's custody key,
+    /// the device's registered recipient (the patient's key), then the configured extra keys. A
+    /// device whose record cannot be read (node down since a restart) is left out: its readings
+    /// wait rather than be sealed without the patient's key.
+    func sealingRecipients() async throws -> [Address: [[UInt8]]] {
+        var out: [Address: [[UInt8]]] = [:]
+        for p in try store.pendingDevices() {
+            guard let record = try? await deviceRecord(p.device) else { continue }
+            var keys = [sealingPublicKey]
+            if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
+            for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
+            out[p.device] = keys
+        }
+        return out
+    }
+
+    /// Seals every batch that is due (full, or old enough) for its device's `recipients`. Runs off
+    /// the actor (on its own thread: blob and queue fsyncs), so uploads are never held up behind sealing.
+    public nonisolated func sealDue(recipients: [Address: [[UInt8]]]) throws {
         let now = Self.nowMs()
         for p in try store.pendingDevices() where p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
+            guard let keys = recipients[p.device] else { continue }
+            let publicKeys = try keys.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
             var left = p.count
             while left > 0 {
                 let rows = try store.unbatched(p.device, limit: configuration.batchSize)
                 guard !rows.isEmpty else { break }
                 let batch = ReadingBatch(rows.map { BatchedReading(gateway: account.publicKey.address, device: p.device, sequence: UInt64($0.seq), reading: $0.reading) })
-                let extra = try configuration.recipients.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
                 let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
-                                               recipients: [try Curve25519.KeyAgreement.PublicKey(rawRepresentation: sealingPublicKey)] + extra,
-                                               ephemerals: (0...configuration.recipients.count).map { _ in Curve25519.KeyAgreement.PrivateKey() })
+                                               recipients: publicKeys, ephemerals: publicKeys.map { _ in Curve25519.KeyAgreement.PrivateKey() })
                 let cid = try blobs.put(blob.bytes)
                 _ = try store.recordBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: cid, sealedMs: now)
                 left -= rows.count
@@ -303,8 +326,9 @@ public actor Gateway {
     public func run(intervalMs: UInt64 = 100) async {
         while !Task.isCancelled {
             do {
+                let recipients = try await sealingRecipients()
                 try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                    sealer.async { c.resume(with: Result { try self.sealDue() }) }
+                    sealer.async { c.resume(with: Result { try self.sealDue(recipients: recipients) }) }
                 }
                 try await anchorOpen()
                 await committer.refreshUnanchored()

@@ -34,7 +34,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
             let account = try KeyFile.load(path: key)
-            let sealing = try loadOrCreateSealingKey(dataDir + "/sealing-x25519.key")
+            let sealing = try loadOrCreateX25519Key(dataDir + "/sealing-x25519.key")
             var config = Gateway.Configuration()
             config.batchSize = batchSize
             config.batchMaxAgeMs = batchMs
@@ -112,15 +112,6 @@ struct GatewayCommand: AsyncParsableCommand {
 }
 
 /// The gateway's X25519 key for unwrapping blob data keys: 32 raw bytes, mode 0600.
-func loadOrCreateSealingKey(_ path: String) throws -> Curve25519.KeyAgreement.PrivateKey {
-    if let d = FileManager.default.contents(atPath: path) {
-        return try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: d)
-    }
-    let k = Curve25519.KeyAgreement.PrivateKey()
-    guard FileManager.default.createFile(atPath: path, contents: k.rawRepresentation, attributes: [.posixPermissions: 0o600]) else { throw CLIError("cannot write \(path)") }
-    return k
-}
-
 /// `iomtchain device upload`: what a device (or its app) does: sign one upload and send it.
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "device", abstract: "Act as a device.", subcommands: [Upload.self])

@@ -4,7 +4,7 @@ import IoMTCore
 import IoMTNode
 
 struct KeysCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Account keys.", subcommands: [Generate.self, Show.self])
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Account keys.", subcommands: [Generate.self, Show.self, X25519KeyCommand.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate a key pair into a key file (mode 0600).")

@@ -18,9 +18,12 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "register-account: label (no personal data).") var label = ""
         @Option(help: "set-account-status: account address.") var account: String?
         @Option(help: "set-account-status: active, suspended or revoked.") var status: String?
-        @Option(help: "set-account-status: reason.") var reason = ""
+        @Option(help: "set-account-status, set-device-sampling: reason.") var reason = ""
         @Option(help: "rotate-key: the new public key.") var newPublicKey: String?
         @Option(help: "approve-proposal: proposal id (hash).") var proposal: String?
+        @Option(help: "set-device-sampling: the device's address.") var device: String?
+        @Option(help: "set-device-sampling: intensive or periodic.") var mode: String?
+        @Option(help: "set-device-sampling: how long an intensive request lasts, in minutes (≤ 10080).") var minutes: Int64 = 60
 
         func make() throws -> TransactionPayload {
             if let payload {
@@ -44,6 +47,10 @@ struct TxCommand: AsyncParsableCommand {
             case "approve-proposal":
                 guard let h = Hash(hex: try need(proposal, "proposal")) else { throw CLIError("--proposal must be 64 hex digits") }
                 return .approveProposal(ApproveProposal(proposal: h))
+            case "set-device-sampling":
+                guard let d = Address(hex: try need(device, "device")) else { throw CLIError("--device must be 40 hex digits") }
+                let m = try need(mode, "mode")
+                return .setDeviceSampling(SetDeviceSampling(device: d, mode: m, untilMs: m == "periodic" ? 0 : nowMs() + minutes * 60_000, reason: reason))
             case "propose-governance":
                 throw CLIError("propose-governance takes --payload '{\"type\":\"propose-governance\",\"action\":…}'")
             default:

@@ -116,6 +116,36 @@ struct DevicesTests {
         l.reject(Self.gateway, .recordAlert(RecordAlert(device: id, rule: "spo2-low", severity: "urgent", raised: true, atMs: 1)), "invalid-argument")
     }
 
+    @Test("the owner, or a practitioner or admin of the device's organisation, requests intensive sampling until a time; others cannot; bad requests change nothing")
+    func sampling() throws {
+        var l = Self.ledger()
+        let id = Self.oximeter.publicKey.address
+        let nurse = C.ed25519(0xEA), outsider = C.ed25519(0xEB)
+        l.apply(C.adminA, .register(nurse, .practitioner, "st-marys"))
+        l.apply(C.adminB, .register(outsider, .practitioner, "city-clinic"))
+        let key = try X25519Key(bytes: [UInt8](repeating: 0x42, count: 32))
+        l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: Self.oximeter.publicKey, deviceType: "pulse-oximeter", subject: Self.subject, recipientKey: key)))
+        #expect(device(l, id)?.recipientKey == key && device(l, id)?.sampling == nil)
+        let now = l.context.timestampMs
+        func ask(_ mode: String, _ until: Int64) -> TransactionPayload { .setDeviceSampling(SetDeviceSampling(device: id, mode: mode, untilMs: until, reason: "post-op watch")) }
+        l.apply(nurse, ask("intensive", now + 3_600_000))
+        let s = try #require(device(l, id)?.sampling)
+        #expect(s == SamplingRequest(mode: "intensive", untilMs: now + 3_600_000, requestedBy: nurse.publicKey.address, height: l.context.height))
+        #expect(s.isIntensive(atMs: now) && !s.isIntensive(atMs: now + 3_600_000))
+        l.reject(outsider, ask("intensive", now + 1_000), "unauthorised")
+        l.reject(Self.gateway, ask("intensive", now + 1_000), "unauthorised")
+        l.reject(nurse, ask("turbo", now + 1_000), "invalid-argument")
+        l.reject(nurse, ask("intensive", now), "invalid-argument")
+        l.reject(nurse, ask("intensive", now + SetDeviceSampling.maxSpanMs + 1), "invalid-argument")
+        l.reject(nurse, .setDeviceSampling(SetDeviceSampling(device: Address.zero, mode: "periodic", untilMs: 0)), "invalid-argument")
+        #expect(device(l, id)?.sampling == s)
+        l.apply(Self.patient, ask("periodic", 0))
+        #expect(device(l, id)?.sampling?.isIntensive(atMs: now) == false)
+        l.apply(C.adminA, ask("intensive", now + 60_000))
+        l.apply(Self.patient, .setDeviceStatus(SetDeviceStatus(device: id, status: .revoked)))
+        l.reject(nurse, ask("intensive", now + 60_000), "invalid-argument")
+    }
+
     @Test("device payloads have a JSON form that round-trips")
     func json() throws {
         let payloads: [TransactionPayload] = [
@@ -124,6 +154,8 @@ struct DevicesTests {
             .setDeviceStatus(SetDeviceStatus(device: Address.zero, status: .revoked, reason: "stolen")),
             Self.anchor(Address.zero, root: 9),
             .recordAlert(RecordAlert(device: Address.zero, rule: "heart-rate-high", severity: "warning", raised: false, atMs: -3)),
+            .registerDevice(RegisterDevice(publicKey: Self.oximeter.publicKey, deviceType: "ecg-patch", subject: Self.subject, recipientKey: try X25519Key(bytes: [UInt8](repeating: 1, count: 32)))),
+            .setDeviceSampling(SetDeviceSampling(device: Address.zero, mode: "intensive", untilMs: 1_700_000_000_000, reason: "post-op")),
         ]
         for p in payloads {
             let data = try JSONEncoder().encode(p)

@@ -95,7 +95,7 @@ struct GatewayTests {
         let device: TestDevice
     }
 
-    static func setUp(_ dir: String, deviceKey: PrivateKey, subject: Hash) async throws -> Setup {
+    static func setUp(_ dir: String, deviceKey: PrivateKey, subject: Hash, recipientKey: X25519Key? = nil) async throws -> Setup {
         let nodeDir = dir + "/node"
         let node = try NodeProcess(dataDir: nodeDir)
         let nodeHTTP = HTTP(base: node.url)
@@ -104,7 +104,7 @@ struct GatewayTests {
         let keyPath = dir + "/gateway.key.json"
         try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
         try await commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
-        try await commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: deviceKey.publicKey, deviceType: "pulse-oximeter", subject: subject)))
+        try await commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: deviceKey.publicKey, deviceType: "pulse-oximeter", subject: subject, recipientKey: recipientKey)))
         return Setup(node: node, nodeHTTP: nodeHTTP, chain: chain, keyPath: keyPath, device: TestDevice(key: deviceKey, macKey: nil))
     }
 
@@ -127,7 +127,12 @@ struct GatewayTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Accounts and devices on the chain: a gateway account, a signing oximeter bound to a
         // patient pseudonym, a MAC thermometer bound to a ward (its key made by the gateway CLI).
-        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.p256), subject: Hash.sha256(Array("patient pseudonym".utf8)))
+        // The patient's X25519 key (made with the CLI) is the oximeter's data-key recipient.
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let patientKeyPath = dir + "/patient.x25519"
+        let made = try runCLI(["keys", "x25519", "--out", patientKeyPath])
+        let patientPublic = try X25519Key(hex: (try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: String])?["publicKey"] ?? "")
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.p256), subject: Hash.sha256(Array("patient pseudonym".utf8)), recipientKey: patientPublic)
         let node = setup.node, nodeHTTP = setup.nodeHTTP, chain = setup.chain, keyPath = setup.keyPath, oximeter = setup.device
         let nodeDir = dir + "/node"
         defer { node.terminate() }
@@ -205,10 +210,23 @@ struct GatewayTests {
         let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing)
         #expect(opened.contains { $0.reading.kind == .heartRate && $0.reading.values.first?.value == DecimalValue(44) && $0.sequence == UInt64(first) })
         #expect(ReadingBatch(opened).root.description == proofReply.json["batchRoot"] as? String, "the batch root is recomputed from the blob alone")
+        // The patient opens it with their own key, fetched by CID from the gateway; a stranger cannot.
+        var o = try runCLI(["blob", "open", "--key", patientKeyPath, "--from", gw.http.base, "--cid", cid.description])
+        #expect(o.status == 0 && o.stdout.contains(#""kind":"heart-rate""#) && o.stdout.contains(#""values":["44 /min"]"#) && o.stdout.contains(#""sequence":\#(first)"#), "\(o.stdout)\(o.stderr)")
+        _ = try runCLI(["keys", "x25519", "--out", dir + "/stranger.x25519"])
+        o = try runCLI(["blob", "open", "--key", dir + "/stranger.x25519", "--from", gw.http.base, "--cid", cid.description])
+        #expect(o.status != 0 && o.stderr.contains("not one of the blob's recipients"), "\(o.stdout)\(o.stderr)")
+        // The MAC thermometer has no registered recipient: its blob is sealed for the gateway only.
+        let csvBlob = try #require(ContentID(csvProof.json["blob"] as! String))
+        o = try runCLI(["blob", "open", "--key", patientKeyPath, "--from", gw.http.base, "--cid", csvBlob.description])
+        #expect(o.status != 0, "the patient's key opens only the patient's device's blobs")
         var onDisk = Array(try Data(contentsOf: URL(fileURLWithPath: gwDir + "/blobs/\(cid)")))
         onDisk[onDisk.count / 2] ^= 0x80
         try Data(onDisk).write(to: URL(fileURLWithPath: gwDir + "/blobs/\(cid)"))
         #expect(try await gw.http.get("/v1/blobs/\(cid)").json["code"] as? String == "blob-tampered")
+        try Data(onDisk).write(to: URL(fileURLWithPath: dir + "/tampered.blob"))
+        o = try runCLI(["blob", "open", "--key", patientKeyPath, "--file", dir + "/tampered.blob", "--cid", cid.description])
+        #expect(o.status != 0 && o.stderr.contains("REFUSED"), "\(o.stdout)\(o.stderr)")
 
         // kill -9 right after acknowledgements: every acknowledged reading is anchored after a restart.
         var acknowledged: [Int64] = []
@@ -295,6 +313,28 @@ struct GatewayTests {
         #expect(all.compactMap { ($0["event"] as? [String: Any])?["state"] as? String } == ["raised", "cleared"])
         // A bad query is refused.
         #expect(try await gw.http.get("/v1/alerts?waitMs=999999").status == 400)
+
+        // Adaptive sampling on an authorised request: a practitioner of the device's organisation
+        // asks for intensive reporting (CLI); the next reply says so; the owner sets it back.
+        let nurse = PrivateKey.generate(.ed25519)
+        let nursePath = dir + "/nurse.key.json"
+        try JSONEncoder().encode(KeyFile(nurse)).write(to: URL(fileURLWithPath: nursePath))
+        try await Self.commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: nurse.publicKey, role: .practitioner, organisation: "dev-hospital")))
+        let asked = try runCLI(["tx", "submit", "--key", nursePath, "--node", node.url, "--wait", "--type", "set-device-sampling",
+                                "--device", oximeter.id.hex, "--mode", "intensive", "--minutes", "30", "--reason", "post-op watch"])
+        #expect(asked.status == 0, "\(asked.stdout)\(asked.stderr)")
+        try await Task.sleep(nanoseconds: 2_200_000_000) // the gateway's device-record cache
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 6, body: try Self.spo2(97))
+        #expect(r.status == 202 && r.json["sampling"] as? String == "intensive" && r.json["samplingReason"] as? String == "requested", "\(r.text)")
+        let stranger = PrivateKey.generate(.ed25519)
+        try await Self.commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: stranger.publicKey, role: .researcher, organisation: "dev-hospital")))
+        let refusedAsk = try runCLI(["tx", "submit", "--key", { let p = dir + "/r.key.json"; try? JSONEncoder().encode(KeyFile(stranger)).write(to: URL(fileURLWithPath: p)); return p }(), "--node", node.url, "--wait",
+                                     "--type", "set-device-sampling", "--device", oximeter.id.hex, "--mode", "periodic"])
+        #expect(refusedAsk.status != 0 && (refusedAsk.stdout + refusedAsk.stderr).contains("unauthorised"), "\(refusedAsk.stdout)\(refusedAsk.stderr)")
+        try await Self.commit(nodeHTTP, chain, .setDeviceSampling(SetDeviceSampling(device: oximeter.id, mode: "periodic", untilMs: 0)))
+        try await Task.sleep(nanoseconds: 2_200_000_000)
+        r = try await oximeter.upload(gw.http, chainID: id, counter: 7, body: try Self.spo2(97))
+        #expect(r.status == 202 && r.json["sampling"] as? String == "periodic" && r.json["samplingReason"] == nil, "\(r.text)")
 
         // On-chain: a record-alert transaction per event; the state holds the latest (cleared), no value.
         let key = Hex.encode(StateKeys.alert(oximeter.id, rule: "spo2-low"))

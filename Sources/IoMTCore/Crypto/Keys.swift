@@ -278,3 +278,35 @@ public struct KeyFile: Codable, Sendable {
         return key
     }
 }
+
+/// An X25519 public key (32 bytes) that data keys are wrapped for: a patient's, or the records key
+/// of a place's owner. JSON form: 64 hex digits.
+public struct X25519Key: Hashable, Sendable, CanonicalCodable, Codable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) throws(KeyError) {
+        guard bytes.count == 32, (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: bytes)) != nil else {
+            throw .invalidPublicKey("an X25519 public key is 32 bytes, got \(bytes.count)")
+        }
+        self.bytes = bytes
+    }
+
+    public init(hex: String) throws(KeyError) {
+        guard let b = Hex.decode(hex) else { throw .invalidPublicKey("an X25519 public key is 64 hex digits") }
+        try self.init(bytes: b)
+    }
+
+    public var description: String { Hex.encode(bytes) }
+
+    public func encode(to w: inout CanonicalWriter) { w.writeFixed(bytes) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { bytes = try r.readFixed(32) }
+
+    public init(from decoder: any Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        do { try self.init(hex: s) } catch { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description)) }
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

@@ -23,10 +23,15 @@ public struct RegisterDevice: Hashable, Sendable, Codable, CanonicalCodable {
     public var subject: Hash?
     public var place: String?
     public var label: String
+    /// The X25519 key every batch's data key is wrapped for, so that the patient (or the place's
+    /// owner) can open the device's blobs without the gateway: the patient's key for a device bound
+    /// to a subject. Optional: without it only the gateway's custody key (and its configured
+    /// recipients) can open them.
+    public var recipientKey: X25519Key?
 
-    public init(publicKey: PublicKey? = nil, macKeyHash: Hash? = nil, deviceType: String, subject: Hash? = nil, place: String? = nil, label: String = "") {
+    public init(publicKey: PublicKey? = nil, macKeyHash: Hash? = nil, deviceType: String, subject: Hash? = nil, place: String? = nil, label: String = "", recipientKey: X25519Key? = nil) {
         self.publicKey = publicKey; self.macKeyHash = macKeyHash; self.deviceType = deviceType
-        self.subject = subject; self.place = place; self.label = label
+        self.subject = subject; self.place = place; self.label = label; self.recipientKey = recipientKey
     }
 
     /// The id the device will have; nil unless exactly one credential is given.
@@ -39,11 +44,11 @@ public struct RegisterDevice: Hashable, Sendable, Codable, CanonicalCodable {
     }
 
     public func encode(to w: inout CanonicalWriter) {
-        w.write(publicKey); w.write(macKeyHash); w.write(deviceType); w.write(subject); w.write(place); w.write(label)
+        w.write(publicKey); w.write(macKeyHash); w.write(deviceType); w.write(subject); w.write(place); w.write(label); w.write(recipientKey)
     }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
         publicKey = try r.readOptional(); macKeyHash = try r.readOptional(); deviceType = try r.read()
-        subject = try r.readOptional(); place = try r.readOptional(); label = try r.read()
+        subject = try r.readOptional(); place = try r.readOptional(); label = try r.read(); recipientKey = try r.readOptional()
     }
 }
 
@@ -57,6 +62,43 @@ public struct SetDeviceStatus: Hashable, Sendable, Codable, CanonicalCodable {
 
     public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(status); w.write(reason) }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); status = try r.read(); reason = try r.read() }
+}
+
+/// Adaptive sampling on request (seed 001 §3.2.1): the device's owner, or a practitioner or
+/// member-admin of its organisation, asks for `intensive` reporting until `untilMs` (or back to
+/// `periodic`). The gateway tells the device in every upload reply; an active alarm asks for
+/// intensive reporting whatever was requested.
+public struct SetDeviceSampling: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    /// `intensive` or `periodic`.
+    public var mode: String
+    /// When an intensive request lapses (ms, UTC); at most `maxSpanMs` after the block's time.
+    public var untilMs: Int64
+    public var reason: String
+
+    public static let modes = ["intensive", "periodic"]
+    public static let maxSpanMs: Int64 = 7 * 24 * 3_600_000
+
+    public init(device: Address, mode: String, untilMs: Int64, reason: String = "") { self.device = device; self.mode = mode; self.untilMs = untilMs; self.reason = reason }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(mode); w.write(untilMs); w.write(reason) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); mode = try r.read(); untilMs = try r.read(); reason = try r.read() }
+}
+
+/// The sampling request in force for a device: who asked, for what, until when.
+public struct SamplingRequest: Hashable, Sendable, Codable, CanonicalCodable {
+    public var mode: String
+    public var untilMs: Int64
+    public var requestedBy: Address
+    public var height: UInt64
+
+    public init(mode: String, untilMs: Int64, requestedBy: Address, height: UInt64) { self.mode = mode; self.untilMs = untilMs; self.requestedBy = requestedBy; self.height = height }
+
+    /// True while it asks for intensive reporting at `nowMs`.
+    public func isIntensive(atMs nowMs: Int64) -> Bool { mode == "intensive" && nowMs < untilMs }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(mode); w.write(untilMs); w.write(requestedBy); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { mode = try r.read(); untilMs = try r.read(); requestedBy = try r.read(); height = try r.read() }
 }
 
 /// A gateway anchors one batch of a device's readings: the RFC 6962 root over the batch's canonical
@@ -97,21 +139,28 @@ public struct DeviceRecord: Hashable, Sendable, Codable, CanonicalCodable {
     public var status: AccountStatus
     public var registeredAtHeight: UInt64
     public var label: String
+    /// See `RegisterDevice.recipientKey`.
+    public var recipientKey: X25519Key?
+    /// The latest sampling request, if any (`SetDeviceSampling`).
+    public var sampling: SamplingRequest?
 
-    public init(id: Address, publicKey: PublicKey?, macKeyHash: Hash?, deviceType: String, subject: Hash?, place: String?, owner: Address, organisation: String, status: AccountStatus, registeredAtHeight: UInt64, label: String) {
+    public init(id: Address, publicKey: PublicKey?, macKeyHash: Hash?, deviceType: String, subject: Hash?, place: String?, owner: Address, organisation: String, status: AccountStatus, registeredAtHeight: UInt64, label: String, recipientKey: X25519Key? = nil, sampling: SamplingRequest? = nil) {
         self.id = id; self.publicKey = publicKey; self.macKeyHash = macKeyHash; self.deviceType = deviceType
         self.subject = subject; self.place = place; self.owner = owner; self.organisation = organisation
         self.status = status; self.registeredAtHeight = registeredAtHeight; self.label = label
+        self.recipientKey = recipientKey; self.sampling = sampling
     }
 
     public func encode(to w: inout CanonicalWriter) {
         w.write(id); w.write(publicKey); w.write(macKeyHash); w.write(deviceType); w.write(subject); w.write(place)
         w.write(owner); w.write(organisation); w.write(status); w.write(registeredAtHeight); w.write(label)
+        w.write(recipientKey); w.write(sampling)
     }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
         id = try r.read(); publicKey = try r.readOptional(); macKeyHash = try r.readOptional(); deviceType = try r.read()
         subject = try r.readOptional(); place = try r.readOptional(); owner = try r.read(); organisation = try r.read()
         status = try r.read(); registeredAtHeight = try r.read(); label = try r.read()
+        recipientKey = try r.readOptional(); sampling = try r.readOptional()
     }
 }
 

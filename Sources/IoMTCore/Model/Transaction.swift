@@ -15,6 +15,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case setDeviceStatus(SetDeviceStatus)
     case anchorReadings(AnchorReadings)
     case recordAlert(RecordAlert)
+    case setDeviceSampling(SetDeviceSampling)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -29,10 +30,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setDeviceStatus: return "set-device-status"
         case .anchorReadings: return "anchor-readings"
         case .recordAlert: return "record-alert"
+        case .setDeviceSampling: return "set-device-sampling"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -46,6 +48,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setDeviceStatus(let b): w.write(UInt8(8)); w.write(b)
         case .anchorReadings(let b): w.write(UInt8(9)); w.write(b)
         case .recordAlert(let b): w.write(UInt8(10)); w.write(b)
+        case .setDeviceSampling(let b): w.write(UInt8(11)); w.write(b)
         }
     }
 
@@ -62,6 +65,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 8: self = .setDeviceStatus(try r.read())
         case 9: self = .anchorReadings(try r.read())
         case 10: self = .recordAlert(try r.read())
+        case 11: self = .setDeviceSampling(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -82,6 +86,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "set-device-status": self = .setDeviceStatus(try SetDeviceStatus(from: decoder))
         case "anchor-readings": self = .anchorReadings(try AnchorReadings(from: decoder))
         case "record-alert": self = .recordAlert(try RecordAlert(from: decoder))
+        case "set-device-sampling": self = .setDeviceSampling(try SetDeviceSampling(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -101,6 +106,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setDeviceStatus(let b): try b.encode(to: encoder)
         case .anchorReadings(let b): try b.encode(to: encoder)
         case .recordAlert(let b): try b.encode(to: encoder)
+        case .setDeviceSampling(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -47,9 +47,11 @@ enum Fixture {
         .recordEvidence(RecordEvidence(evidence: [0x01, 0x00, 0xFF, 0x7E])),
         .registerDevice(RegisterDevice(publicKey: ed25519(0x24).publicKey, deviceType: "pulse-oximeter", subject: hash(0x25), label: "home SpO2")),
         .registerDevice(RegisterDevice(macKeyHash: hash(0x26), deviceType: "crowd-counter", place: "venue-12")),
+        .registerDevice(RegisterDevice(publicKey: ed25519(0x2C).publicKey, deviceType: "ecg-patch", subject: hash(0x2D), recipientKey: try! X25519Key(bytes: [UInt8](repeating: 0x2E, count: 32)))),
         .setDeviceStatus(SetDeviceStatus(device: address(0x27), status: .revoked, reason: "stolen")),
         .anchorReadings(AnchorReadings(device: address(0x28), batchRoot: hash(0x29), blobDigest: hash(0x2A), firstMs: -5, lastMs: 1_700_000_000_000, count: 250)),
         .recordAlert(RecordAlert(device: address(0x2B), rule: "spo2-low", severity: "critical", raised: true, atMs: 1_700_000_000_001)),
+        .setDeviceSampling(SetDeviceSampling(device: address(0x2F), mode: "intensive", untilMs: 1_700_000_600_000, reason: "post-op watch")),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
