@@ -57,7 +57,7 @@ let package = Package(
         // The edge gateway: device uploads over HTTP, durable queue (SQLite), sealed blobs, anchoring.
         .target(
             name: "IoMTGateway",
-            dependencies: ["IoMTEdge", "IoMTCore", "IoMTAPI", "CPahoMQTT", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["IoMTEdge", "IoMTCore", "IoMTStore", "IoMTAPI", "CPahoMQTT", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // HTTP API (Hummingbird).

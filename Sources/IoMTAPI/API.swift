@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import IoMTContracts
 import IoMTCore
@@ -16,10 +17,13 @@ public struct API: Sendable {
 
     /// Consensus state in consortium mode (nil for a solo node): GET /v1/consensus.
     public let consensus: (@Sendable () async -> ConsensusInfo)?
+    /// Off-chain blobs this node holds or fetches from its peers (nil: no blob routes).
+    public let blobs: BlobExchange?
 
-    public init(node: Node, consensus: (@Sendable () async -> ConsensusInfo)? = nil) {
+    public init(node: Node, consensus: (@Sendable () async -> ConsensusInfo)? = nil, blobs: BlobExchange? = nil) {
         self.node = node
         self.consensus = consensus
+        self.blobs = blobs
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -38,6 +42,8 @@ public struct API: Sendable {
         router.get("/v1/state/:key") { req, ctx in try await state(ctx) }
         router.get("/v1/accounts/:address") { req, ctx in try await account(ctx) }
         router.get("/v1/status") { _, _ in try json(await node.status()) }
+        router.put("/v1/blobs/:cid") { req, ctx in try await putBlob(req, ctx) }
+        router.get("/v1/blobs/:cid") { _, ctx in try await getBlob(ctx) }
         let consensus = self.consensus
         router.get("/v1/consensus") { _, _ in
             guard let consensus else {
@@ -219,6 +225,73 @@ public struct API: Sendable {
             throw Problem(.notFound, code: "account-not-found", detail: "no account \(address) at height \(header.height)")
         }
         return try json(AccountResponse(address: address, account: account, nextNonce: next, height: header.height, proof: proof, header: header, commit: commit))
+    }
+
+    // MARK: blobs
+
+    private func blobID(_ ctx: BasicRequestContext) throws -> ContentID {
+        guard let id = ContentID(try ctx.parameters.require("cid")) else {
+            throw Problem(.badRequest, code: "invalid-cid", detail: "a blob id is a CIDv1 (raw, sha2-256, base32: bafkrei…)")
+        }
+        return id
+    }
+
+    private func exchange() throws -> BlobExchange {
+        guard let blobs else { throw Problem(.notFound, code: "no-blob-store", detail: "this node keeps no blobs") }
+        return blobs
+    }
+
+    /// `PUT /v1/blobs/{cid}`: a gateway (or member-admin) account, by a signature over
+    /// `BlobPutAuth.message`, stores a blob here and on `replicationFactor − 1` peers.
+    private func putBlob(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let blobs = try exchange()
+        let id = try blobID(ctx)
+        func header(_ name: String) -> String? { req.headers.first { $0.name.canonicalName == name }?.value }
+        guard let a = header("x-iomt-account"), let address = Address(hex: a), let s = header("x-iomt-signature"), let raw = Hex.decode(s), let signature = Signature(bytes: raw) else {
+            throw Problem(.unauthorized, code: "missing-credentials", detail: "X-IoMT-Account (40 hex digits) and X-IoMT-Signature (128 hex digits, over iomtchain/blob-put/v1 ‖ chain id ‖ digest) are required")
+        }
+        let state = StateOverlay(base: await node.committedState)
+        guard let account = try? state.read(Account.self, StateKeys.account(address)), account.status == .active else {
+            throw Problem(.unauthorized, code: "unknown-account", detail: "no active account \(address)")
+        }
+        guard account.publicKey.isValidSignature(signature, for: BlobPutAuth.message(chainID: node.genesis.chainId, digest: id.digest)) else {
+            throw Problem(.unauthorized, code: "bad-signature", detail: "the signature does not verify with account \(address)'s key for blob \(id) on chain \(node.genesis.chainId)")
+        }
+        guard account.role == .gateway || account.role == .memberAdmin else {
+            throw Problem(.forbidden, code: "unauthorised", detail: "a \(account.role.name) account cannot store blobs; gateways do")
+        }
+        let body = try await req.body.collect(upTo: blobs.maxBlobBytes + 1)
+        let bytes = Array(body.readableBytesView)
+        let placement: BlobExchange.Placement
+        do {
+            placement = try await blobs.put(bytes, as: id)
+        } catch {
+            switch error {
+            case .tooLarge: throw Problem(.contentTooLarge, code: "blob-too-large", detail: error.description)
+            case .mismatch: throw Problem(.unprocessableContent, code: "blob-mismatch", detail: error.description)
+            case .notFound, .io: throw Problem(.internalServerError, code: "blob-store", detail: error.description)
+            }
+        }
+        return try json(placement, status: .created)
+    }
+
+    /// `GET /v1/blobs/{cid}`: the blob, from this node or fetched from a peer that holds it; always
+    /// checked against its id. `X-IoMT-Blob-Source` says where it came from.
+    private func getBlob(_ ctx: BasicRequestContext) async throws -> Response {
+        let blobs = try exchange()
+        let id = try blobID(ctx)
+        let found: (bytes: [UInt8], source: String)
+        do {
+            found = try await blobs.get(id)
+        } catch {
+            switch error {
+            case .notFound: throw Problem(.notFound, code: "blob-not-found", detail: error.description)
+            default: throw Problem(.internalServerError, code: "blob-store", detail: error.description)
+            }
+        }
+        let (bytes, source) = found
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", HTTPField.Name("X-IoMT-Blob-Source")!: source],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     private func metrics() async -> Response {

@@ -2,6 +2,7 @@
 import Dispatch
 import Foundation
 import IoMTCore
+import IoMTStore
 import IoMTEdge
 
 /// The edge gateway (issue 4): authenticates device uploads, normalises them to readings, keeps
@@ -284,7 +285,15 @@ public actor Gateway {
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
-        for b in try store.openBatches(limit: 500) where b.txBytes == nil {
+        for b in try store.openBatches(limit: 500) where b.placedHolders == nil {
+            // The blob goes to the consortium before its root goes on-chain: an anchored batch is
+            // always readable from the nodes, not only from this gateway.
+            guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
+            let holders = try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)
+            if holders == nil { log("blob \(cid) is too large for the node: kept at this gateway only") }
+            try store.markPlaced(batch: b.id, holders: holders ?? 0)
+        }
+        for b in try store.openBatches(limit: 500) where b.txBytes == nil && b.placedHolders != nil {
             guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
             let n = try await nextNonce()
             let tx = sign(.anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))), nonce: n)
@@ -355,6 +364,7 @@ public actor Gateway {
     public func proof(sequence: Int64) async throws -> ReadingProof {
         guard let r = try store.reading(seq: sequence) else { throw ProofError.unknown }
         guard let b = r.batch, let leaf = r.leaf else { throw ProofError.notAnchored("reading \(sequence) is not batched yet") }
+        guard b.placedHolders != nil else { throw ProofError.notAnchored("batch \(b.id)'s blob is not on the consortium's nodes yet") }
         guard let hash = b.txHash else { throw ProofError.notAnchored("batch \(b.id) has no anchor transaction yet") }
         guard case .committed(let h, let body) = try await node.transaction(hash) else { throw ProofError.notAnchored("anchor transaction \(hash) is not committed yet") }
         if b.committedHeight == nil { try store.markCommitted(.batch, id: b.id, height: h) }

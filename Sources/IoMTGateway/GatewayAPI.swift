@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import IoMTAPI
 import IoMTCore
+import IoMTStore
 import IoMTEdge
 import NIOCore
 

@@ -49,6 +49,10 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX alerts_device_rule ON alerts(device, rule, id);
                 """)
         }
+        m.registerMigration("v3-blob-placement") { db in
+            // How many consortium nodes acknowledged holding the batch's blob (NULL: not yet put).
+            try db.execute(sql: "ALTER TABLE batches ADD COLUMN placed_holders INTEGER")
+        }
         try m.migrate(db)
     }
 
@@ -219,13 +223,21 @@ public final class GatewayStore: Sendable {
         public var txBytes: [UInt8]?
         public var nonce: UInt64?
         public var committedHeight: UInt64?
+        /// Consortium nodes holding its blob, once put on the node (0: too large to replicate).
+        public var placedHolders: Int?
     }
 
     static func batch(_ r: Row) -> Batch {
         Batch(id: r["id"], device: Address(bytes: Array(r["device"] as Data))!, root: Hash(bytes: Array(r["root"] as Data))!, cid: r["cid"],
               firstMs: r["first_ms"], lastMs: r["last_ms"], count: r["count"],
               txHash: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, txBytes: (r["tx_bytes"] as Data?).map { Array($0) },
-              nonce: (r["nonce"] as Int64?).map { UInt64($0) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
+              nonce: (r["nonce"] as Int64?).map { UInt64($0) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) },
+              placedHolders: r["placed_holders"])
+    }
+
+    /// Records that the batch's blob is held by `holders` consortium nodes.
+    public func markPlaced(batch id: Int64, holders: Int) throws {
+        try db.write { db in try db.execute(sql: "UPDATE batches SET placed_holders = ? WHERE id = ?", arguments: [holders, id]) }
     }
 
     /// Batches not yet committed on-chain, oldest first.

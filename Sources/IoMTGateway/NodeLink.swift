@@ -13,15 +13,16 @@ public struct NodeLink: Sendable {
 
     public struct Reply: Sendable { public var status: Int; public var body: Data }
 
-    public func request(_ method: String, _ path: String, body: Data? = nil, timeout: TimeInterval = 10) async throws -> Reply {
+    public func request(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json", headers: [String: String] = [:], timeout: TimeInterval = 10) async throws -> Reply {
         guard let url = URL(string: base + path) else { throw GatewayError.node("bad node URL \(base)") }
         var req = URLRequest(url: url)
         req.httpMethod = method
         req.timeoutInterval = timeout
         if let body {
             req.httpBody = body
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            req.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
+        for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
         do {
             let (data, resp) = try await URLSession.shared.data(for: req)
             return Reply(status: (resp as? HTTPURLResponse)?.statusCode ?? 0, body: data)
@@ -65,6 +66,19 @@ public struct NodeLink: Sendable {
         let r = try await request("POST", "/v1/transactions", body: try JSONEncoder().encode(stx))
         let code = (try? JSONSerialization.jsonObject(with: r.body) as? [String: Any])?["code"] as? String
         return (r.status, code)
+    }
+
+    struct Placement: Decodable { var holders: [String] }
+
+    /// Puts a sealed blob on the node (which replicates it to its peers), signed by the gateway's
+    /// account. Returns how many nodes hold it, or nil if the node refuses it as too large.
+    public func putBlob(_ bytes: [UInt8], id: ContentID, chainID: String, account: PrivateKey) async throws -> Int? {
+        let signature = account.sign(BlobPutAuth.message(chainID: chainID, digest: id.digest))
+        let r = try await request("PUT", "/v1/blobs/" + id.description, body: Data(bytes), contentType: "application/octet-stream",
+                                  headers: ["X-IoMT-Account": account.publicKey.address.hex, "X-IoMT-Signature": Hex.encode(signature.bytes)], timeout: 30)
+        if r.status == 413 { return nil }
+        guard r.status == 201 else { throw GatewayError.node("PUT blob \(id): HTTP \(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))") }
+        return try JSONDecoder().decode(Placement.self, from: r.body).holders.count
     }
 
     public enum TxState: Sendable { case unknown, pending, committed(height: UInt64, proof: Data) }

@@ -4,6 +4,7 @@ import IoMTContracts
 import IoMTCore
 import IoMTNetwork
 import IoMTNode
+import IoMTStore
 
 /// `PeerNetwork` over the authenticated, encrypted peer-to-peer layer (docs/network.md).
 /// Consensus messages and evidence travel as reliable frames, transactions as droppable gossip,
@@ -28,6 +29,18 @@ final class P2PPeerNetwork: PeerNetwork {
 
     func send(_ bytes: [UInt8], to peer: PublicKey, from: PublicKey) async {
         p2p.send(Envelope(kind: Self.kind(of: bytes), payload: bytes), to: peer)
+    }
+}
+
+/// Blob messages on the peer-to-peer network, in their own envelope kind (reliable: a replica
+/// request or its answer is never dropped silently).
+struct P2PBlobPeers: BlobPeers {
+    static let kind = EnvelopeKind(rawValue: 0x10)
+    let p2p: P2PNode
+
+    func connected() -> [PublicKey] { Array(p2p.connectedPeers) }
+    func send(_ message: BlobMessage, to peer: PublicKey) async {
+        p2p.send(Envelope(kind: Self.kind, payload: message.canonicalBytes), to: peer)
     }
 }
 
@@ -83,8 +96,8 @@ let processTimeouts = TimeoutSchedule(proposeBaseMs: 1_500, proposeDeltaMs: 500,
 
 /// Runs the node as a consortium member: the peer-to-peer network and the consensus driver.
 /// Returns a stop function and what GET /v1/consensus serves.
-func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress]) async throws
-    -> (stop: @Sendable () async -> Void, info: @Sendable () async -> ConsensusInfo) {
+func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress], blobStore: BlobStore, blobReplicas: Int) async throws
+    -> (stop: @Sendable () async -> Void, info: @Sendable () async -> ConsensusInfo, blobs: BlobExchange) {
     let admission = Admission(await node.committedState)
     var config = P2PConfiguration(chainID: node.genesis.chainId, nodeKey: nodeKey, admission: { admission.admits($0) })
     let parts = listen.split(separator: ":")
@@ -93,6 +106,7 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     config.listenPort = port
     config.persistentPeers = peers
     config.log = { event in log("\(event)") }
+    config.acceptedKinds.insert(P2PBlobPeers.kind)
     let p2p = P2PNode(configuration: config)
     try await p2p.start()
     log("p2p listening on \(config.listenHost):\(p2p.boundPort ?? port) as \(nodeKey.publicKey)")
@@ -102,8 +116,18 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     let engine: any ConsortiumEngine = node.genesis.mode.kind == .bft
         ? try ConsensusDriver(node: node, network: network, signer: signer, timeouts: processTimeouts)
         : await ChainDriver(node: node, network: network, signer: signer)
+    let blobs = BlobExchange(store: blobStore, peers: P2PBlobPeers(p2p: p2p), replicationFactor: blobReplicas, maxBlobBytes: config.maxFrameBytes - 1_024)
     let inbound = Task {
         for await message in p2p.inbound {
+            if message.envelope.kind == P2PBlobPeers.kind {
+                // Off the consensus path: a blob being written must not hold up votes.
+                Task {
+                    if await !blobs.receive(message.envelope.payload, from: message.peer) {
+                        p2p.misbehaved(peer: message.peer, reason: "invalid blob message")
+                    }
+                }
+                continue
+            }
             if await !engine.receive(message.envelope.payload, from: message.peer) {
                 p2p.misbehaved(peer: message.peer, reason: "invalid \(message.envelope.kind) message")
             }
@@ -129,5 +153,5 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
         i.peers = p2p.connectedPeers.sorted { $0.text < $1.text }
         return i
     }
-    return (stop, info)
+    return (stop, info, blobs)
 }

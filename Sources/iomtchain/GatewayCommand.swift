@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import IoMTCore
+import IoMTStore
 import IoMTEdge
 import IoMTGateway
 #if canImport(FoundationNetworking)

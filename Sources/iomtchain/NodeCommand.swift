@@ -4,6 +4,7 @@ import Hummingbird
 import IoMTAPI
 import IoMTCore
 import IoMTNode
+import IoMTStore
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Run a node.", subcommands: [Run.self, Init.self])
@@ -33,6 +34,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Flag(help: "Run as a member of a consortium: the genesis's consensus (BFT, PoA or PoW) with the peers (needs --p2p).") var consortium = false
         @Flag(help: "With --consortium: follow the chain without voting (the key must be registered on-chain with the node role).") var observer = false
         @Option(help: "With --consortium: peer-to-peer listen address host:port.") var p2p = "127.0.0.1:26656"
+        @Option(help: "With --consortium: nodes that keep each blob a gateway puts here (this one and the rest chosen among the connected peers by rendezvous hashing).") var blobReplicas = 3
         @Option(help: "With --consortium: a peer to dial, host:port or host:port@<node key> (repeatable).") var peer: [String] = []
 
         func run() async throws {
@@ -56,13 +58,18 @@ struct NodeCommand: AsyncParsableCommand {
             guard parts.count == 2, let port = Int(parts[1]) else { throw CLIError("--http must be host:port") }
             var consortiumStop: (@Sendable () async -> Void)?
             var consensusInfo: (@Sendable () async -> ConsensusInfo)?
+            let blobStore = try BlobStore(folder: dataDir + "/blobs")
+            var blobs = BlobExchange(store: blobStore)
             if consortium {
-                let started = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer))
+                guard blobReplicas >= 1 else { throw CLIError("--blob-replicas must be at least 1") }
+                let started = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer),
+                                                        blobStore: blobStore, blobReplicas: blobReplicas)
                 consortiumStop = started.stop
                 consensusInfo = started.info
+                blobs = started.blobs
             }
             let app = Application(
-                router: API(node: node, consensus: consensusInfo).router(),
+                router: API(node: node, consensus: consensusInfo, blobs: blobs).router(),
                 configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "iomtchain"),
                 onServerRunning: { channel in
                     log("http listening on \(parts[0]):\(channel.localAddress?.port ?? port)")

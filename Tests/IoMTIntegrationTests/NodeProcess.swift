@@ -128,7 +128,7 @@ struct HTTP {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json") async throws -> Reply {
+    func send(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json", headers extra: [String: String] = [:]) async throws -> Reply {
         var req = URLRequest(url: URL(string: base + path)!)
         req.httpMethod = method
         req.timeoutInterval = 30
@@ -136,6 +136,7 @@ struct HTTP {
             req.httpBody = body
             req.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
+        for (k, v) in extra { req.setValue(v, forHTTPHeaderField: k) }
         let (data, resp) = try await URLSession.shared.data(for: req)
         let http = resp as! HTTPURLResponse
         var headers: [String: String] = [:]

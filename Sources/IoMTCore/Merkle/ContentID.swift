@@ -1,4 +1,4 @@
-import IoMTCore
+
 
 /// A content identifier: CIDv1, codec raw (0x55), multihash sha2-256 (0x12, 32 bytes), written in
 /// multibase base32 (RFC 4648 lower case, no padding, prefix `b`), as IPFS writes it: `bafkrei…`.
@@ -82,5 +82,13 @@ public enum Base32 {
         // Left-over bits must be zero padding of less than one byte.
         guard bits < 5, buffer == 0 else { return nil }
         return out
+    }
+}
+
+/// What a gateway signs to put a blob on a node (`PUT /v1/blobs/{cid}`): the chain and the
+/// blob's digest, under its own domain so the signature means nothing else.
+public enum BlobPutAuth {
+    public static func message(chainID: String, digest: Hash) -> [UInt8] {
+        Array("iomtchain/blob-put/v1".utf8) + [0] + Array(chainID.utf8) + [0] + digest.bytes
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import IoMTEdge
+import IoMTCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +35,8 @@ public struct BlobStore: Sendable {
     public func put(_ bytes: [UInt8]) throws(Failure) -> ContentID {
         let id = ContentID(of: bytes)
         let final = path(id)
-        if FileManager.default.fileExists(atPath: final) { return id }
+        // Already here and whole: nothing to do. A damaged copy is replaced.
+        if let existing = FileManager.default.contents(atPath: final), id.matches(Array(existing)) { return id }
         let tmp = final + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw .io("create \(tmp): errno \(errno)") }
@@ -55,6 +56,15 @@ public struct BlobStore: Sendable {
         if dfd >= 0 { fsync(dfd); close(dfd) }
         return id
     }
+
+    /// Moves a damaged blob aside (`<cid>.tampered-<ms>`), kept for inspection, never served.
+    public func quarantine(_ id: ContentID) {
+        let ms = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = rename(path(id), path(id) + ".tampered-\(ms)")
+    }
+
+    /// True if a file for `id` is here (not verified).
+    public func holds(_ id: ContentID) -> Bool { FileManager.default.fileExists(atPath: path(id)) }
 
     /// The blob's bytes, verified against `id`.
     public func get(_ id: ContentID) throws(Failure) -> [UInt8] {

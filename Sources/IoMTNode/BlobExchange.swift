@@ -1,0 +1,234 @@
+import Foundation
+import IoMTCore
+import IoMTStore
+
+/// What consortium nodes say to each other about blobs (one peer-to-peer frame each, its own
+/// envelope kind). Ids pair a request with its answer; they mean nothing to the other side.
+public enum BlobMessage: Sendable, Equatable, CanonicalCodable {
+    /// "Send me this blob if you hold it."
+    case want(id: UInt64, digest: Hash)
+    /// The blob (the receiver checks it against the digest it asked for).
+    case have(id: UInt64, bytes: [UInt8])
+    /// "I do not hold it."
+    case missing(id: UInt64)
+    /// "Keep a replica of this blob" (checked against its own hash, stored durably, then acknowledged).
+    case store(id: UInt64, bytes: [UInt8])
+    /// "It is on my disk."
+    case stored(id: UInt64, digest: Hash)
+
+    public func encode(to w: inout CanonicalWriter) {
+        switch self {
+        case .want(let id, let d): w.write(UInt8(1)); w.write(id); w.write(d)
+        case .have(let id, let b): w.write(UInt8(2)); w.write(id); w.writeBytes(b)
+        case .missing(let id): w.write(UInt8(3)); w.write(id)
+        case .store(let id, let b): w.write(UInt8(4)); w.write(id); w.writeBytes(b)
+        case .stored(let id, let d): w.write(UInt8(5)); w.write(id); w.write(d)
+        }
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        let tag: UInt8 = try r.read()
+        switch tag {
+        case 1: self = .want(id: try r.read(), digest: try r.read())
+        case 2: self = .have(id: try r.read(), bytes: try r.readBytes())
+        case 3: self = .missing(id: try r.read())
+        case 4: self = .store(id: try r.read(), bytes: try r.readBytes())
+        case 5: self = .stored(id: try r.read(), digest: try r.read())
+        default: throw .unknownTag(type: "BlobMessage", tag: tag)
+        }
+    }
+}
+
+/// How the blob exchange reaches the other nodes: the authenticated peer-to-peer network in a
+/// consortium, nothing for a solo node.
+public protocol BlobPeers: Sendable {
+    /// Peers connected now.
+    func connected() -> [PublicKey]
+    func send(_ message: BlobMessage, to peer: PublicKey) async
+}
+
+/// No peers (a solo dev node): blobs are kept locally only.
+public struct NoBlobPeers: BlobPeers {
+    public init() {}
+    public func connected() -> [PublicKey] { [] }
+    public func send(_ message: BlobMessage, to peer: PublicKey) async {}
+}
+
+/// Off-chain blobs held by the consortium (issue 4 §3). A gateway puts a sealed blob on its node;
+/// the node keeps it and asks `replicationFactor − 1` peers, chosen by rendezvous hashing of the
+/// blob's digest with their keys, to keep replicas, waiting for their acknowledgements. Any node
+/// serves any blob: from its disk, else fetched from whichever peer holds it. Every copy is checked
+/// against its content id wherever it lands: a tampered local file is set aside and fetched again,
+/// and a peer that answers with bytes that are not the blob it was asked for is reported (the
+/// network bans it).
+public actor BlobExchange {
+    public let store: BlobStore
+    public let replicationFactor: Int
+    /// Largest blob accepted (it must fit one peer-to-peer frame).
+    public let maxBlobBytes: Int
+    let peers: any BlobPeers
+    let timeoutMs: UInt64
+
+    private var nextID: UInt64 = 1
+    private enum Waiting {
+        case fetch(digest: Hash, asked: Set<PublicKey>, missing: Set<PublicKey>, done: CheckedContinuation<(bytes: [UInt8], peer: PublicKey)?, Never>)
+        case replicate(digest: Hash, peer: PublicKey, done: CheckedContinuation<Bool, Never>)
+    }
+    private var waiting: [UInt64: Waiting] = [:]
+
+    public init(store: BlobStore, peers: any BlobPeers = NoBlobPeers(), replicationFactor: Int = 3, maxBlobBytes: Int = (4 << 20) - 1_024, timeoutMs: UInt64 = 5_000) {
+        self.store = store; self.peers = peers; self.replicationFactor = max(1, replicationFactor)
+        self.maxBlobBytes = maxBlobBytes; self.timeoutMs = timeoutMs
+    }
+
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case mismatch(expected: ContentID, got: ContentID)
+        case tooLarge(Int, limit: Int)
+        case notFound(ContentID)
+        case io(String)
+        public var description: String {
+            switch self {
+            case .mismatch(let e, let g): return "the bytes are blob \(g), not \(e)"
+            case .tooLarge(let n, let limit): return "a blob of \(n) bytes exceeds the limit of \(limit)"
+            case .notFound(let id): return "no node of the consortium holds blob \(id)"
+            case .io(let s): return s
+            }
+        }
+    }
+
+    public struct Placement: Sendable, Codable, Equatable {
+        public var cid: String
+        /// Nodes that hold it durably: this one ("self") and the peers that acknowledged a replica.
+        public var holders: [String]
+        public var replicationFactor: Int
+    }
+
+    /// The peers (at most `count`) that should hold `digest`: highest SHA-256(digest ‖ key) first.
+    public static func rendezvous(_ digest: Hash, among peers: [PublicKey], count: Int) -> [PublicKey] {
+        peers.map { (Hash.sha256(digest.bytes + $0.bytes), $0) }
+            .sorted { $1.0.bytes.lexicographicallyPrecedes($0.0.bytes) }
+            .prefix(max(0, count)).map(\.1)
+    }
+
+    /// Stores `bytes` as blob `id` here and on `replicationFactor − 1` peers.
+    public func put(_ bytes: [UInt8], as id: ContentID) async throws(Failure) -> Placement {
+        guard bytes.count <= maxBlobBytes else { throw .tooLarge(bytes.count, limit: maxBlobBytes) }
+        let actual = ContentID(of: bytes)
+        guard actual == id else { throw .mismatch(expected: id, got: actual) }
+        do { try store.put(bytes) } catch { throw .io(error.description) }
+        var holders = ["self"]
+        let targets = Self.rendezvous(id.digest, among: peers.connected(), count: replicationFactor - 1)
+        await withTaskGroup(of: (PublicKey, Bool).self) { group in
+            for peer in targets {
+                group.addTask { (peer, await self.replicate(bytes, digest: id.digest, to: peer)) }
+            }
+            for await (peer, ok) in group where ok { holders.append(peer.text) }
+        }
+        return Placement(cid: id.description, holders: holders, replicationFactor: replicationFactor)
+    }
+
+    private func replicate(_ bytes: [UInt8], digest: Hash, to peer: PublicKey) async -> Bool {
+        let id = takeID()
+        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            waiting[id] = .replicate(digest: digest, peer: peer, done: c)
+            Task {
+                await peers.send(.store(id: id, bytes: bytes), to: peer)
+                try? await Task.sleep(nanoseconds: timeoutMs * 1_000_000)
+                self.expire(id)
+            }
+        }
+    }
+
+    /// The blob's bytes and where they came from (`self` or the peer's key): from this node's
+    /// disk if it holds a good copy, else from the first peer that answers with the right bytes
+    /// (kept here afterwards).
+    public func get(_ id: ContentID) async throws(Failure) -> (bytes: [UInt8], source: String) {
+        do {
+            return (try store.get(id), "self")
+        } catch .tampered {
+            log("blob \(id) on disk does not match its id: set aside, fetching a good copy from a peer")
+            store.quarantine(id)
+        } catch .notFound {
+        } catch {
+            throw .io(error.description)
+        }
+        guard let (bytes, peer) = await fetch(id.digest) else { throw .notFound(id) }
+        do { try store.put(bytes) } catch { log("could not keep blob \(id) fetched from \(peer): \(error)") }
+        return (bytes, peer.text)
+    }
+
+    private func fetch(_ digest: Hash) async -> (bytes: [UInt8], peer: PublicKey)? {
+        let asked = Set(peers.connected())
+        guard !asked.isEmpty else { return nil }
+        let id = takeID()
+        return await withCheckedContinuation { (c: CheckedContinuation<(bytes: [UInt8], peer: PublicKey)?, Never>) in
+            waiting[id] = .fetch(digest: digest, asked: asked, missing: [], done: c)
+            Task {
+                for p in asked { await peers.send(.want(id: id, digest: digest), to: p) }
+                try? await Task.sleep(nanoseconds: timeoutMs * 1_000_000)
+                self.expire(id)
+            }
+        }
+    }
+
+    private func takeID() -> UInt64 { defer { nextID += 1 }; return nextID }
+
+    private func expire(_ id: UInt64) {
+        switch waiting.removeValue(forKey: id) {
+        case .fetch(_, _, _, let c): c.resume(returning: nil)
+        case .replicate(_, _, let c): c.resume(returning: false)
+        case nil: break
+        }
+    }
+
+    /// Handles one frame from `peer`. Returns false for garbage or for a blob that is not the one
+    /// asked for, so the network can disconnect and ban the peer.
+    public func receive(_ frame: [UInt8], from peer: PublicKey) async -> Bool {
+        let message: BlobMessage
+        do { message = try BlobMessage(canonicalBytes: frame, maxLength: maxBlobBytes + 64) } catch { return false }
+        switch message {
+        case .want(let id, let digest):
+            let cid = ContentID(digest: digest)
+            if let bytes = try? store.get(cid) {
+                await peers.send(.have(id: id, bytes: bytes), to: peer)
+            } else {
+                await peers.send(.missing(id: id), to: peer)
+            }
+        case .have(let id, let bytes):
+            guard case .fetch(let digest, let asked, _, let c)? = waiting[id], asked.contains(peer) else { return true } // late or unasked: ignore
+            guard Hash.sha256(bytes) == digest else {
+                log("peer \(peer) answered blob \(ContentID(digest: digest)) with other bytes: refused")
+                return false
+            }
+            waiting[id] = nil
+            c.resume(returning: (bytes, peer))
+        case .missing(let id):
+            guard case .fetch(let digest, let asked, var missing, let c)? = waiting[id], asked.contains(peer) else { return true }
+            missing.insert(peer)
+            if missing == asked {
+                waiting[id] = nil
+                c.resume(returning: nil)
+            } else {
+                waiting[id] = .fetch(digest: digest, asked: asked, missing: missing, done: c)
+            }
+        case .store(let id, let bytes):
+            guard bytes.count <= maxBlobBytes else { return false }
+            do {
+                let cid = try store.put(bytes)
+                await peers.send(.stored(id: id, digest: cid.digest), to: peer)
+            } catch {
+                log("could not keep a replica for \(peer): \(error)")
+            }
+        case .stored(let id, let digest):
+            guard case .replicate(let expected, let from, let c)? = waiting[id], from == peer else { return true }
+            guard digest == expected else { return false }
+            waiting[id] = nil
+            c.resume(returning: true)
+        }
+        return true
+    }
+
+    nonisolated func log(_ s: String) {
+        FileHandle.standardError.write(Data("[iomtchain] blobs: \(s)\n".utf8))
+    }
+}
