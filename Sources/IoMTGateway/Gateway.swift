@@ -285,13 +285,24 @@ public actor Gateway {
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
-        for b in try store.openBatches(limit: 500) where b.placedHolders == nil {
-            // The blob goes to the consortium before its root goes on-chain: an anchored batch is
-            // always readable from the nodes, not only from this gateway.
-            guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
-            let holders = try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)
-            if holders == nil { log("blob \(cid) is too large for the node: kept at this gateway only") }
-            try store.markPlaced(batch: b.id, holders: holders ?? 0)
+        // The blob goes to the consortium before its root goes on-chain: an anchored batch is
+        // always readable from the nodes, not only from this gateway. Up to 8 puts at a time; a put
+        // that fails is tried again on the next pass (storing a blob twice is harmless).
+        let unplaced = try store.openBatches(limit: 500).filter { $0.placedHolders == nil }
+        for start in stride(from: 0, to: unplaced.count, by: 8) {
+            let placed = try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
+                for b in unplaced[start..<min(unplaced.count, start + 8)] {
+                    guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
+                    group.addTask { (b.id, cid, try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)) }
+                }
+                var out: [(id: Int64, cid: ContentID, holders: Int?)] = []
+                for try await p in group { out.append(p) }
+                return out
+            }
+            for p in placed {
+                if p.holders == nil { log("blob \(p.cid) is too large for the node: kept at this gateway only") }
+                try store.markPlaced(batch: p.id, holders: p.holders ?? 0)
+            }
         }
         for b in try store.openBatches(limit: 500) where b.txBytes == nil && b.placedHolders != nil {
             guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
@@ -299,36 +310,54 @@ public actor Gateway {
             let tx = sign(.anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))), nonce: n)
             try store.setTransaction(.batch, id: b.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
+        // Follow what was sent: the node commits one sender's transactions in nonce order, so
+        // walk the in-flight ones oldest first and stop at the first that is not committed yet
+        // (one status request per pass, plus one per newly committed transaction).
         let now = Self.nowMs()
-        for t in try store.outbox() {
+        let open = try store.outbox()
+        var due: [GatewayStore.Signed] = []
+        var following = true
+        for t in open {
             if let last = lastSubmitMs[t.hash], now - last < 3_000 {
-                // Sent recently: see whether it is in a block yet.
-                if case .committed(let h, _) = try await node.transaction(t.hash) {
+                if following, case .committed(let h, _) = try await node.transaction(t.hash) {
                     try store.markCommitted(t.kind, id: t.id, height: h)
                     lastSubmitMs[t.hash] = nil
+                } else {
+                    following = false
                 }
                 continue
             }
-            let (status, code) = try await node.submit(try SignedTransaction(canonicalBytes: t.bytes))
-            lastSubmitMs[t.hash] = now
-            if (200..<300).contains(status) || code == "duplicate-transaction" { continue }
-            if code == "nonce-too-low" || code == "nonce-too-high" {
-                switch try await node.transaction(t.hash) {
-                case .committed(let h, _): try store.markCommitted(t.kind, id: t.id, height: h); lastSubmitMs[t.hash] = nil
-                case .pending: break
-                case .unknown:
-                    // Its nonce went to another transaction (or one before it was lost): sign this
-                    // and everything after it again, from the node's count.
-                    try store.clearTransactions(fromNonce: t.nonce, resetNonceTo: try await node.nextNonce(me))
-                    lastSubmitMs.removeAll()
-                    return
+            due.append(t)
+        }
+        // Send (or re-send, after 3 s without a commit) the rest, in nonce order, in batches.
+        var i = 0
+        while i < due.count {
+            let chunk = Array(due[i..<min(due.count, i + 500)])
+            i += chunk.count
+            let results = try await node.submit(batch: try chunk.map { try SignedTransaction(canonicalBytes: $0.bytes) })
+            for (t, (status, code)) in zip(chunk, results) {
+                lastSubmitMs[t.hash] = now
+                if (200..<300).contains(status) || code == "duplicate-transaction" { continue }
+                if code == "nonce-too-low" || code == "nonce-too-high" {
+                    switch try await node.transaction(t.hash) {
+                    case .committed(let h, _): try store.markCommitted(t.kind, id: t.id, height: h); lastSubmitMs[t.hash] = nil
+                    case .pending: break
+                    case .unknown:
+                        // Its nonce went to another transaction (or one before it was lost): sign this
+                        // and everything after it again, from the node's count.
+                        try store.clearTransactions(fromNonce: t.nonce, resetNonceTo: try await node.nextNonce(account.publicKey.address))
+                        lastSubmitMs.removeAll()
+                        return
+                    }
+                } else if status == 503 {
+                    lastSubmitMs[t.hash] = nil
+                    return // the node is busy: try again on the next pass
+                } else {
+                    throw GatewayError.node("\(t.kind == .batch ? "anchor of batch" : "alert") \(t.id) refused: HTTP \(status) \(code ?? "")")
                 }
-            } else if status == 503 {
-                return // the node is busy: try again on the next pass
-            } else {
-                throw GatewayError.node("\(t.kind == .batch ? "anchor of batch" : "alert") \(t.id) refused: HTTP \(status) \(code ?? "")")
             }
         }
+        if lastSubmitMs.count > 100_000 { lastSubmitMs = lastSubmitMs.filter { now - $0.value < 60_000 } }
     }
 
     /// Runs sealing and anchoring until cancelled.

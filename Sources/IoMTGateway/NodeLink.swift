@@ -81,6 +81,22 @@ public struct NodeLink: Sendable {
         return try JSONDecoder().decode(Placement.self, from: r.body).holders.count
     }
 
+    struct BatchResult: Decodable {
+        struct Refusal: Decodable { var status: Int; var code: String }
+        var status: String
+        var error: Refusal?
+    }
+
+    /// Submits signed transactions in one request (`POST /v1/transactions/batch`); for each, the
+    /// HTTP status it would have had alone (202 when admitted) and the problem code if refused.
+    public func submit(batch: [SignedTransaction]) async throws -> [(status: Int, code: String?)] {
+        let r = try await request("POST", "/v1/transactions/batch", body: try JSONEncoder().encode(batch), timeout: 30)
+        guard r.status == 200 else { throw GatewayError.node("POST /v1/transactions/batch: HTTP \(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))") }
+        let results = try JSONDecoder().decode([BatchResult].self, from: r.body)
+        guard results.count == batch.count else { throw GatewayError.node("POST /v1/transactions/batch: \(results.count) results for \(batch.count) transactions") }
+        return results.map { $0.error.map { ($0.status, $0.code) } ?? (202, nil) }
+    }
+
     public enum TxState: Sendable { case unknown, pending, committed(height: UInt64, proof: Data) }
 
     public func transaction(_ hash: Hash) async throws -> TxState {
