@@ -289,8 +289,10 @@ public actor Gateway {
         // always readable from the nodes, not only from this gateway. Up to 8 puts at a time; a put
         // that fails is tried again on the next pass (storing a blob twice is harmless).
         let unplaced = try store.openBatches(limit: 500).filter { $0.placedHolders == nil }
-        for start in stride(from: 0, to: unplaced.count, by: 8) {
-            let placed = try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
+        placing: for start in stride(from: 0, to: unplaced.count, by: 8) {
+            let placed: [(id: Int64, cid: ContentID, holders: Int?)]
+            do {
+                placed = try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
                 for b in unplaced[start..<min(unplaced.count, start + 8)] {
                     guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
                     group.addTask { (b.id, cid, try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)) }
@@ -298,6 +300,11 @@ public actor Gateway {
                 var out: [(id: Int64, cid: ContentID, holders: Int?)] = []
                 for try await p in group { out.append(p) }
                 return out
+                }
+            } catch {
+                // Those batches wait for the next pass; alerts and anchors already signed still go out.
+                if nodeError == nil { log("putting blobs on the node: \(error) (their anchors wait)") }
+                break placing
             }
             for p in placed {
                 if p.holders == nil { log("blob \(p.cid) is too large for the node: kept at this gateway only") }
@@ -335,8 +342,9 @@ public actor Gateway {
             let chunk = Array(due[i..<min(due.count, i + 500)])
             i += chunk.count
             let results = try await node.submit(batch: try chunk.map { try SignedTransaction(canonicalBytes: $0.bytes) })
+            let sentMs = Self.nowMs()
             for (t, (status, code)) in zip(chunk, results) {
-                lastSubmitMs[t.hash] = now
+                lastSubmitMs[t.hash] = sentMs
                 if (200..<300).contains(status) || code == "duplicate-transaction" { continue }
                 if code == "nonce-too-low" || code == "nonce-too-high" {
                     switch try await node.transaction(t.hash) {
@@ -345,7 +353,10 @@ public actor Gateway {
                     case .unknown:
                         // Its nonce went to another transaction (or one before it was lost): sign this
                         // and everything after it again, from the node's count.
-                        try store.clearTransactions(fromNonce: t.nonce, resetNonceTo: try await node.nextNonce(account.publicKey.address))
+                        // Everything from the node's count on is re-signed (not only from this one:
+                        // signed transactions below it but above the node's count would share nonces).
+                        let next = try await node.nextNonce(account.publicKey.address)
+                        try store.clearTransactions(fromNonce: min(t.nonce, next), resetNonceTo: next)
                         lastSubmitMs.removeAll()
                         return
                     }

@@ -69,7 +69,9 @@ public actor BlobExchange {
     let peers: any BlobPeers
     let timeoutMs: UInt64
 
-    private var nextID: UInt64 = 1
+    /// Request ids start at a random point, so a late answer to a request of a previous run
+    /// of this node cannot be taken for the answer to a new one.
+    private var nextID = UInt64.random(in: 1...(UInt64.max / 2))
     private enum Waiting {
         case fetch(digest: Hash, asked: Set<PublicKey>, missing: Set<PublicKey>, done: CheckedContinuation<(bytes: [UInt8], peer: PublicKey)?, Never>)
         case replicate(digest: Hash, peer: PublicKey, done: CheckedContinuation<Bool, Never>)
@@ -198,19 +200,13 @@ public actor BlobExchange {
             guard case .fetch(let digest, let asked, _, let c)? = waiting[id], asked.contains(peer) else { return true } // late or unasked: ignore
             guard Hash.sha256(bytes) == digest else {
                 log("peer \(peer) answered blob \(ContentID(digest: digest)) with other bytes: refused")
+                noteMissing(id, from: peer)
                 return false
             }
             waiting[id] = nil
             c.resume(returning: (bytes, peer))
         case .missing(let id):
-            guard case .fetch(let digest, let asked, var missing, let c)? = waiting[id], asked.contains(peer) else { return true }
-            missing.insert(peer)
-            if missing == asked {
-                waiting[id] = nil
-                c.resume(returning: nil)
-            } else {
-                waiting[id] = .fetch(digest: digest, asked: asked, missing: missing, done: c)
-            }
+            noteMissing(id, from: peer)
         case .store(let id, let bytes):
             guard bytes.count <= maxBlobBytes else { return false }
             do {
@@ -226,6 +222,18 @@ public actor BlobExchange {
             c.resume(returning: true)
         }
         return true
+    }
+
+    /// `peer` cannot answer fetch `id`; when no asked peer can, the fetch ends now, not at its timeout.
+    private func noteMissing(_ id: UInt64, from peer: PublicKey) {
+        guard case .fetch(let digest, let asked, var missing, let c)? = waiting[id], asked.contains(peer) else { return }
+        missing.insert(peer)
+        if missing == asked {
+            waiting[id] = nil
+            c.resume(returning: nil)
+        } else {
+            waiting[id] = .fetch(digest: digest, asked: asked, missing: missing, done: c)
+        }
     }
 
     nonisolated func log(_ s: String) {

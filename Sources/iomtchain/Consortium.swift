@@ -117,15 +117,21 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
         ? try ConsensusDriver(node: node, network: network, signer: signer, timeouts: processTimeouts)
         : await ChainDriver(node: node, network: network, signer: signer)
     let blobs = BlobExchange(store: blobStore, peers: P2PBlobPeers(p2p: p2p), replicationFactor: blobReplicas, maxBlobBytes: config.maxFrameBytes - 1_024)
+    // Blob frames go to one worker of their own, off the consensus path (a blob being written must
+    // not hold up votes), through a bounded queue: beyond 64 waiting frames new ones are dropped
+    // (a fetch or replica request then times out and is retried), never piled up in memory.
+    let (blobFrames, blobSink) = AsyncStream.makeStream(of: InboundMessage.self, bufferingPolicy: .bufferingOldest(64))
+    let blobWorker = Task {
+        for await message in blobFrames {
+            if await !blobs.receive(message.envelope.payload, from: message.peer) {
+                p2p.misbehaved(peer: message.peer, reason: "invalid blob message")
+            }
+        }
+    }
     let inbound = Task {
         for await message in p2p.inbound {
             if message.envelope.kind == P2PBlobPeers.kind {
-                // Off the consensus path: a blob being written must not hold up votes.
-                Task {
-                    if await !blobs.receive(message.envelope.payload, from: message.peer) {
-                        p2p.misbehaved(peer: message.peer, reason: "invalid blob message")
-                    }
-                }
+                if case .dropped = blobSink.yield(message) { log("blob frame from \(message.peer) dropped: blob queue full") }
                 continue
             }
             if await !engine.receive(message.envelope.payload, from: message.peer) {
@@ -144,6 +150,8 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     log(observer ? "following the consortium as an observer (\(mode))" : "\(mode == .bft ? "validating" : mode == .pow ? "mining" : "sealing") with the consortium (\(mode))")
     let stop: @Sendable () async -> Void = {
         inbound.cancel()
+        blobSink.finish()
+        blobWorker.cancel()
         refresher.cancel()
         await engine.stop()
         await p2p.stop()

@@ -126,6 +126,14 @@ struct DevicesTests {
         let key = try X25519Key(bytes: [UInt8](repeating: 0x42, count: 32))
         l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: Self.oximeter.publicKey, deviceType: "pulse-oximeter", subject: Self.subject, recipientKey: key)))
         #expect(device(l, id)?.recipientKey == key && device(l, id)?.sampling == nil)
+        // Small-order points are not keys: sealing for one would let anyone unwrap the data key.
+        for weak in [[UInt8](repeating: 0, count: 32), [1] + [UInt8](repeating: 0, count: 31), [0xEC] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]] {
+            #expect(throws: KeyError.self) { try X25519Key(bytes: weak) }
+            var w = CanonicalWriter()
+            w.writeFixed(weak)
+            #expect(throws: CanonicalDecodingError.self) { try X25519Key(canonicalBytes: w.bytes) }
+        }
+        #expect(throws: KeyError.self) { try X25519Key(bytes: [1, 2, 3]) }
         let now = l.context.timestampMs
         func ask(_ mode: String, _ until: Int64) -> TransactionPayload { .setDeviceSampling(SetDeviceSampling(device: id, mode: mode, untilMs: until, reason: "post-op watch")) }
         l.apply(nurse, ask("intensive", now + 3_600_000))

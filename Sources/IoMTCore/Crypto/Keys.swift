@@ -285,8 +285,16 @@ public struct X25519Key: Hashable, Sendable, CanonicalCodable, Codable, CustomSt
     public let bytes: [UInt8]
 
     public init(bytes: [UInt8]) throws(KeyError) {
-        guard bytes.count == 32, (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: bytes)) != nil else {
+        guard bytes.count == 32, let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: bytes) else {
             throw .invalidPublicKey("an X25519 public key is 32 bytes, got \(bytes.count)")
+        }
+        // A small-order point (all zeros, 1, the other low-order encodings) gives every sender the
+        // same all-zero shared secret: data keys wrapped for it would be readable by anyone. A fixed
+        // private key probes for it.
+        guard let probe = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: 0x5A, count: 32)),
+              let shared = try? probe.sharedSecretFromKeyAgreement(with: key),
+              shared.withUnsafeBytes({ $0.contains { $0 != 0 } }) else {
+            throw .invalidPublicKey("a small-order X25519 point is not a key: anyone could unwrap what is sealed for it")
         }
         self.bytes = bytes
     }
@@ -299,7 +307,9 @@ public struct X25519Key: Hashable, Sendable, CanonicalCodable, Codable, CustomSt
     public var description: String { Hex.encode(bytes) }
 
     public func encode(to w: inout CanonicalWriter) { w.writeFixed(bytes) }
-    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { bytes = try r.readFixed(32) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        do { try self.init(bytes: try r.readFixed(32)) } catch let e as CanonicalDecodingError { throw e } catch { throw .invalidValue("\(error)") }
+    }
 
     public init(from decoder: any Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)
