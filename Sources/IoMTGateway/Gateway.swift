@@ -289,6 +289,7 @@ public actor Gateway {
         // always readable from the nodes, not only from this gateway. Up to 8 puts at a time; a put
         // that fails is tried again on the next pass (storing a blob twice is harmless).
         let unplaced = try store.openBatches(limit: 500).filter { $0.placedHolders == nil }
+        var placementError: (any Error)?
         placing: for start in stride(from: 0, to: unplaced.count, by: 8) {
             let placed: [(id: Int64, cid: ContentID, holders: Int?)]
             do {
@@ -302,8 +303,9 @@ public actor Gateway {
                 return out
                 }
             } catch {
-                // Those batches wait for the next pass; alerts and anchors already signed still go out.
-                if nodeError == nil { log("putting blobs on the node: \(error) (their anchors wait)") }
+                // Those batches wait for the next pass; alerts and anchors already signed still go
+                // out first, then the error is reported (status, log) like any node failure.
+                placementError = error
                 break placing
             }
             for p in placed {
@@ -369,6 +371,7 @@ public actor Gateway {
             }
         }
         if lastSubmitMs.count > 100_000 { lastSubmitMs = lastSubmitMs.filter { now - $0.value < 60_000 } }
+        if let placementError { throw placementError }
     }
 
     /// Runs sealing and anchoring until cancelled.

@@ -21,6 +21,10 @@ public final class MQTTIntake: @unchecked Sendable {
     private var client: UnsafeMutableRawPointer?
     private let lock = NSLock()
     private var reconnecting = false
+    /// Replies are published from here, never from Paho's message callback: the synchronous
+    /// client allows no API call inside a callback (a publish there can block its receive thread,
+    /// which then misses the broker closing the connection — Paho issue #1263).
+    private let replies = DispatchQueue(label: "iomtchain.gateway.mqtt-replies")
 
     public init(gateway: Gateway, uri: String, clientID: String) {
         self.gateway = gateway
@@ -107,8 +111,11 @@ public final class MQTTIntake: @unchecked Sendable {
                 reply = Array(#"{"code":"\#(e.code)","detail":\#(String(decoding: (try? JSONEncoder().encode(e.description)) ?? Data(), as: UTF8.self)),"counter":\#(counter)}"#.utf8)
             }
         }
-        if let c = lock.withLock({ client }) {
-            _ = reply.withUnsafeBytes { iomt_mqtt_publish(c, "iomt/replies/\(device.hex)", $0.baseAddress, Int32($0.count), 1, 0) }
+        replies.async { [self] in
+            lock.withLock {
+                guard let c = client else { return }
+                _ = reply.withUnsafeBytes { iomt_mqtt_publish(c, "iomt/replies/\(device.hex)", $0.baseAddress, Int32($0.count), 1, 0) }
+            }
         }
         return 1
     }

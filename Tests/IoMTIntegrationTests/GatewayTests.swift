@@ -459,7 +459,7 @@ final class Broker: @unchecked Sendable {
     func publish(_ topic: String, _ body: [UInt8]) throws {
         let file = dir + "/payload-\(UUID().uuidString)"
         try Data(body).write(to: URL(fileURLWithPath: file))
-        let r = try runTool("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-f", file])
+        let r = try runTool("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-f", file], timeoutSeconds: 30)
         guard r.status == 0 else { throw TestFailure("mosquitto_pub: \(r.stderr)") }
     }
 
@@ -508,7 +508,7 @@ struct MQTTGatewayTests {
         let (sub, out) = try broker.subscribe("iomt/replies/\(d.id.hex)", count: 2)
         try broker.publish(Self.topic(d, chainID: chainID, counter: 1, body: hr), hr)
         try broker.publish(Self.topic(d, chainID: chainID, counter: 2, body: hr, forge: true), hr)
-        sub.waitUntilExit()
+        try waitForExit(sub, seconds: 40, "mosquitto_sub waiting for 2 replies")
         let replies = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         #expect(replies.count == 2, "\(replies)")
         let accepted = replies.first { $0["accepted"] != nil }

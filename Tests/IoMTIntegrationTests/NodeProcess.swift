@@ -42,7 +42,21 @@ func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdo
 /// Runs an executable to completion and returns its exit code and output. Output goes through
 /// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
 @discardableResult
-func runTool(_ path: String, _ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+/// Waits for `p` to exit, at most `seconds`; past that it is killed and the test fails: a test
+/// never hangs on a child process (tools' own timeouts, such as mosquitto_sub -W, rely on SIGALRM,
+/// which a child of this multi-threaded process may inherit blocked).
+func waitForExit(_ p: Process, seconds: Double, _ what: String) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    if p.isRunning {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        throw TestFailure("\(what) did not finish within \(Int(seconds)) s: killed")
+    }
+    p.waitUntilExit()
+}
+
+func runTool(_ path: String, _ args: [String], stdin: Data? = nil, timeoutSeconds: Double = 300) throws -> (status: Int32, stdout: String, stderr: String) {
     let base = NSTemporaryDirectory() + "iomt-cli-\(UUID().uuidString.prefix(8))"
     let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
     defer { for p in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: p) } }
@@ -56,7 +70,7 @@ func runTool(_ path: String, _ args: [String], stdin: Data? = nil) throws -> (st
     p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
     try p.run()
-    p.waitUntilExit()
+    try waitForExit(p, seconds: timeoutSeconds, "\(path) \(args.prefix(3).joined(separator: " "))")
     let o = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
     let e = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
@@ -137,7 +151,14 @@ struct HTTP {
             req.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
         for (k, v) in extra { req.setValue(v, forHTTPHeaderField: k) }
-        let (data, resp) = try await URLSession.shared.data(for: req)
+        let (data, resp): (Data, URLResponse)
+        do {
+            (data, resp) = try await URLSession.shared.data(for: req)
+        } catch let e as URLError where e.code == .networkConnectionLost && method == "GET" {
+            // A pooled keep-alive connection the server had just closed: a GET is safe to repeat
+            // once (a server that is really gone fails the second time too).
+            (data, resp) = try await URLSession.shared.data(for: req)
+        }
         let http = resp as! HTTPURLResponse
         var headers: [String: String] = [:]
         for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
