@@ -250,21 +250,17 @@ public struct API: Sendable {
         guard let a = header("x-iomt-account"), let address = Address(hex: a), let s = header("x-iomt-signature"), let raw = Hex.decode(s), let signature = Signature(bytes: raw) else {
             throw Problem(.unauthorized, code: "missing-credentials", detail: "X-IoMT-Account (40 hex digits) and X-IoMT-Signature (128 hex digits, over iomtchain/blob-put/v1 ‖ chain id ‖ digest) are required")
         }
-        let state = StateOverlay(base: await node.committedState)
-        guard let account = try? state.read(Account.self, StateKeys.account(address)), account.status == .active else {
-            throw Problem(.unauthorized, code: "unknown-account", detail: "no active account \(address)")
+        switch BlobExchange.check(account: address, signature: signature, digest: id.digest, chainID: node.genesis.chainId, state: await node.committedState) {
+        case nil: break
+        case .unknownAccount(let a)?: throw Problem(.unauthorized, code: "unknown-account", detail: BlobExchange.PutRefusal.unknownAccount(a).description)
+        case .badSignature(let a)?: throw Problem(.unauthorized, code: "bad-signature", detail: BlobExchange.PutRefusal.badSignature(a).description)
+        case .notAllowed(let r)?: throw Problem(.forbidden, code: "unauthorised", detail: BlobExchange.PutRefusal.notAllowed(r).description)
         }
-        guard account.publicKey.isValidSignature(signature, for: BlobPutAuth.message(chainID: node.genesis.chainId, digest: id.digest)) else {
-            throw Problem(.unauthorized, code: "bad-signature", detail: "the signature does not verify with account \(address)'s key for blob \(id) on chain \(node.genesis.chainId)")
-        }
-        guard account.role == .gateway || account.role == .memberAdmin else {
-            throw Problem(.forbidden, code: "unauthorised", detail: "a \(account.role.name) account cannot store blobs; gateways do")
-        }
-        let body = try await req.body.collect(upTo: blobs.maxBlobBytes + 1)
+        let body = try await req.body.collect(upTo: blobs.maxBlobBytes)
         let bytes = Array(body.readableBytesView)
         let placement: BlobExchange.Placement
         do {
-            placement = try await blobs.put(bytes, as: id)
+            placement = try await blobs.put(bytes, as: id, account: address, signature: signature)
         } catch {
             switch error {
             case .tooLarge: throw Problem(.contentTooLarge, code: "blob-too-large", detail: error.description)

@@ -1,4 +1,5 @@
 import Foundation
+import IoMTContracts
 import IoMTCore
 import IoMTStore
 
@@ -11,8 +12,10 @@ public enum BlobMessage: Sendable, Equatable, CanonicalCodable {
     case have(id: UInt64, bytes: [UInt8])
     /// "I do not hold it."
     case missing(id: UInt64)
-    /// "Keep a replica of this blob" (checked against its own hash, stored durably, then acknowledged).
-    case store(id: UInt64, bytes: [UInt8])
+    /// "Keep a replica of this blob": with the authorisation the gateway gave for it (its account
+    /// and signature over chain id and digest), which the replica checks as the first node did,
+    /// then the bytes against their hash; stored durably, then acknowledged.
+    case store(id: UInt64, bytes: [UInt8], account: Address, signature: Signature)
     /// "It is on my disk."
     case stored(id: UInt64, digest: Hash)
 
@@ -21,7 +24,7 @@ public enum BlobMessage: Sendable, Equatable, CanonicalCodable {
         case .want(let id, let d): w.write(UInt8(1)); w.write(id); w.write(d)
         case .have(let id, let b): w.write(UInt8(2)); w.write(id); w.writeBytes(b)
         case .missing(let id): w.write(UInt8(3)); w.write(id)
-        case .store(let id, let b): w.write(UInt8(4)); w.write(id); w.writeBytes(b)
+        case .store(let id, let b, let a, let sig): w.write(UInt8(4)); w.write(id); w.writeBytes(b); w.write(a); w.write(sig)
         case .stored(let id, let d): w.write(UInt8(5)); w.write(id); w.write(d)
         }
     }
@@ -32,7 +35,7 @@ public enum BlobMessage: Sendable, Equatable, CanonicalCodable {
         case 1: self = .want(id: try r.read(), digest: try r.read())
         case 2: self = .have(id: try r.read(), bytes: try r.readBytes())
         case 3: self = .missing(id: try r.read())
-        case 4: self = .store(id: try r.read(), bytes: try r.readBytes())
+        case 4: self = .store(id: try r.read(), bytes: try r.readBytes(), account: try r.read(), signature: try r.read())
         case 5: self = .stored(id: try r.read(), digest: try r.read())
         default: throw .unknownTag(type: "BlobMessage", tag: tag)
         }
@@ -68,6 +71,13 @@ public actor BlobExchange {
     public let maxBlobBytes: Int
     let peers: any BlobPeers
     let timeoutMs: UInt64
+    /// Who may store a blob: an active gateway or member-admin account whose key signed
+    /// `BlobPutAuth.message` for this chain and digest (checked against committed state).
+    public typealias Authorise = @Sendable (_ account: Address, _ signature: Signature, _ digest: Hash) async -> PutRefusal?
+    let authorise: Authorise
+    /// Blob files are read, hashed, written and fsync'd here, not on Swift's cooperative threads
+    /// (two of them here: a 4 MiB write and its fsyncs would stall every task of the node).
+    private let io = DispatchQueue(label: "iomtchain.blobs.io")
 
     /// Request ids start at a random point, so a late answer to a request of a previous run
     /// of this node cannot be taken for the answer to a new one.
@@ -78,9 +88,46 @@ public actor BlobExchange {
     }
     private var waiting: [UInt64: Waiting] = [:]
 
-    public init(store: BlobStore, peers: any BlobPeers = NoBlobPeers(), replicationFactor: Int = 3, maxBlobBytes: Int = (4 << 20) - 1_024, timeoutMs: UInt64 = 5_000) {
+    public init(store: BlobStore, peers: any BlobPeers = NoBlobPeers(), replicationFactor: Int = 3, maxBlobBytes: Int = (4 << 20) - 1_024, timeoutMs: UInt64 = 5_000,
+                authorise: @escaping Authorise) {
         self.store = store; self.peers = peers; self.replicationFactor = max(1, replicationFactor)
-        self.maxBlobBytes = maxBlobBytes; self.timeoutMs = timeoutMs
+        self.maxBlobBytes = maxBlobBytes; self.timeoutMs = timeoutMs; self.authorise = authorise
+    }
+
+    /// Why a put is not authorised.
+    public enum PutRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+        case unknownAccount(Address)
+        case badSignature(Address)
+        case notAllowed(String)
+        public var description: String {
+            switch self {
+            case .unknownAccount(let a): return "no active account \(a)"
+            case .badSignature(let a): return "the signature does not verify with account \(a)'s key for this blob on this chain"
+            case .notAllowed(let role): return "a \(role) account cannot store blobs; gateways do"
+            }
+        }
+    }
+
+    /// The standard check against a committed state: an active gateway or member-admin account
+    /// whose key signed `BlobPutAuth.message(chainID, digest)`.
+    public static func check(account address: Address, signature: Signature, digest: Hash, chainID: String, state: AuthenticatedState) -> PutRefusal? {
+        let overlay = StateOverlay(base: state)
+        guard let account = try? overlay.read(Account.self, StateKeys.account(address)), account.status == .active else { return .unknownAccount(address) }
+        guard account.publicKey.isValidSignature(signature, for: BlobPutAuth.message(chainID: chainID, digest: digest)) else { return .badSignature(address) }
+        guard account.role == .gateway || account.role == .memberAdmin else { return .notAllowed(account.role.name) }
+        return nil
+    }
+
+    private func onIO<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in io.async { c.resume(returning: work()) } }
+    }
+    private func storePut(_ bytes: [UInt8]) async -> Result<ContentID, BlobStore.Failure> {
+        let store = self.store
+        return await onIO { Result { () throws(BlobStore.Failure) in try store.put(bytes) } }
+    }
+    private func storeGet(_ id: ContentID) async -> Result<[UInt8], BlobStore.Failure> {
+        let store = self.store
+        return await onIO { Result { () throws(BlobStore.Failure) in try store.get(id) } }
     }
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
@@ -112,29 +159,31 @@ public actor BlobExchange {
             .prefix(max(0, count)).map(\.1)
     }
 
-    /// Stores `bytes` as blob `id` here and on `replicationFactor − 1` peers.
-    public func put(_ bytes: [UInt8], as id: ContentID) async throws(Failure) -> Placement {
+    /// Stores `bytes` as blob `id` here and on `replicationFactor − 1` peers, for `account`,
+    /// whose `signature` authorises it (already checked by the caller; the replicas check it again).
+    public func put(_ bytes: [UInt8], as id: ContentID, account: Address, signature: Signature) async throws(Failure) -> Placement {
         guard bytes.count <= maxBlobBytes else { throw .tooLarge(bytes.count, limit: maxBlobBytes) }
         let actual = ContentID(of: bytes)
         guard actual == id else { throw .mismatch(expected: id, got: actual) }
-        do { try store.put(bytes) } catch { throw .io(error.description) }
+        if case .failure(let e) = await storePut(bytes) { throw .io(e.description) }
         var holders = ["self"]
         let targets = Self.rendezvous(id.digest, among: peers.connected(), count: replicationFactor - 1)
         await withTaskGroup(of: (PublicKey, Bool).self) { group in
             for peer in targets {
-                group.addTask { (peer, await self.replicate(bytes, digest: id.digest, to: peer)) }
+                group.addTask { (peer, await self.replicate(.store(id: 0, bytes: bytes, account: account, signature: signature), digest: id.digest, to: peer)) }
             }
             for await (peer, ok) in group where ok { holders.append(peer.text) }
         }
         return Placement(cid: id.description, holders: holders, replicationFactor: replicationFactor)
     }
 
-    private func replicate(_ bytes: [UInt8], digest: Hash, to peer: PublicKey) async -> Bool {
+    private func replicate(_ request: BlobMessage, digest: Hash, to peer: PublicKey) async -> Bool {
+        guard case .store(_, let bytes, let account, let signature) = request else { return false }
         let id = takeID()
         return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             waiting[id] = .replicate(digest: digest, peer: peer, done: c)
             Task {
-                await peers.send(.store(id: id, bytes: bytes), to: peer)
+                await peers.send(.store(id: id, bytes: bytes, account: account, signature: signature), to: peer)
                 try? await Task.sleep(nanoseconds: timeoutMs * 1_000_000)
                 self.expire(id)
             }
@@ -145,17 +194,16 @@ public actor BlobExchange {
     /// disk if it holds a good copy, else from the first peer that answers with the right bytes
     /// (kept here afterwards).
     public func get(_ id: ContentID) async throws(Failure) -> (bytes: [UInt8], source: String) {
-        do {
-            return (try store.get(id), "self")
-        } catch .tampered {
+        switch await storeGet(id) {
+        case .success(let bytes): return (bytes, "self")
+        case .failure(.tampered):
             log("blob \(id) on disk does not match its id: set aside, fetching a good copy from a peer")
             store.quarantine(id)
-        } catch .notFound {
-        } catch {
-            throw .io(error.description)
+        case .failure(.notFound): break
+        case .failure(let e): throw .io(e.description)
         }
         guard let (bytes, peer) = await fetch(id.digest) else { throw .notFound(id) }
-        do { try store.put(bytes) } catch { log("could not keep blob \(id) fetched from \(peer): \(error)") }
+        if case .failure(let e) = await storePut(bytes) { log("could not keep blob \(id) fetched from \(peer): \(e)") }
         return (bytes, peer.text)
     }
 
@@ -190,8 +238,7 @@ public actor BlobExchange {
         do { message = try BlobMessage(canonicalBytes: frame, maxLength: maxBlobBytes + 64) } catch { return false }
         switch message {
         case .want(let id, let digest):
-            let cid = ContentID(digest: digest)
-            if let bytes = try? store.get(cid) {
+            if case .success(let bytes) = await storeGet(ContentID(digest: digest)) {
                 await peers.send(.have(id: id, bytes: bytes), to: peer)
             } else {
                 await peers.send(.missing(id: id), to: peer)
@@ -207,13 +254,18 @@ public actor BlobExchange {
             c.resume(returning: (bytes, peer))
         case .missing(let id):
             noteMissing(id, from: peer)
-        case .store(let id, let bytes):
+        case .store(let id, let bytes, let account, let signature):
             guard bytes.count <= maxBlobBytes else { return false }
-            do {
-                let cid = try store.put(bytes)
-                await peers.send(.stored(id: id, digest: cid.digest), to: peer)
-            } catch {
-                log("could not keep a replica for \(peer): \(error)")
+            let digest = Hash.sha256(bytes)
+            // The replica trusts no peer's word: the gateway's own authorisation must hold here
+            // too (a peer relaying blobs no gateway put is refused and reported).
+            if let refusal = await authorise(account, signature, digest) {
+                log("peer \(peer) asked to keep blob \(ContentID(digest: digest)) without a valid put authorisation (\(refusal)): refused")
+                return false
+            }
+            switch await storePut(bytes) {
+            case .success(let cid): await peers.send(.stored(id: id, digest: cid.digest), to: peer)
+            case .failure(let e): log("could not keep a replica for \(peer): \(e)")
             }
         case .stored(let id, let digest):
             guard case .replicate(let expected, let from, let c)? = waiting[id], from == peer else { return true }

@@ -96,7 +96,7 @@ let processTimeouts = TimeoutSchedule(proposeBaseMs: 1_500, proposeDeltaMs: 500,
 
 /// Runs the node as a consortium member: the peer-to-peer network and the consensus driver.
 /// Returns a stop function and what GET /v1/consensus serves.
-func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress], blobStore: BlobStore, blobReplicas: Int) async throws
+func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: String, peers: [PeerAddress], blobStore: BlobStore, blobReplicas: Int, authorise: @escaping BlobExchange.Authorise) async throws
     -> (stop: @Sendable () async -> Void, info: @Sendable () async -> ConsensusInfo, blobs: BlobExchange) {
     let admission = Admission(await node.committedState)
     var config = P2PConfiguration(chainID: node.genesis.chainId, nodeKey: nodeKey, admission: { admission.admits($0) })
@@ -116,7 +116,7 @@ func startConsortium(node: Node, nodeKey: PrivateKey, observer: Bool, listen: St
     let engine: any ConsortiumEngine = node.genesis.mode.kind == .bft
         ? try ConsensusDriver(node: node, network: network, signer: signer, timeouts: processTimeouts)
         : await ChainDriver(node: node, network: network, signer: signer)
-    let blobs = BlobExchange(store: blobStore, peers: P2PBlobPeers(p2p: p2p), replicationFactor: blobReplicas, maxBlobBytes: config.maxFrameBytes - 1_024)
+    let blobs = BlobExchange(store: blobStore, peers: P2PBlobPeers(p2p: p2p), replicationFactor: blobReplicas, maxBlobBytes: config.maxFrameBytes - 1_024, authorise: authorise)
     // Blob frames go to one worker of their own, off the consensus path (a blob being written must
     // not hold up votes), through a bounded queue: beyond 64 waiting frames new ones are dropped
     // (a fetch or replica request then times out and is retried), never piled up in memory.

@@ -59,11 +59,14 @@ struct NodeCommand: AsyncParsableCommand {
             var consortiumStop: (@Sendable () async -> Void)?
             var consensusInfo: (@Sendable () async -> ConsensusInfo)?
             let blobStore = try BlobStore(folder: dataDir + "/blobs")
-            var blobs = BlobExchange(store: blobStore)
+            let authorise: BlobExchange.Authorise = { [node] account, signature, digest in
+                BlobExchange.check(account: account, signature: signature, digest: digest, chainID: node.genesis.chainId, state: await node.committedState)
+            }
+            var blobs = BlobExchange(store: blobStore, authorise: authorise)
             if consortium {
                 guard blobReplicas >= 1 else { throw CLIError("--blob-replicas must be at least 1") }
                 let started = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer),
-                                                        blobStore: blobStore, blobReplicas: blobReplicas)
+                                                        blobStore: blobStore, blobReplicas: blobReplicas, authorise: authorise)
                 consortiumStop = started.stop
                 consensusInfo = started.info
                 blobs = started.blobs
