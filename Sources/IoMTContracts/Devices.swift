@@ -58,7 +58,8 @@ enum Devices {
         guard d.status != .revoked else { throw .invalidArgument("device \(b.device) is revoked") }
         if b.mode == "intensive" {
             guard b.untilMs > context.timestampMs else { throw .invalidArgument("untilMs \(b.untilMs) is not after the block's time \(context.timestampMs)") }
-            guard b.untilMs - context.timestampMs <= SetDeviceSampling.maxSpanMs else { throw .invalidArgument("an intensive request lasts at most 7 days") }
+            let (span, overflow) = b.untilMs.subtractingReportingOverflow(context.timestampMs)
+            guard !overflow, span <= SetDeviceSampling.maxSpanMs else { throw .invalidArgument("an intensive request lasts at most 7 days") }
         }
         d.sampling = SamplingRequest(mode: b.mode, untilMs: b.untilMs, requestedBy: sender.address, height: context.height)
         state.put(StateKeys.device(b.device), d)
