@@ -286,15 +286,15 @@ public actor Gateway {
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         // The blob goes to the consortium before its root goes on-chain: an anchored batch is
-        // always readable from the nodes, not only from this gateway. Up to 8 puts at a time; a put
+        // always readable from the nodes, not only from this gateway. Up to 16 puts at a time; a put
         // that fails is tried again on the next pass (storing a blob twice is harmless).
         let unplaced = try store.openBatches(limit: 500).filter { $0.placedHolders == nil }
         var placementError: (any Error)?
-        placing: for start in stride(from: 0, to: unplaced.count, by: 8) {
+        placing: for start in stride(from: 0, to: unplaced.count, by: 16) {
             let placed: [(id: Int64, cid: ContentID, holders: Int?)]
             do {
                 placed = try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
-                for b in unplaced[start..<min(unplaced.count, start + 8)] {
+                for b in unplaced[start..<min(unplaced.count, start + 16)] {
                     guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
                     group.addTask { (b.id, cid, try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)) }
                 }

@@ -76,8 +76,10 @@ public actor BlobExchange {
     public typealias Authorise = @Sendable (_ account: Address, _ signature: Signature, _ digest: Hash) async -> PutRefusal?
     let authorise: Authorise
     /// Blob files are read, hashed, written and fsync'd here, not on Swift's cooperative threads
-    /// (two of them here: a 4 MiB write and its fsyncs would stall every task of the node).
-    private let io = DispatchQueue(label: "iomtchain.blobs.io")
+    /// (two of them here: a 4 MiB write and its fsyncs would stall every task of the node). A
+    /// concurrent queue: puts of different blobs overlap their fsyncs (each writes its own
+    /// temporary file and renames it into place; the same blob twice ends the same either way).
+    private let io = DispatchQueue(label: "iomtchain.blobs.io", attributes: .concurrent)
 
     /// Request ids start at a random point, so a late answer to a request of a previous run
     /// of this node cannot be taken for the answer to a new one.
