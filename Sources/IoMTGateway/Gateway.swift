@@ -254,8 +254,19 @@ public actor Gateway {
     /// the actor (on its own thread: blob and queue fsyncs), so uploads are never held up behind sealing.
     public nonisolated func sealDue(recipients: [Address: [[UInt8]]]) throws {
         let now = Self.nowMs()
+        // Sealed batches are written together: their blobs with one folder fsync, then their
+        // records in one SQLite transaction (a blob is always durable before its record).
+        var sealed: [(record: GatewayStore.SealedBatch, blob: [UInt8])] = []
+        func flush() throws {
+            guard !sealed.isEmpty else { return }
+            let ids = try blobs.put(many: sealed.map(\.blob))
+            guard ids == sealed.map(\.record.cid) else { throw GatewayError.internalError("a blob was stored under another id") }
+            _ = try store.recordBatches(sealed.map(\.record), sealedMs: now)
+            sealed.removeAll(keepingCapacity: true)
+        }
         for p in try store.pendingDevices() where p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
             guard let keys = recipients[p.device] else { continue }
+            if sealed.count >= 256 { try flush() }
             let publicKeys = try keys.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
             var left = p.count
             while left > 0 {
@@ -264,12 +275,16 @@ public actor Gateway {
                 let batch = ReadingBatch(rows.map { BatchedReading(gateway: account.publicKey.address, device: p.device, sequence: UInt64($0.seq), reading: $0.reading) })
                 let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
                                                recipients: publicKeys, ephemerals: publicKeys.map { _ in Curve25519.KeyAgreement.PrivateKey() })
-                let cid = try blobs.put(blob.bytes)
-                _ = try store.recordBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: cid, sealedMs: now)
+                let bytes = blob.bytes
+                sealed.append((GatewayStore.SealedBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: ContentID(of: bytes)), bytes))
                 left -= rows.count
                 if rows.count < configuration.batchSize { break }
+                // More of this device's readings may follow: they are read from the queue, where
+                // these are not marked batched until flushed.
+                try flush()
             }
         }
+        try flush()
     }
 
     /// Signs what has no transaction yet (alerts first: they are urgent), then sends and follows

@@ -199,15 +199,30 @@ public final class GatewayStore: Sendable {
 
     /// Records a sealed batch (its blob is already durable) and assigns its readings, in order.
     public func recordBatch(device: Address, batch: ReadingBatch, sequences: [Int64], cid: ContentID, sealedMs: Int64) throws -> Int64 {
+        try recordBatches([SealedBatch(device: device, batch: batch, sequences: sequences, cid: cid)], sealedMs: sealedMs)[0]
+    }
+
+    public struct SealedBatch: Sendable {
+        public var device: Address
+        public var batch: ReadingBatch
+        public var sequences: [Int64]
+        public var cid: ContentID
+        public init(device: Address, batch: ReadingBatch, sequences: [Int64], cid: ContentID) { self.device = device; self.batch = batch; self.sequences = sequences; self.cid = cid }
+    }
+
+    /// Records sealed batches (their blobs already durable) in one transaction: one fsync for all.
+    public func recordBatches(_ sealed: [SealedBatch], sealedMs: Int64) throws -> [Int64] {
         try db.write { db in
-            try db.execute(sql: "INSERT INTO batches(device, root, cid, first_ms, last_ms, count, sealed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [Data(device.bytes), Data(batch.root.bytes), cid.description, batch.firstMs, batch.lastMs, sequences.count, sealedMs])
-            let id = db.lastInsertedRowID
-            for (leaf, seq) in sequences.enumerated() {
-                try db.execute(sql: "UPDATE readings SET batch = ?, leaf = ? WHERE seq = ? AND batch IS NULL", arguments: [id, leaf, seq])
-                guard db.changesCount == 1 else { throw GatewayError.internalError("reading \(seq) was batched twice") }
+            try sealed.map { s in
+                try db.execute(sql: "INSERT INTO batches(device, root, cid, first_ms, last_ms, count, sealed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(s.device.bytes), Data(s.batch.root.bytes), s.cid.description, s.batch.firstMs, s.batch.lastMs, s.sequences.count, sealedMs])
+                let id = db.lastInsertedRowID
+                for (leaf, seq) in s.sequences.enumerated() {
+                    try db.execute(sql: "UPDATE readings SET batch = ?, leaf = ? WHERE seq = ? AND batch IS NULL", arguments: [id, leaf, seq])
+                    guard db.changesCount == 1 else { throw GatewayError.internalError("reading \(seq) was batched twice") }
+                }
+                return id
             }
-            return id
         }
     }
 

@@ -33,6 +33,28 @@ public struct BlobStore: Sendable {
     /// Stores `bytes` durably; returns their id. Storing the same bytes twice is a no-op.
     @discardableResult
     public func put(_ bytes: [UInt8]) throws(Failure) -> ContentID {
+        let id = try writeBlob(bytes)
+        syncFolder()
+        return id
+    }
+
+    /// Stores several blobs durably with one fsync of the folder for all of them (each file is
+    /// still fsync'd before it is renamed into place). Returns their ids in order.
+    public func put(many blobs: [[UInt8]]) throws(Failure) -> [ContentID] {
+        var ids: [ContentID] = []
+        ids.reserveCapacity(blobs.count)
+        for b in blobs { ids.append(try writeBlob(b)) }
+        if !blobs.isEmpty { syncFolder() }
+        return ids
+    }
+
+    private func syncFolder() {
+        let dfd = open(folder, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Writes one blob to a temporary file, fsyncs it and renames it into place (the folder is not fsync'd).
+    private func writeBlob(_ bytes: [UInt8]) throws(Failure) -> ContentID {
         let id = ContentID(of: bytes)
         let final = path(id)
         // Already here and whole: nothing to do. A damaged copy is replaced.
@@ -52,8 +74,6 @@ public struct BlobStore: Sendable {
         ok = ok && fsync(fd) == 0
         close(fd)
         guard ok, rename(tmp, final) == 0 else { unlink(tmp); throw .io("write \(final): errno \(errno)") }
-        let dfd = open(folder, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
         return id
     }
 

@@ -160,6 +160,11 @@ struct GatewayTests {
         r = try await thermometer.upload(gw.http, chainID: id, counter: 1, body: csv, contentType: "text/csv")
         #expect(r.status == 202, "\(r.text)")
         let csvSeq = Int64(r.json["firstSequence"] as? Int ?? 0)
+        // 120 readings in one upload, batches of 50: sealed as three batches in one pass.
+        let many = "time,code,value,unit\n" + (0..<120).map { "2026-12-01T09:\(String(format: "%02d", $0 / 2)):\($0 % 2 == 0 ? "00" : "30")Z,8310-5,37.\($0 % 10),Cel" }.joined(separator: "\n") + "\n"
+        r = try await thermometer.upload(gw.http, chainID: id, counter: 3, body: Array(many.utf8), contentType: "text/csv")
+        #expect(r.status == 202 && r.json["accepted"] as? Int == 120, "\(r.text)")
+        let manyFirst = Int64(r.json["firstSequence"] as? Int ?? 0), manyLast = Int64(r.json["lastSequence"] as? Int ?? 0)
 
         // Refused, each with its reason, and nothing queued for them.
         let before = try await gw.http.get("/v1/status").json["queue"] as? [String: Int]
@@ -196,6 +201,13 @@ struct GatewayTests {
         try JSONSerialization.data(withJSONObject: tampered).write(to: URL(fileURLWithPath: proofPath))
         v = try runCLI(["verify-reading", "--file", proofPath])
         #expect(v.status != 0 && v.stderr.contains("INVALID"), "\(v.stdout)\(v.stderr)")
+        for seq in [manyFirst, manyFirst + 50, manyLast] {
+            let p = try await Self.waitForProof(gw.http, seq)
+            let inclusion = p.json["inclusion"] as? [String: Any]
+            let size = inclusion?["treeSize"] as? Int ?? 0
+            // The last batch holds the rest (20, or 22 if the two earlier CSV readings were still unbatched).
+            #expect(seq == manyLast ? (20...22).contains(size) : size == 50, "reading \(seq) in a batch of \(size)")
+        }
         let csvProof = try await Self.waitForProof(gw.http, csvSeq)
         try csvProof.body.write(to: URL(fileURLWithPath: proofPath))
         v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
