@@ -241,7 +241,11 @@ public actor Gateway {
     func sealingRecipients() async throws -> [Address: [[UInt8]]] {
         var out: [Address: [[UInt8]]] = [:]
         for p in try store.pendingDevices() {
-            guard let record = try? await deviceRecord(p.device) else { continue }
+            // Any cached record will do (a recipient key changes rarely; uploads keep the cache
+            // fresh for authentication): only a device never looked up costs a node request.
+            var found = deviceCache[p.device]?.record
+            if found == nil { found = (try? await deviceRecord(p.device)) ?? nil }
+            guard let record = found else { continue }
             var keys = [sealingPublicKey]
             if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
             for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
