@@ -41,7 +41,7 @@ struct BlobExchangeTests {
         for i in 0..<n {
             let key = PrivateKey.generate(.ed25519).publicKey
             let dir = root + "/n\(i)"
-            let x = BlobExchange(store: try BlobStore(folder: dir), peers: wire.peers(of: key), replicationFactor: replicas, timeoutMs: 2_000, authorise: Self.authorise)
+            let x = BlobExchange(store: try BlobStore(folder: dir), peers: wire.peers(of: key), replicationFactor: replicas, timeoutMs: 30_000, authorise: Self.authorise)
             wire.lock.withLock { wire.nodes[key] = x }
             keys.append(key); exchanges.append(x); dirs.append(dir)
         }
@@ -54,7 +54,8 @@ struct BlobExchangeTests {
         let blob = Array("sealed readings".utf8), id = ContentID(of: blob)
         let sig = Self.gateway.sign(BlobPutAuth.message(chainID: "test", digest: id.digest))
         let placed = try await x[0].put(blob, as: id, account: Self.gateway.publicKey.address, signature: sig)
-        #expect(placed.holders.count == 2 && placed.holders[0] == "self")
+        // (Acknowledgements come in milliseconds; the 30 s timeout only bounds a failure on a loaded machine.)
+        #expect(placed.holders.count == 2 && placed.holders[0] == "self", "\(placed)")
         let holding = dirs.indices.filter { FileManager.default.fileExists(atPath: dirs[$0] + "/\(id)") }
         #expect(holding.count == 2 && holding.contains(0))
         let expected = BlobExchange.rendezvous(id.digest, among: [keys[1], keys[2]], count: 1)
