@@ -246,15 +246,15 @@ public struct API: Sendable {
     private func putBlob(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let blobs = try exchange()
         let id = try blobID(ctx)
-        func header(_ name: String) -> String? { req.headers.first { $0.name.canonicalName == name }?.value }
-        guard let a = header("x-iomt-account"), let address = Address(hex: a), let s = header("x-iomt-signature"), let raw = Hex.decode(s), let signature = Signature(bytes: raw) else {
+        guard let a = req.header("x-iomt-account"), let address = Address(hex: a), let s = req.header("x-iomt-signature"), let raw = Hex.decode(s), let signature = Signature(bytes: raw) else {
             throw Problem(.unauthorized, code: "missing-credentials", detail: "X-IoMT-Account (40 hex digits) and X-IoMT-Signature (128 hex digits, over iomtchain/blob-put/v1 ‖ chain id ‖ digest) are required")
         }
-        switch BlobExchange.check(account: address, signature: signature, digest: id.digest, chainID: node.genesis.chainId, state: await node.committedState) {
-        case nil: break
-        case .unknownAccount(let a)?: throw Problem(.unauthorized, code: "unknown-account", detail: BlobExchange.PutRefusal.unknownAccount(a).description)
-        case .badSignature(let a)?: throw Problem(.unauthorized, code: "bad-signature", detail: BlobExchange.PutRefusal.badSignature(a).description)
-        case .notAllowed(let r)?: throw Problem(.forbidden, code: "unauthorised", detail: BlobExchange.PutRefusal.notAllowed(r).description)
+        if let refusal = await blobs.authorise(address, signature, id.digest) {
+            switch refusal {
+            case .unknownAccount: throw Problem(.unauthorized, code: "unknown-account", detail: refusal.description)
+            case .badSignature: throw Problem(.unauthorized, code: "bad-signature", detail: refusal.description)
+            case .notAllowed: throw Problem(.forbidden, code: "unauthorised", detail: refusal.description)
+            }
         }
         let body = try await req.body.collect(upTo: blobs.maxBlobBytes)
         let bytes = Array(body.readableBytesView)

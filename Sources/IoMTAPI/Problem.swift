@@ -49,6 +49,13 @@ public struct Problem: Error, HTTPResponseError, Codable, Sendable {
 }
 
 /// Turns every error, including Hummingbird's own 404 and body-size errors, into problem+json.
+extension Request {
+    /// The value of the header `lowercased` (e.g. `x-iomt-signature`), if present.
+    public func header(_ lowercased: String) -> String? {
+        headers.first { $0.name.canonicalName == lowercased }?.value
+    }
+}
+
 public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 

@@ -38,9 +38,9 @@ public enum Deflate {
         let tooLarge: Int32 = -1_000 // not a zlib status
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        var input = bytes
-        let rc: Int32 = input.withUnsafeMutableBufferPointer { src in
-            stream.next_in = src.baseAddress
+        let rc: Int32 = bytes.withUnsafeBufferPointer { src in
+            // zlib reads through a non-const pointer but never writes the input.
+            stream.next_in = src.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
             stream.avail_in = uInt(src.count)
             while true {
                 let (status, produced) = chunk.withUnsafeMutableBufferPointer { dst -> (Int32, Int) in

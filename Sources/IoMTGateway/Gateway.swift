@@ -234,13 +234,21 @@ public actor Gateway {
 
     // MARK: batching and anchoring
 
-    /// The X25519 keys each pending device's next blob is sealed for: the gateway's custody key,
-    /// the device's registered recipient (the patient's key), then the configured extra keys. A
-    /// device whose record cannot be read (node down since a restart) is left out: its readings
-    /// wait rather than be sealed without the patient's key.
-    func sealingRecipients() async throws -> [Address: [[UInt8]]] {
-        var out: [Address: [[UInt8]]] = [:]
-        for p in try store.pendingDevices() {
+    /// A device with a batch due for sealing, and the X25519 keys its blob is sealed for.
+    public struct DueDevice: Sendable {
+        public var device: Address
+        public var count: Int
+        public var keys: [[UInt8]]
+    }
+
+    /// The devices with a batch due (full, or old enough), each with the keys to seal for: the
+    /// gateway's custody key, the device's registered recipient (the patient's key), then the
+    /// configured extra keys. A device whose record cannot be read (node down since a restart) is
+    /// left out: its readings wait rather than be sealed without the patient's key.
+    func dueForSealing() async throws -> [DueDevice] {
+        let now = Self.nowMs()
+        var out: [DueDevice] = []
+        for p in try store.pendingDevices() where p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
             // Any cached record will do (a recipient key changes rarely; uploads keep the cache
             // fresh for authentication): only a device never looked up costs a node request.
             var found = deviceCache[p.device]?.record
@@ -249,14 +257,14 @@ public actor Gateway {
             var keys = [sealingPublicKey]
             if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
             for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
-            out[p.device] = keys
+            out.append(DueDevice(device: p.device, count: p.count, keys: keys))
         }
         return out
     }
 
-    /// Seals every batch that is due (full, or old enough) for its device's `recipients`. Runs off
-    /// the actor (on its own thread: blob and queue fsyncs), so uploads are never held up behind sealing.
-    public nonisolated func sealDue(recipients: [Address: [[UInt8]]]) throws {
+    /// Seals the due devices' batches. Runs off the actor (on its own thread: blob and queue
+    /// fsyncs), so uploads are never held up behind sealing.
+    public nonisolated func seal(_ due: [DueDevice]) throws {
         let now = Self.nowMs()
         // Sealed batches are written together: their blobs with one folder fsync, then their
         // records in one SQLite transaction (a blob is always durable before its record).
@@ -268,10 +276,9 @@ public actor Gateway {
             _ = try store.recordBatches(sealed.map(\.record), sealedMs: now)
             sealed.removeAll(keepingCapacity: true)
         }
-        for p in try store.pendingDevices() where p.count >= configuration.batchSize || now - p.oldestMs >= configuration.batchMaxAgeMs {
-            guard let keys = recipients[p.device] else { continue }
+        for p in due {
             if sealed.count >= 256 { try flush() }
-            let publicKeys = try keys.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
+            let publicKeys = try p.keys.map { try Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
             var left = p.count
             while left > 0 {
                 let rows = try store.unbatched(p.device, limit: configuration.batchSize)
@@ -307,20 +314,14 @@ public actor Gateway {
         // The blob goes to the consortium before its root goes on-chain: an anchored batch is
         // always readable from the nodes, not only from this gateway. Up to 16 puts at a time; a put
         // that fails is tried again on the next pass (storing a blob twice is harmless).
-        let unplaced = try store.openBatches(limit: 500).filter { $0.placedHolders == nil }
+        var batches = try store.openBatches(limit: 500)
+        let unplaced = batches.indices.filter { batches[$0].placedHolders == nil }
         var placementError: (any Error)?
         placing: for start in stride(from: 0, to: unplaced.count, by: 16) {
+            let chunk = unplaced[start..<min(unplaced.count, start + 16)].map { batches[$0] }
             let placed: [(id: Int64, cid: ContentID, holders: Int?)]
             do {
-                placed = try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
-                for b in unplaced[start..<min(unplaced.count, start + 16)] {
-                    guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
-                    group.addTask { (b.id, cid, try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)) }
-                }
-                var out: [(id: Int64, cid: ContentID, holders: Int?)] = []
-                for try await p in group { out.append(p) }
-                return out
-                }
+                placed = try await putBlobs(chunk)
             } catch {
                 // Those batches wait for the next pass; alerts and anchors already signed still go
                 // out first, then the error is reported (status, log) like any node failure.
@@ -330,9 +331,10 @@ public actor Gateway {
             for p in placed {
                 if p.holders == nil { log("blob \(p.cid) is too large for the node: kept at this gateway only") }
                 try store.markPlaced(batch: p.id, holders: p.holders ?? 0)
+                if let i = batches.firstIndex(where: { $0.id == p.id }) { batches[i].placedHolders = p.holders ?? 0 }
             }
         }
-        for b in try store.openBatches(limit: 500) where b.txBytes == nil && b.placedHolders != nil {
+        for b in batches where b.txBytes == nil && b.placedHolders != nil {
             guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
             let n = try await nextNonce()
             let tx = sign(.anchorReadings(AnchorReadings(device: b.device, batchRoot: b.root, blobDigest: cid.digest, firstMs: b.firstMs, lastMs: b.lastMs, count: UInt32(b.count))), nonce: n)
@@ -393,13 +395,27 @@ public actor Gateway {
         if let placementError { throw placementError }
     }
 
+    /// Puts the batches' blobs on the node, all at once; each with the number of nodes holding it
+    /// (nil: too large for the node).
+    private func putBlobs(_ batches: [GatewayStore.Batch]) async throws -> [(id: Int64, cid: ContentID, holders: Int?)] {
+        try await withThrowingTaskGroup(of: (id: Int64, cid: ContentID, holders: Int?).self) { [node, blobs, chainID, account] group in
+            for b in batches {
+                guard let cid = ContentID(b.cid) else { throw GatewayError.internalError("batch \(b.id) has a bad cid") }
+                group.addTask { (b.id, cid, try await node.putBlob(try blobs.get(cid), id: cid, chainID: chainID, account: account)) }
+            }
+            var out: [(id: Int64, cid: ContentID, holders: Int?)] = []
+            for try await p in group { out.append(p) }
+            return out
+        }
+    }
+
     /// Runs sealing and anchoring until cancelled.
     public func run(intervalMs: UInt64 = 100) async {
         while !Task.isCancelled {
             do {
-                let recipients = try await sealingRecipients()
+                let due = try await dueForSealing()
                 try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                    sealer.async { c.resume(with: Result { try self.sealDue(recipients: recipients) }) }
+                    sealer.async { c.resume(with: Result { try self.seal(due) }) }
                 }
                 try await anchorOpen()
                 await committer.refreshUnanchored()

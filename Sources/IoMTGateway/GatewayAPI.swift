@@ -35,15 +35,11 @@ public struct GatewayAPI: Sendable {
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(v))))
     }
 
-    static func header(_ req: Request, _ lowercased: String) -> String? {
-        req.headers.first { $0.name.canonicalName == lowercased }?.value
-    }
-
     func upload(_ req: Request) async throws -> Response {
         func missing(_ s: String) -> Problem { Problem(.unauthorized, code: "missing-credentials", detail: UploadRefusal.missingCredentials(s).description) }
-        guard let d = Self.header(req, "x-iomt-device"), let device = Address(hex: d) else { throw missing("X-IoMT-Device (40 hex digits)") }
-        guard let c = Self.header(req, "x-iomt-counter"), let counter = UInt64(c) else { throw missing("X-IoMT-Counter (an unsigned integer)") }
-        guard let s = Self.header(req, "x-iomt-signature"), let tag = Hex.decode(s) else { throw missing("X-IoMT-Signature (hex)") }
+        guard let d = req.header("x-iomt-device"), let device = Address(hex: d) else { throw missing("X-IoMT-Device (40 hex digits)") }
+        guard let c = req.header("x-iomt-counter"), let counter = UInt64(c) else { throw missing("X-IoMT-Counter (an unsigned integer)") }
+        guard let s = req.header("x-iomt-signature"), let tag = Hex.decode(s) else { throw missing("X-IoMT-Signature (hex)") }
         let contentType = req.headers[.contentType] ?? ""
         let buffer = try await req.body.collect(upTo: gateway.configuration.maxUploadBytes)
         switch await gateway.uploadResult(device: device, counter: counter, contentType: contentType, tag: tag, body: Array(buffer.readableBytesView)) {

@@ -74,7 +74,7 @@ public actor BlobExchange {
     /// Who may store a blob: an active gateway or member-admin account whose key signed
     /// `BlobPutAuth.message` for this chain and digest (checked against committed state).
     public typealias Authorise = @Sendable (_ account: Address, _ signature: Signature, _ digest: Hash) async -> PutRefusal?
-    let authorise: Authorise
+    public nonisolated let authorise: Authorise
     /// Blob files are read, hashed, written and fsync'd here, not on Swift's cooperative threads
     /// (two of them here: a 4 MiB write and its fsyncs would stall every task of the node). A
     /// concurrent queue: puts of different blobs overlap their fsyncs (each writes its own
@@ -172,15 +172,14 @@ public actor BlobExchange {
         let targets = Self.rendezvous(id.digest, among: peers.connected(), count: replicationFactor - 1)
         await withTaskGroup(of: (PublicKey, Bool).self) { group in
             for peer in targets {
-                group.addTask { (peer, await self.replicate(.store(id: 0, bytes: bytes, account: account, signature: signature), digest: id.digest, to: peer)) }
+                group.addTask { (peer, await self.replicate(bytes, digest: id.digest, account: account, signature: signature, to: peer)) }
             }
             for await (peer, ok) in group where ok { holders.append(peer.text) }
         }
         return Placement(cid: id.description, holders: holders, replicationFactor: replicationFactor)
     }
 
-    private func replicate(_ request: BlobMessage, digest: Hash, to peer: PublicKey) async -> Bool {
-        guard case .store(_, let bytes, let account, let signature) = request else { return false }
+    private func replicate(_ bytes: [UInt8], digest: Hash, account: Address, signature: Signature, to peer: PublicKey) async -> Bool {
         let id = takeID()
         return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             waiting[id] = .replicate(digest: digest, peer: peer, done: c)

@@ -3,9 +3,7 @@ import ArgumentParser
 import Foundation
 import IoMTCore
 import IoMTEdge
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import IoMTGateway
 
 /// `iomtchain keys x25519`: the key a patient (or a place's owner) receives data keys with.
 struct X25519KeyCommand: ParsableCommand {
@@ -21,10 +19,14 @@ struct X25519KeyCommand: ParsableCommand {
     }
 }
 
+/// The X25519 key in `path` (32 raw bytes), or nil if there is no such file.
+func loadX25519Key(_ path: String) throws -> Curve25519.KeyAgreement.PrivateKey? {
+    guard let d = FileManager.default.contents(atPath: path) else { return nil }
+    do { return try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: d) } catch { throw CLIError("\(path) is not an X25519 key file (32 raw bytes)") }
+}
+
 func loadOrCreateX25519Key(_ path: String) throws -> Curve25519.KeyAgreement.PrivateKey {
-    if let d = FileManager.default.contents(atPath: path) {
-        do { return try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: d) } catch { throw CLIError("\(path) is not an X25519 key file (32 raw bytes)") }
-    }
+    if let k = try loadX25519Key(path) { return k }
     let k = Curve25519.KeyAgreement.PrivateKey()
     guard FileManager.default.createFile(atPath: path, contents: k.rawRepresentation, attributes: [.posixPermissions: 0o600]) else { throw CLIError("cannot write \(path)") }
     return k
@@ -45,9 +47,7 @@ struct BlobCommand: AsyncParsableCommand {
         @Option(help: "The blob's content id (CIDv1, bafkrei…).") var cid: String?
 
         func run() async throws {
-            guard let k = FileManager.default.contents(atPath: key), let recipient = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: k) else {
-                throw CLIError("\(key) is not an X25519 key file")
-            }
+            guard let recipient = try loadX25519Key(key) else { throw CLIError("no X25519 key file \(key)") }
             let id: ContentID?
             if let cid {
                 guard let c = ContentID(cid) else { throw CLIError("--cid is not a CIDv1 (raw, sha2-256, base32)") }
@@ -59,11 +59,9 @@ struct BlobCommand: AsyncParsableCommand {
                 bytes = Array(try readInput(f))
             case (nil, let base?):
                 guard let id else { throw CLIError("--from needs --cid") }
-                guard let url = URL(string: (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/blobs/" + id.description) else { throw CLIError("bad --from URL") }
-                let (data, resp) = try await URLSession.shared.data(from: url)
-                let status = (resp as? HTTPURLResponse)?.statusCode ?? 0
-                guard status == 200 else { throw CLIError("GET \(url): HTTP \(status) \(String(decoding: data.prefix(300), as: UTF8.self))") }
-                bytes = Array(data)
+                let r = try await NodeLink(base: base).request("GET", "/v1/blobs/" + id.description)
+                guard r.status == 200 else { throw CLIError("GET \(base)/v1/blobs/\(id): HTTP \(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))") }
+                bytes = Array(r.body)
             default:
                 throw CLIError("give exactly one of --file and --from")
             }

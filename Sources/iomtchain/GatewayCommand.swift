@@ -35,6 +35,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
             let account = try KeyFile.load(path: key)
+            // The gateway's X25519 key for unwrapping blob data keys: 32 raw bytes, mode 0600.
             let sealing = try loadOrCreateX25519Key(dataDir + "/sealing-x25519.key")
             var config = Gateway.Configuration()
             config.batchSize = batchSize
@@ -112,7 +113,6 @@ struct GatewayCommand: AsyncParsableCommand {
     }
 }
 
-/// The gateway's X25519 key for unwrapping blob data keys: 32 raw bytes, mode 0600.
 /// `iomtchain device upload`: what a device (or its app) does: sign one upload and send it.
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "device", abstract: "Act as a device.", subcommands: [Upload.self])

@@ -62,7 +62,7 @@ struct NodeCommand: AsyncParsableCommand {
             let authorise: BlobExchange.Authorise = { [node] account, signature, digest in
                 BlobExchange.check(account: account, signature: signature, digest: digest, chainID: node.genesis.chainId, state: await node.committedState)
             }
-            var blobs = BlobExchange(store: blobStore, authorise: authorise)
+            var blobs: BlobExchange?
             if consortium {
                 guard blobReplicas >= 1 else { throw CLIError("--blob-replicas must be at least 1") }
                 let started = try await startConsortium(node: node, nodeKey: node.validatorKey, observer: observer, listen: p2p, peers: try peer.map(parsePeer),
@@ -72,7 +72,7 @@ struct NodeCommand: AsyncParsableCommand {
                 blobs = started.blobs
             }
             let app = Application(
-                router: API(node: node, consensus: consensusInfo, blobs: blobs).router(),
+                router: API(node: node, consensus: consensusInfo, blobs: blobs ?? BlobExchange(store: blobStore, authorise: authorise)).router(),
                 configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "iomtchain"),
                 onServerRunning: { channel in
                     log("http listening on \(parts[0]):\(channel.localAddress?.port ?? port)")
