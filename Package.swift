@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTCoreTests",
-            dependencies: ["IoMTCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["IoMTCore", .product(name: "PropertyBased", package: "swift-property-based"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "IoMTConsensusTests",
@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IoMTContractsTests",
-            dependencies: ["IoMTContracts", "IoMTConsensus"]
+            dependencies: ["IoMTContracts", "IoMTConsensus", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "IoMTStoreTests",

@@ -51,6 +51,7 @@ public struct API: Sendable {
             }
             return try json(await consensus())
         }
+        patientRoutes(router)
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         router.get("/metrics") { _, _ in await metrics() }
         router.get("/openapi.yaml") { _, _ in try openAPI() }
@@ -317,7 +318,7 @@ public struct API: Sendable {
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_yaml)))
     }
 
-    private func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    func json<T: Encodable>(_ v: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try JSON.encoder.encode(v)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -13,7 +13,9 @@ enum Devices {
         guard ownerRoles.contains(sender.role) else { throw .unauthorised("a \(sender.role.name) account cannot own devices") }
         guard let id = b.deviceID else { throw .invalidArgument("give exactly one of publicKey and macKeyHash") }
         guard (b.subject == nil) != (b.place == nil) else { throw .invalidArgument("bind the device to exactly one of subject (a patient pseudonym) and place") }
-        if sender.role == .patient, b.subject == nil { throw .invalidArgument("a patient's device is bound to a subject, not a place") }
+        if sender.role == .patient, b.subject != Pseudonym.of(sender.address) {
+            throw .invalidArgument("a patient's device is bound to the patient's own pseudonym \(Pseudonym.of(sender.address))")
+        }
         try checkType(b.deviceType)
         if let p = b.place {
             guard !p.isEmpty, p.utf8.count <= placeBytes else { throw .invalidArgument("place must be 1…\(placeBytes) bytes") }

@@ -11,6 +11,9 @@ enum Membership {
         guard b.role != .memberAdmin else {
             throw .invalidArgument("member-admins are added by governance (propose-governance add-admin)")
         }
+        guard b.role != .patient else {
+            throw .invalidArgument("patients are enrolled with register-patient (their X25519 key and pseudonym)")
+        }
         try Limits.check(b.label, max: Limits.labelBytes, field: "label")
         guard try state.read(Organisation.self, StateKeys.organisation(b.organisation)) != nil else { throw .unknownOrganisation(b.organisation) }
         let address = b.publicKey.address

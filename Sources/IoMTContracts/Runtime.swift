@@ -177,6 +177,13 @@ public enum Runtime {
             case .anchorReadings(let b): try Devices.anchor(b, by: bumped, state: &scratch, context: ctx)
             case .recordAlert(let b): try Devices.recordAlert(b, by: bumped, state: &scratch, context: ctx)
             case .setDeviceSampling(let b): try Devices.setSampling(b, by: bumped, state: &scratch, context: ctx)
+            case .registerPatient(let b): try Patients.register(b, by: bumped, state: &scratch, context: ctx)
+            case .setAgreementKey(let b): try Patients.setAgreementKey(b, by: bumped, state: &scratch, context: ctx)
+            case .attestPractitioner(let b): try Patients.attest(b, by: bumped, state: &scratch, context: ctx)
+            case .grantConsent(let b): try Patients.grant(b, by: bumped, state: &scratch, context: ctx)
+            case .revokeConsent(let b): try Patients.revoke(b, by: bumped, state: &scratch, context: ctx)
+            case .declareEmergencyAccess(let b): try Patients.declareEmergency(b, by: bumped, state: &scratch, context: ctx)
+            case .reviewEmergencyAccess(let b): try Patients.review(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -515,6 +515,9 @@ public actor Node {
         (committedState.proof(forKey: key), latestHeader, latestCommit)
     }
 
+    /// The latest committed state with its header (for queries such as access decisions).
+    public func committedSnapshot() -> (state: AuthenticatedState, header: BlockHeader) { (committedState, latestHeader) }
+
     /// The next nonce for `address`, counting pending transactions.
     public func nextNonce(_ address: Address) -> UInt64? {
         (try? mempool.pendingState.read(Account.self, StateKeys.account(address)))??.nonce

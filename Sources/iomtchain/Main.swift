@@ -9,7 +9,8 @@ struct IoMTChainCLI: AsyncParsableCommand {
         abstract: "IoMTChain: a permissioned blockchain for the Internet of Medical Things.",
         subcommands: [NodeCommand.self, KeysCommand.self, TxCommand.self, BlockCommand.self, StateCommand.self,
                       ChainCommand.self, ProofCommand.self, BenchCommand.self, SimulateCommand.self, LightCommand.self,
-                      DevnetCommand.self, BenchConsortiumCommand.self, GatewayCommand.self, DeviceCommand.self, VerifyReadingCommand.self, BlobCommand.self])
+                      DevnetCommand.self, BenchConsortiumCommand.self, GatewayCommand.self, DeviceCommand.self, VerifyReadingCommand.self, BlobCommand.self,
+                      PatientCommand.self, AccessCommand.self])
 }
 
 /// An error the CLI prints as one line and exits non-zero with.

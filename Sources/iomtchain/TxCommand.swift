@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IoMTAPI
 import IoMTCore
 import IoMTNode
 
@@ -23,7 +24,48 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "approve-proposal: proposal id (hash).") var proposal: String?
         @Option(help: "set-device-sampling: the device's address.") var device: String?
         @Option(help: "set-device-sampling: intensive or periodic.") var mode: String?
-        @Option(help: "set-device-sampling: how long an intensive request lasts, in minutes (≤ 10080).") var minutes: Int64 = 60
+        @Option(help: "set-device-sampling: how long an intensive request lasts, in minutes (≤ 10080); declare-emergency-access: how long access lasts (≤ 1440).") var minutes: Int64?
+        @Option(help: "register-patient, set-agreement-key: the X25519 public key (64 hex digits).") var agreementKey: String?
+        @Option(help: "attest-practitioner: doctor, nurse, paramedic, pharmacist, midwife, technician, therapist, other.") var profession: String?
+        @Option(help: "attest-practitioner: the licence id (only its SHA-256 goes on-chain).") var licenceId: String?
+        @Flag(help: "attest-practitioner: withdraw the attestation.") var withdraw = false
+        @Option(help: "grant-consent: the grantee's account address.") var granteeAccount: String?
+        @Option(help: "grant-consent: the grantee organisation (every attested practitioner, researcher and public-health officer of it), or with --grantee-role/--grantee-profession the organisation attribute.") var granteeOrganisation: String?
+        @Option(help: "grant-consent: grantee attribute: role.") var granteeRole: String?
+        @Option(help: "grant-consent: grantee attribute: profession.") var granteeProfession: String?
+        @Option(help: "grant-consent, declare-emergency-access: data categories, comma-separated (\(DataCategory.all.joined(separator: ", "))).") var categories: String?
+        @Option(help: "grant-consent: purposes, comma-separated (\(Purpose.all.joined(separator: ", "))).") var purposes: String?
+        @Option(help: "grant-consent: first reading time covered (ms since 1970).") var dataFrom: Int64 = 0
+        @Option(help: "grant-consent: last reading time covered (ms since 1970).") var dataUntil: Int64 = .max
+        @Option(help: "grant-consent: days until the grant lapses.") var days: Int64 = 30
+        @Option(help: "grant-consent: a FHIR R4 Consent resource (JSON file) to grant instead of the flags above.") var fhir: String?
+        @Option(help: "grant-consent with --fhir: the consortium organisation a FHIR Organization reference stands for.") var fhirOrganisation: String?
+        @Option(help: "revoke-consent: the grant's id.") var grant: String?
+        @Option(help: "declare-emergency-access: the patient's pseudonym.") var subject: String?
+        @Option(help: "declare-emergency-access: \(DeclareEmergencyAccess.reasonCodes.joined(separator: ", ")).") var reasonCode: String?
+        @Option(help: "declare-emergency-access: the written statement (only its SHA-256 goes on-chain; keep the text).") var statement: String?
+        @Option(help: "review-emergency-access: the access's id.") var access: String?
+        @Option(help: "review-emergency-access: justified or unjustified.") var verdict: String?
+        @Option(help: "review-emergency-access: a note (only its SHA-256 goes on-chain).") var note: String?
+
+        func list(_ s: String) -> [String] { s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+        func grantee() throws -> Grantee {
+            if let a = granteeAccount {
+                guard let address = Address(hex: a) else { throw CLIError("--grantee-account must be 40 hex digits") }
+                return .account(address)
+            }
+            if granteeRole != nil || granteeProfession != nil {
+                var role: Role?
+                if let r = granteeRole {
+                    guard let v = Role(name: r) else { throw CLIError("unknown --grantee-role; one of \(Role.allCases.map(\.name).joined(separator: ", "))") }
+                    role = v
+                }
+                return .attributes(role: role, profession: granteeProfession, organisation: granteeOrganisation)
+            }
+            guard let o = granteeOrganisation else { throw CLIError("grant-consent needs --grantee-account, --grantee-organisation, or --grantee-role/--grantee-profession") }
+            return .organisation(o)
+        }
 
         func make() throws -> TransactionPayload {
             if let payload {
@@ -50,7 +92,33 @@ struct TxCommand: AsyncParsableCommand {
             case "set-device-sampling":
                 guard let d = Address(hex: try need(device, "device")) else { throw CLIError("--device must be 40 hex digits") }
                 let m = try need(mode, "mode")
-                return .setDeviceSampling(SetDeviceSampling(device: d, mode: m, untilMs: m == "periodic" ? 0 : nowMs() + minutes * 60_000, reason: reason))
+                return .setDeviceSampling(SetDeviceSampling(device: d, mode: m, untilMs: m == "periodic" ? 0 : nowMs() + (minutes ?? 60) * 60_000, reason: reason))
+            case "register-patient":
+                return .registerPatient(RegisterPatient(publicKey: try PublicKey(text: try need(publicKey, "public-key")), agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key"))))
+            case "set-agreement-key":
+                return .setAgreementKey(SetAgreementKey(agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key"))))
+            case "attest-practitioner":
+                guard let a = Address(hex: try need(account, "account")) else { throw CLIError("--account must be 40 hex digits") }
+                return .attestPractitioner(AttestPractitioner(account: a, profession: try need(profession, "profession"), licenceHash: Hash.sha256(Array(try need(licenceId, "licence-id").utf8)), active: !withdraw))
+            case "grant-consent":
+                if let fhir {
+                    let resource: FHIRConsent
+                    do { resource = try JSONDecoder().decode(FHIRConsent.self, from: try readInput(fhir)) } catch { throw CLIError("\(fhir): not a FHIR Consent resource: \(error)") }
+                    do { return .grantConsent(try resource.grant(nowMs: nowMs(), organisation: fhirOrganisation, defaultExpiresMs: nowMs() + days * 86_400_000)) } catch { throw CLIError("\(fhir): \(error)") }
+                }
+                return .grantConsent(GrantConsent(grantee: try grantee(), categories: list(try need(categories, "categories")), purposes: list(try need(purposes, "purposes")),
+                                                  dataFromMs: dataFrom, dataUntilMs: dataUntil, expiresMs: nowMs() + days * 86_400_000))
+            case "revoke-consent":
+                guard let g = Hash(hex: try need(grant, "grant")) else { throw CLIError("--grant must be 64 hex digits") }
+                return .revokeConsent(RevokeConsent(grant: g))
+            case "declare-emergency-access":
+                guard let s = Hash(hex: try need(subject, "subject")) else { throw CLIError("--subject must be a pseudonym (64 hex digits)") }
+                guard let m = UInt32(exactly: minutes ?? 240) else { throw CLIError("--minutes must be 1…1440") }
+                return .declareEmergencyAccess(DeclareEmergencyAccess(subject: s, reasonCode: try need(reasonCode, "reason-code"), statementHash: Hash.sha256(Array(try need(statement, "statement").utf8)),
+                                                                      categories: list(try need(categories, "categories")), minutes: m))
+            case "review-emergency-access":
+                guard let a = Hash(hex: try need(access, "access")) else { throw CLIError("--access must be 64 hex digits") }
+                return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { Hash.sha256(Array($0.utf8)) }))
             case "propose-governance":
                 throw CLIError("propose-governance takes --payload '{\"type\":\"propose-governance\",\"action\":…}'")
             default:

@@ -10,13 +10,13 @@ struct DevicesTests {
     static let patient = C.p256(0xE2)
     static let clinicGateway = C.ed25519(0xE3)
     static let oximeter = C.ed25519(0xE4)
-    static let subject = Hash.sha256(Array("pseudonym of a patient".utf8))
+    static let subject = Pseudonym.of(patient.publicKey.address)
     static let macKey = [UInt8](repeating: 0x5C, count: 32)
 
     static func ledger() -> Ledger {
         var l = Ledger()
         l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
-        l.apply(C.adminA, .register(patient, .patient, "st-marys"))
+        l.apply(C.adminA, .enrol(patient))
         l.apply(C.adminB, .register(clinicGateway, .gateway, "city-clinic"))
         return l
     }

@@ -69,7 +69,7 @@ struct RuntimeTests {
         let k1 = Self.newKey(1), k2 = Self.newKey(2), k3 = Self.newKey(3)
         let good1 = l.transaction(C.adminA, .register(k1, .device, "st-marys"), nonce: 0)
         let bad = l.transaction(C.adminA, .register(k2, .device, "st-marys"), nonce: 5)
-        let good2 = l.transaction(C.adminA, .register(k3, .patient, "st-marys"), nonce: 1)
+        let good2 = l.transaction(C.adminA, .register(k3, .researcher, "st-marys"), nonce: 1)
         let badAuth = l.transaction(C.adminB, .register(k2, .device, "st-marys"), nonce: 0)
         let good3 = l.transaction(C.adminB, .register(k2, .device, "city-clinic"), nonce: 0)
         let context = ExecutionContext(chainID: C.chainID, height: 4, timestampMs: 0)
@@ -85,7 +85,7 @@ struct RuntimeTests {
         let state = r.state.committed()
         func account(_ k: PrivateKey) throws -> Account? { try state.value(forKey: StateKeys.account(k.publicKey.address)).map { try Account(canonicalBytes: $0) } }
         #expect(try account(k1)?.registeredAtHeight == 4)
-        #expect(try account(k3)?.role == .patient)
+        #expect(try account(k3)?.role == .researcher)
         #expect(try account(k2)?.organisation == "city-clinic")
         #expect(try account(C.adminA)?.nonce == 2)
         #expect(try account(C.adminB)?.nonce == 1)

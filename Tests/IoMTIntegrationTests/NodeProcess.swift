@@ -139,6 +139,8 @@ struct HTTP {
         var body: Data
         var headers: [String: String]
         var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+        /// The body as a JSON array of objects (empty if it is not one).
+        var jsonArray: [[String: Any]] { ((try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]]) ?? [] }
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 

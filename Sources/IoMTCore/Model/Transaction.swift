@@ -16,6 +16,14 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case anchorReadings(AnchorReadings)
     case recordAlert(RecordAlert)
     case setDeviceSampling(SetDeviceSampling)
+    // Patients module (issue 5)
+    case registerPatient(RegisterPatient)
+    case setAgreementKey(SetAgreementKey)
+    case attestPractitioner(AttestPractitioner)
+    case grantConsent(GrantConsent)
+    case revokeConsent(RevokeConsent)
+    case declareEmergencyAccess(DeclareEmergencyAccess)
+    case reviewEmergencyAccess(ReviewEmergencyAccess)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -31,10 +39,17 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorReadings: return "anchor-readings"
         case .recordAlert: return "record-alert"
         case .setDeviceSampling: return "set-device-sampling"
+        case .registerPatient: return "register-patient"
+        case .setAgreementKey: return "set-agreement-key"
+        case .attestPractitioner: return "attest-practitioner"
+        case .grantConsent: return "grant-consent"
+        case .revokeConsent: return "revoke-consent"
+        case .declareEmergencyAccess: return "declare-emergency-access"
+        case .reviewEmergencyAccess: return "review-emergency-access"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -49,6 +64,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorReadings(let b): w.write(UInt8(9)); w.write(b)
         case .recordAlert(let b): w.write(UInt8(10)); w.write(b)
         case .setDeviceSampling(let b): w.write(UInt8(11)); w.write(b)
+        case .registerPatient(let b): w.write(UInt8(12)); w.write(b)
+        case .setAgreementKey(let b): w.write(UInt8(13)); w.write(b)
+        case .attestPractitioner(let b): w.write(UInt8(14)); w.write(b)
+        case .grantConsent(let b): w.write(UInt8(15)); w.write(b)
+        case .revokeConsent(let b): w.write(UInt8(16)); w.write(b)
+        case .declareEmergencyAccess(let b): w.write(UInt8(17)); w.write(b)
+        case .reviewEmergencyAccess(let b): w.write(UInt8(18)); w.write(b)
         }
     }
 
@@ -66,6 +88,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 9: self = .anchorReadings(try r.read())
         case 10: self = .recordAlert(try r.read())
         case 11: self = .setDeviceSampling(try r.read())
+        case 12: self = .registerPatient(try r.read())
+        case 13: self = .setAgreementKey(try r.read())
+        case 14: self = .attestPractitioner(try r.read())
+        case 15: self = .grantConsent(try r.read())
+        case 16: self = .revokeConsent(try r.read())
+        case 17: self = .declareEmergencyAccess(try r.read())
+        case 18: self = .reviewEmergencyAccess(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -87,6 +116,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "anchor-readings": self = .anchorReadings(try AnchorReadings(from: decoder))
         case "record-alert": self = .recordAlert(try RecordAlert(from: decoder))
         case "set-device-sampling": self = .setDeviceSampling(try SetDeviceSampling(from: decoder))
+        case "register-patient": self = .registerPatient(try RegisterPatient(from: decoder))
+        case "set-agreement-key": self = .setAgreementKey(try SetAgreementKey(from: decoder))
+        case "attest-practitioner": self = .attestPractitioner(try AttestPractitioner(from: decoder))
+        case "grant-consent": self = .grantConsent(try GrantConsent(from: decoder))
+        case "revoke-consent": self = .revokeConsent(try RevokeConsent(from: decoder))
+        case "declare-emergency-access": self = .declareEmergencyAccess(try DeclareEmergencyAccess(from: decoder))
+        case "review-emergency-access": self = .reviewEmergencyAccess(try ReviewEmergencyAccess(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -107,6 +143,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorReadings(let b): try b.encode(to: encoder)
         case .recordAlert(let b): try b.encode(to: encoder)
         case .setDeviceSampling(let b): try b.encode(to: encoder)
+        case .registerPatient(let b): try b.encode(to: encoder)
+        case .setAgreementKey(let b): try b.encode(to: encoder)
+        case .attestPractitioner(let b): try b.encode(to: encoder)
+        case .grantConsent(let b): try b.encode(to: encoder)
+        case .revokeConsent(let b): try b.encode(to: encoder)
+        case .declareEmergencyAccess(let b): try b.encode(to: encoder)
+        case .reviewEmergencyAccess(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import IoMTContracts
 import IoMTCore
 import Testing
@@ -118,9 +119,19 @@ extension TransactionPayload {
         .registerAccount(RegisterAccount(publicKey: key.publicKey, role: role, organisation: org, label: label))
     }
 
+    /// Enrols a patient whose X25519 key is derived from its signing key's seed (tests only).
+    static func enrol(_ key: PrivateKey) -> TransactionPayload {
+        .registerPatient(RegisterPatient(publicKey: key.publicKey, agreementKey: testAgreementKey(key)))
+    }
+
     static func status(_ key: PrivateKey, _ status: AccountStatus, reason: String = "") -> TransactionPayload {
         .setAccountStatus(SetAccountStatus(account: key.publicKey.address, status: status, reason: reason))
     }
 
     static func approve(_ id: Hash) -> TransactionPayload { .approveProposal(ApproveProposal(proposal: id)) }
+}
+
+/// A fixed X25519 public key for a test account.
+func testAgreementKey(_ key: PrivateKey) -> X25519Key {
+    try! X25519Key(bytes: Array(Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Hash.sha256(key.publicKey.address.bytes).bytes).publicKey.rawRepresentation))
 }

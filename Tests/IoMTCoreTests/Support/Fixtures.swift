@@ -1,3 +1,4 @@
+import Crypto
 import IoMTCore
 import PropertyBased
 import Testing
@@ -15,6 +16,11 @@ enum Fixture {
     /// A P-256 key whose scalar is the small number `n` (valid for n > 0).
     static func p256(_ n: UInt8) -> PrivateKey {
         try! PrivateKey(algorithm: .p256, rawBytes: [UInt8](repeating: 0, count: 31) + [n])
+    }
+
+    /// The X25519 public key of the private scalar `b` repeated.
+    static func x25519(_ b: UInt8) -> X25519Key {
+        try! X25519Key(bytes: Array(Curve25519.KeyAgreement.PrivateKey(rawRepresentation: [UInt8](repeating: b, count: 32)).publicKey.rawRepresentation))
     }
 
     static func hash(_ b: UInt8) -> Hash { Hash(bytes: [UInt8](repeating: b, count: 32))! }
@@ -52,6 +58,16 @@ enum Fixture {
         .anchorReadings(AnchorReadings(device: address(0x28), batchRoot: hash(0x29), blobDigest: hash(0x2A), firstMs: -5, lastMs: 1_700_000_000_000, count: 250)),
         .recordAlert(RecordAlert(device: address(0x2B), rule: "spo2-low", severity: "critical", raised: true, atMs: 1_700_000_000_001)),
         .setDeviceSampling(SetDeviceSampling(device: address(0x2F), mode: "intensive", untilMs: 1_700_000_600_000, reason: "post-op watch")),
+        .registerPatient(RegisterPatient(publicKey: ed25519(0x30).publicKey, agreementKey: x25519(0x31))),
+        .setAgreementKey(SetAgreementKey(agreementKey: x25519(0x32))),
+        .attestPractitioner(AttestPractitioner(account: address(0x33), profession: "nurse", licenceHash: hash(0x34), active: false)),
+        .grantConsent(GrantConsent(grantee: .account(address(0x35)), categories: ["vital-signs", "ecg"], purposes: ["treatment"], dataFromMs: -1, dataUntilMs: .max, expiresMs: 1_800_000_000_000)),
+        .grantConsent(GrantConsent(grantee: .organisation("st-marys"), categories: ["laboratory"], purposes: ["research", "public-health"], expiresMs: 1)),
+        .grantConsent(GrantConsent(grantee: .attributes(role: .practitioner, profession: "doctor", organisation: nil), categories: ["ecg"], purposes: ["treatment"], expiresMs: 2)),
+        .revokeConsent(RevokeConsent(grant: hash(0x36))),
+        .declareEmergencyAccess(DeclareEmergencyAccess(subject: hash(0x37), reasonCode: "unconscious", statementHash: hash(0x38), categories: ["medication"], minutes: 90)),
+        .reviewEmergencyAccess(ReviewEmergencyAccess(access: hash(0x39), verdict: "justified", noteHash: hash(0x3A))),
+        .reviewEmergencyAccess(ReviewEmergencyAccess(access: hash(0x3B), verdict: "unjustified")),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

@@ -1,0 +1,383 @@
+import Crypto
+
+/// Patient-controlled data (issue 5): identities under pseudonyms, practitioner attestations,
+/// consent grants, emergency access. On-chain: keys, pseudonyms, hashes, codes and policy — never a
+/// name, a condition or a value.
+
+// MARK: identities
+
+/// A patient's pseudonym: the subject that devices, anchors, grants and audit records name.
+/// It follows from the patient's account address, and a patient holds one account per organisation
+/// (keys derived from one secret, `PatientSecret`), so two organisations see two unrelated
+/// pseudonyms unless the patient links them (by a grant naming the other organisation).
+public enum Pseudonym {
+    public static func of(_ account: Address) -> Hash { Hash.domain("iomtchain/pseudonym/v1", account.bytes) }
+}
+
+/// The one secret a patient's agent (phone app, smart card) keeps. Every organisation the patient
+/// is enrolled at gets its own signing key and X25519 key derived from it with HKDF-SHA256, so the
+/// keys — and so the pseudonyms — of two organisations cannot be linked without the secret.
+public struct PatientSecret: Sendable {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) throws(KeyError) {
+        guard bytes.count == 32 else { throw .invalidPrivateKey("a patient secret is 32 bytes, got \(bytes.count)") }
+        self.bytes = bytes
+    }
+
+    public static func generate() -> PatientSecret {
+        try! PatientSecret(bytes: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+    }
+
+    private func derive(_ purpose: String, _ organisation: String) -> [UInt8] {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: bytes), salt: Array("iomtchain/patient/v1".utf8),
+                               info: Array("\(purpose)/\(organisation)".utf8), outputByteCount: 32).withUnsafeBytes { Array($0) }
+    }
+
+    /// The Ed25519 key of the patient's account at `organisation`.
+    public func signingKey(at organisation: String) -> PrivateKey {
+        try! PrivateKey(algorithm: .ed25519, rawBytes: derive("sign", organisation))
+    }
+
+    /// The X25519 key data keys are wrapped for at `organisation`.
+    public func agreementKey(at organisation: String) -> Curve25519.KeyAgreement.PrivateKey {
+        try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: derive("x25519", organisation))
+    }
+
+    /// The pseudonym the patient has at `organisation`.
+    public func pseudonym(at organisation: String) -> Hash { Pseudonym.of(signingKey(at: organisation).publicKey.address) }
+}
+
+/// A member-admin or practitioner enrols a patient of its organisation: the patient's signing key
+/// (the account) and X25519 key (`agreementKey`). Nothing else: the pseudonym follows from the key.
+public struct RegisterPatient: Hashable, Sendable, Codable, CanonicalCodable {
+    public var publicKey: PublicKey
+    public var agreementKey: X25519Key
+
+    public init(publicKey: PublicKey, agreementKey: X25519Key) { self.publicKey = publicKey; self.agreementKey = agreementKey }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(publicKey); w.write(agreementKey) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { publicKey = try r.read(); agreementKey = try r.read() }
+}
+
+/// Any account publishes (or rotates) the X25519 key that data keys are wrapped for when it reads:
+/// a patient for its own data, a practitioner, researcher or family member for data granted to it.
+public struct SetAgreementKey: Hashable, Sendable, Codable, CanonicalCodable {
+    public var agreementKey: X25519Key
+
+    public init(agreementKey: X25519Key) { self.agreementKey = agreementKey }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(agreementKey) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { agreementKey = try r.read() }
+}
+
+/// An account's published X25519 key. Stored under `StateKeys.agreementKey(address)`.
+public struct AgreementKeyRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var key: X25519Key
+    /// 1 for the first key; +1 on each rotation.
+    public var epoch: UInt32
+    public var height: UInt64
+
+    public init(key: X25519Key, epoch: UInt32, height: UInt64) { self.key = key; self.epoch = epoch; self.height = height }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(key); w.write(epoch); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { key = try r.read(); epoch = try r.read(); height = try r.read() }
+}
+
+/// A patient enrolled at an organisation. Stored under `StateKeys.patient(pseudonym)`.
+public struct PatientRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var pseudonym: Hash
+    public var account: Address
+    public var organisation: String
+    public var enrolledBy: Address
+    public var height: UInt64
+
+    public init(pseudonym: Hash, account: Address, organisation: String, enrolledBy: Address, height: UInt64) {
+        self.pseudonym = pseudonym; self.account = account; self.organisation = organisation; self.enrolledBy = enrolledBy; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(pseudonym); w.write(account); w.write(organisation); w.write(enrolledBy); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        pseudonym = try r.read(); account = try r.read(); organisation = try r.read(); enrolledBy = try r.read(); height = try r.read()
+    }
+}
+
+/// A member-admin attests (or withdraws the attestation of) a practitioner account of its own
+/// organisation: profession and the SHA-256 of the licence id — the licence id itself stays with
+/// the organisation.
+public struct AttestPractitioner: Hashable, Sendable, Codable, CanonicalCodable {
+    public var account: Address
+    /// `doctor`, `nurse`, `paramedic`, `pharmacist`, `midwife`, `technician`, `therapist`, `other`.
+    public var profession: String
+    public var licenceHash: Hash
+    /// False withdraws the attestation.
+    public var active: Bool
+
+    public static let professions = ["doctor", "nurse", "paramedic", "pharmacist", "midwife", "technician", "therapist", "other"]
+
+    public init(account: Address, profession: String, licenceHash: Hash, active: Bool = true) {
+        self.account = account; self.profession = profession; self.licenceHash = licenceHash; self.active = active
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(account); w.write(profession); w.write(licenceHash); w.write(active) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        account = try r.read(); profession = try r.read(); licenceHash = try r.read(); active = try r.read()
+    }
+}
+
+/// A practitioner's attestation. Stored under `StateKeys.practitioner(address)`.
+public struct PractitionerRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var attestation: AttestPractitioner
+    public var organisation: String
+    public var attestedBy: Address
+    public var height: UInt64
+
+    public init(attestation: AttestPractitioner, organisation: String, attestedBy: Address, height: UInt64) {
+        self.attestation = attestation; self.organisation = organisation; self.attestedBy = attestedBy; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(attestation); w.write(organisation); w.write(attestedBy); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        attestation = try r.read(); organisation = try r.read(); attestedBy = try r.read(); height = try r.read()
+    }
+}
+
+// MARK: consent
+
+/// Categories of a patient's data a grant covers.
+public enum DataCategory {
+    public static let all = ["vital-signs", "ecg", "location", "diagnoses", "laboratory", "medication", "immunization", "imaging", "notes"]
+}
+
+/// Why a grantee reads.
+public enum Purpose {
+    public static let all = ["treatment", "research", "public-health", "family-care"]
+}
+
+/// Who a grant is for: one account; every practitioner, researcher or public-health officer of an
+/// organisation; or accounts with given attributes (any of role, profession, organisation; each
+/// one given must match).
+public enum Grantee: Hashable, Sendable, CanonicalCodable, Codable {
+    case account(Address)
+    case organisation(String)
+    case attributes(role: Role?, profession: String?, organisation: String?)
+
+    public func encode(to w: inout CanonicalWriter) {
+        switch self {
+        case .account(let a): w.write(UInt8(1)); w.write(a)
+        case .organisation(let o): w.write(UInt8(2)); w.write(o)
+        case .attributes(let r, let p, let o): w.write(UInt8(3)); w.write(r); w.write(p); w.write(o)
+        }
+    }
+
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        let tag: UInt8 = try r.read()
+        switch tag {
+        case 1: self = .account(try r.read())
+        case 2: self = .organisation(try r.read())
+        case 3: self = .attributes(role: try r.readOptional(), profession: try r.readOptional(), organisation: try r.readOptional())
+        default: throw .unknownTag(type: "Grantee", tag: tag)
+        }
+    }
+
+    private enum Keys: String, CodingKey { case account, organisation, role, profession }
+
+    /// JSON: `{"account": "<40 hex>"}`, `{"organisation": "st-marys"}`, or any of
+    /// `{"role": "practitioner", "profession": "doctor", "organisation": "st-marys"}` with a role or
+    /// profession (an organisation alone is the organisation form).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        if let a = try c.decodeIfPresent(Address.self, forKey: .account) { self = .account(a); return }
+        let role = try c.decodeIfPresent(Role.self, forKey: .role)
+        let profession = try c.decodeIfPresent(String.self, forKey: .profession)
+        let org = try c.decodeIfPresent(String.self, forKey: .organisation)
+        if role == nil, profession == nil {
+            guard let org else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a grantee names an account, an organisation, or attributes (role, profession, organisation)")) }
+            self = .organisation(org)
+        } else {
+            self = .attributes(role: role, profession: profession, organisation: org)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        switch self {
+        case .account(let a): try c.encode(a, forKey: .account)
+        case .organisation(let o): try c.encode(o, forKey: .organisation)
+        case .attributes(let r, let p, let o):
+            try c.encodeIfPresent(r, forKey: .role); try c.encodeIfPresent(p, forKey: .profession); try c.encodeIfPresent(o, forKey: .organisation)
+        }
+    }
+}
+
+/// A patient grants a grantee access to its data: which categories, data from which time window,
+/// for which purposes, until when. The grant's id is the transaction's hash.
+public struct GrantConsent: Hashable, Sendable, Codable, CanonicalCodable {
+    public var grantee: Grantee
+    public var categories: [String]
+    public var purposes: [String]
+    /// The window of the data covered (reading times, ms UTC), inclusive.
+    public var dataFromMs: Int64
+    public var dataUntilMs: Int64
+    /// When the grant lapses (ms UTC, block time).
+    public var expiresMs: Int64
+
+    public init(grantee: Grantee, categories: [String], purposes: [String], dataFromMs: Int64 = 0, dataUntilMs: Int64 = .max, expiresMs: Int64) {
+        self.grantee = grantee; self.categories = categories; self.purposes = purposes
+        self.dataFromMs = dataFromMs; self.dataUntilMs = dataUntilMs; self.expiresMs = expiresMs
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(grantee); w.write(categories); w.write(purposes)
+        w.write(UInt64(bitPattern: dataFromMs)); w.write(UInt64(bitPattern: dataUntilMs)); w.write(UInt64(bitPattern: expiresMs))
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        grantee = try r.read(); categories = try r.readArray(); purposes = try r.readArray()
+        dataFromMs = Int64(bitPattern: try r.read()); dataUntilMs = Int64(bitPattern: try r.read()); expiresMs = Int64(bitPattern: try r.read())
+    }
+}
+
+/// The patient revokes one of its grants. From the block that commits it, the grant answers no.
+public struct RevokeConsent: Hashable, Sendable, Codable, CanonicalCodable {
+    public var grant: Hash
+
+    public init(grant: Hash) { self.grant = grant }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(grant) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { grant = try r.read() }
+}
+
+/// A grant as held in state (`StateKeys.consent(id)`).
+public struct ConsentRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var id: Hash
+    public var subject: Hash
+    public var grant: GrantConsent
+    public var grantedAtMs: Int64
+    public var height: UInt64
+    /// Set when revoked (block time).
+    public var revokedAtMs: Int64?
+
+    public init(id: Hash, subject: Hash, grant: GrantConsent, grantedAtMs: Int64, height: UInt64, revokedAtMs: Int64? = nil) {
+        self.id = id; self.subject = subject; self.grant = grant; self.grantedAtMs = grantedAtMs; self.height = height; self.revokedAtMs = revokedAtMs
+    }
+
+    /// In force at block time `atMs`.
+    public func isActive(atMs: Int64) -> Bool { revokedAtMs == nil && atMs < grant.expiresMs }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(id); w.write(subject); w.write(grant); w.write(UInt64(bitPattern: grantedAtMs)); w.write(height); w.write(revokedAtMs.map { UInt64(bitPattern: $0) })
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        id = try r.read(); subject = try r.read(); grant = try r.read(); grantedAtMs = Int64(bitPattern: try r.read()); height = try r.read()
+        let revoked: UInt64? = try r.readOptional()
+        revokedAtMs = revoked.map { Int64(bitPattern: $0) }
+    }
+}
+
+// MARK: emergency access
+
+/// A practitioner reads a patient's data without consent (break-glass). The reason is a code plus
+/// the SHA-256 of the practitioner's written statement, which the organisation keeps and shows the
+/// patient and reviewers: a free-text reason would be a condition, and conditions stay off-chain.
+public struct DeclareEmergencyAccess: Hashable, Sendable, Codable, CanonicalCodable {
+    public var subject: Hash
+    /// One of `reasonCodes`.
+    public var reasonCode: String
+    public var statementHash: Hash
+    public var categories: [String]
+    /// How long access lasts from the block's time, at most `maxMinutes`.
+    public var minutes: UInt32
+
+    public static let reasonCodes = ["unconscious", "life-threatening", "unable-to-consent", "public-health-emergency", "other"]
+    public static let maxMinutes: UInt32 = 24 * 60
+
+    public init(subject: Hash, reasonCode: String, statementHash: Hash, categories: [String], minutes: UInt32 = 240) {
+        self.subject = subject; self.reasonCode = reasonCode; self.statementHash = statementHash; self.categories = categories; self.minutes = minutes
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(subject); w.write(reasonCode); w.write(statementHash); w.write(categories); w.write(minutes) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        subject = try r.read(); reasonCode = try r.read(); statementHash = try r.read(); categories = try r.readArray(); minutes = try r.read()
+    }
+}
+
+/// The patient, or a member-admin of the practitioner's organisation, reviews an emergency access.
+public struct ReviewEmergencyAccess: Hashable, Sendable, Codable, CanonicalCodable {
+    public var access: Hash
+    /// `justified` or `unjustified`.
+    public var verdict: String
+    public var noteHash: Hash?
+
+    public static let verdicts = ["justified", "unjustified"]
+
+    public init(access: Hash, verdict: String, noteHash: Hash? = nil) { self.access = access; self.verdict = verdict; self.noteHash = noteHash }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(access); w.write(verdict); w.write(noteHash) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { access = try r.read(); verdict = try r.read(); noteHash = try r.readOptional() }
+}
+
+/// A review as recorded.
+public struct EmergencyReview: Hashable, Sendable, Codable, CanonicalCodable {
+    public var verdict: String
+    public var noteHash: Hash?
+    public var reviewer: Address
+    public var atMs: Int64
+
+    public init(verdict: String, noteHash: Hash?, reviewer: Address, atMs: Int64) { self.verdict = verdict; self.noteHash = noteHash; self.reviewer = reviewer; self.atMs = atMs }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(verdict); w.write(noteHash); w.write(reviewer); w.write(UInt64(bitPattern: atMs)) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        verdict = try r.read(); noteHash = try r.readOptional(); reviewer = try r.read(); atMs = Int64(bitPattern: try r.read())
+    }
+}
+
+/// An emergency access as held in state (`StateKeys.emergency(id)`); its id is the declaring
+/// transaction's hash.
+public struct EmergencyAccessRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var id: Hash
+    public var declaration: DeclareEmergencyAccess
+    public var practitioner: Address
+    public var organisation: String
+    public var startMs: Int64
+    public var untilMs: Int64
+    public var height: UInt64
+    public var review: EmergencyReview?
+
+    public init(id: Hash, declaration: DeclareEmergencyAccess, practitioner: Address, organisation: String, startMs: Int64, untilMs: Int64, height: UInt64, review: EmergencyReview? = nil) {
+        self.id = id; self.declaration = declaration; self.practitioner = practitioner; self.organisation = organisation
+        self.startMs = startMs; self.untilMs = untilMs; self.height = height; self.review = review
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(id); w.write(declaration); w.write(practitioner); w.write(organisation)
+        w.write(UInt64(bitPattern: startMs)); w.write(UInt64(bitPattern: untilMs)); w.write(height); w.write(review)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        id = try r.read(); declaration = try r.read(); practitioner = try r.read(); organisation = try r.read()
+        startMs = Int64(bitPattern: try r.read()); untilMs = Int64(bitPattern: try r.read()); height = try r.read(); review = try r.readOptional()
+    }
+}
+
+/// Ids listed under a subject or an organisation (grants, emergency accesses), oldest first.
+public struct IDList: Hashable, Sendable, Codable, CanonicalCodable {
+    public var ids: [Hash]
+
+    public init(_ ids: [Hash] = []) { self.ids = ids }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(ids) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { ids = try r.readArray() }
+}
+
+extension StateKeys {
+    public static func patient(_ pseudonym: Hash) -> [UInt8] { Array("patient/".utf8) + pseudonym.bytes }
+    public static func agreementKey(_ a: Address) -> [UInt8] { Array("xkey/".utf8) + a.bytes }
+    public static func practitioner(_ a: Address) -> [UInt8] { Array("practitioner/".utf8) + a.bytes }
+    public static func consent(_ id: Hash) -> [UInt8] { Array("consent/".utf8) + id.bytes }
+    /// The grants of a subject (`IDList`), newest last.
+    public static func consents(of subject: Hash) -> [UInt8] { Array("consents-of/".utf8) + subject.bytes }
+    public static func emergency(_ id: Hash) -> [UInt8] { Array("emergency/".utf8) + id.bytes }
+    /// The emergency accesses to a subject's data (`IDList`).
+    public static func emergencies(of subject: Hash) -> [UInt8] { Array("emergencies-of/".utf8) + subject.bytes }
+    /// The emergency accesses by an organisation's practitioners still waiting for review (`IDList`).
+    public static func unreviewedEmergencies(of organisation: String) -> [UInt8] { Array("emergencies-unreviewed/".utf8) + Array(organisation.utf8) }
+}

@@ -1,0 +1,233 @@
+import Crypto
+import Foundation
+import IoMTContracts
+import IoMTCore
+import Testing
+
+@Suite("Patients module: identities, consent, emergency access")
+struct PatientsTests {
+    typealias C = Consortium
+    static let patient = C.ed25519(0x31)
+    static let otherPatient = C.ed25519(0x32)
+    static let doctor = C.ed25519(0x33)
+    static let nurse = C.p256(0x34)
+    static let unattested = C.ed25519(0x35)
+    static let clinicDoctor = C.ed25519(0x36)
+    static let researcher = C.ed25519(0x37)
+    static let family = C.ed25519(0x38)
+    static var subject: Hash { Pseudonym.of(patient.publicKey.address) }
+    static let day: Int64 = 86_400_000
+
+    /// st-marys enrols two patients and attests a doctor and a nurse; city-clinic attests a doctor.
+    static func ledger() -> Ledger {
+        var l = Ledger()
+        l.apply(C.adminA, .enrol(patient))
+        l.apply(C.adminA, .enrol(otherPatient))
+        for k in [doctor, nurse, unattested] { l.apply(C.adminA, .register(k, .practitioner, "st-marys")) }
+        l.apply(C.adminA, .register(researcher, .researcher, "st-marys"))
+        l.apply(C.adminA, .register(family, .supplyChainParty, "st-marys"))
+        l.apply(C.adminB, .register(clinicDoctor, .practitioner, "city-clinic"))
+        l.apply(C.adminA, attest(doctor, "doctor"))
+        l.apply(C.adminA, attest(nurse, "nurse"))
+        l.apply(C.adminB, attest(clinicDoctor, "doctor"))
+        return l
+    }
+
+    static func attest(_ k: PrivateKey, _ profession: String, active: Bool = true) -> TransactionPayload {
+        .attestPractitioner(AttestPractitioner(account: k.publicKey.address, profession: profession, licenceHash: Hash.sha256(Array("licence \(profession)".utf8)), active: active))
+    }
+
+    static func grant(_ grantee: Grantee, _ categories: [String] = ["vital-signs"], _ purposes: [String] = ["treatment"],
+                      from: Int64 = 0, until: Int64 = .max, expires: Int64 = 1_700_000_000_000 + 30 * day) -> TransactionPayload {
+        .grantConsent(GrantConsent(grantee: grantee, categories: categories, purposes: purposes, dataFromMs: from, dataUntilMs: until, expiresMs: expires))
+    }
+
+    static func decide(_ l: Ledger, _ reader: PrivateKey, _ category: String = "vital-signs", _ purpose: String = "treatment",
+                       from: Int64 = 1_000, until: Int64 = 2_000, subject: Hash = subject) -> AccessDecision {
+        try! Consent.decide(AccessQuery(reader: reader.publicKey.address, subject: subject, category: category, purpose: purpose, dataFromMs: from, dataUntilMs: until),
+                            state: l.state.committed(), atMs: l.context.timestampMs)
+    }
+
+    @Test("an organisation enrols a patient under a pseudonym with its X25519 key; register-account cannot make a patient")
+    func enrolment() throws {
+        var l = Self.ledger()
+        let p = try #require(try l.state.read(PatientRecord.self, StateKeys.patient(Self.subject)))
+        #expect(p.account == Self.patient.publicKey.address && p.organisation == "st-marys" && p.enrolledBy == C.adminA.publicKey.address)
+        #expect(l.account(Self.patient)?.role == .patient)
+        #expect(try l.state.read(AgreementKeyRecord.self, StateKeys.agreementKey(Self.patient.publicKey.address))?.key == testAgreementKey(Self.patient))
+        // An attested practitioner may enrol; an unattested one, a researcher or a patient may not.
+        l.apply(Self.doctor, .enrol(C.ed25519(0x41)))
+        l.reject(Self.unattested, .enrol(C.ed25519(0x42)), "unauthorised")
+        l.reject(Self.researcher, .enrol(C.ed25519(0x42)), "unauthorised")
+        l.reject(Self.patient, .enrol(C.ed25519(0x42)), "unauthorised")
+        l.reject(C.adminB, .enrol(Self.patient), "already-exists")
+        l.reject(C.adminA, .register(C.ed25519(0x43), .patient, "st-marys"), "invalid-argument")
+        // The patient rotates its X25519 key; the epoch counts rotations.
+        let next = testAgreementKey(C.ed25519(0x44))
+        l.apply(Self.patient, .setAgreementKey(SetAgreementKey(agreementKey: next)))
+        let rotated = try #require(try l.state.read(AgreementKeyRecord.self, StateKeys.agreementKey(Self.patient.publicKey.address)))
+        #expect(rotated.key == next && rotated.epoch == 2)
+        l.reject(Self.patient, .setAgreementKey(SetAgreementKey(agreementKey: next)), "invalid-argument")
+    }
+
+    @Test("one patient secret gives each organisation its own key and pseudonym; they do not link")
+    func pseudonyms() throws {
+        let secret = try PatientSecret(bytes: [UInt8](repeating: 0x77, count: 32))
+        let a = secret.pseudonym(at: "st-marys"), b = secret.pseudonym(at: "city-clinic")
+        #expect(a != b)
+        #expect(secret.signingKey(at: "st-marys").publicKey != secret.signingKey(at: "city-clinic").publicKey)
+        #expect(secret.agreementKey(at: "st-marys").publicKey.rawRepresentation != secret.agreementKey(at: "city-clinic").publicKey.rawRepresentation)
+        // Deterministic: the agent re-derives the same keys from the secret alone.
+        #expect(try PatientSecret(bytes: secret.bytes).pseudonym(at: "st-marys") == a)
+        #expect(a == Pseudonym.of(secret.signingKey(at: "st-marys").publicKey.address))
+        #expect(throws: KeyError.self) { try PatientSecret(bytes: [1, 2, 3]) }
+        // Enrolled at two organisations, the two records share nothing but the role.
+        var l = Ledger()
+        let keyA = secret.signingKey(at: "st-marys"), keyB = secret.signingKey(at: "city-clinic")
+        l.apply(C.adminA, .registerPatient(RegisterPatient(publicKey: keyA.publicKey, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: "st-marys").publicKey.rawRepresentation)))))
+        l.apply(C.adminB, .registerPatient(RegisterPatient(publicKey: keyB.publicKey, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: "city-clinic").publicKey.rawRepresentation)))))
+        let ra = try #require(try l.state.read(PatientRecord.self, StateKeys.patient(a))), rb = try #require(try l.state.read(PatientRecord.self, StateKeys.patient(b)))
+        #expect(ra.account != rb.account && ra.pseudonym != rb.pseudonym)
+    }
+
+    @Test("a member-admin attests and withdraws practitioners of its own organisation only")
+    func attestation() throws {
+        var l = Self.ledger()
+        let r = try #require(try l.state.read(PractitionerRecord.self, StateKeys.practitioner(Self.doctor.publicKey.address)))
+        #expect(r.attestation.profession == "doctor" && r.organisation == "st-marys" && r.attestation.active)
+        l.reject(C.adminB, Self.attest(Self.unattested, "doctor"), "unauthorised")
+        l.reject(Self.doctor, Self.attest(Self.unattested, "doctor"), "unauthorised")
+        l.reject(C.adminA, Self.attest(Self.researcher, "doctor"), "invalid-argument")
+        l.reject(C.adminA, Self.attest(Self.unattested, "wizard"), "invalid-argument")
+        l.reject(C.adminA, Self.attest(Self.unattested, "doctor", active: false), "invalid-argument")
+        l.apply(C.adminA, Self.attest(Self.doctor, "doctor", active: false))
+        #expect(try l.state.read(PractitionerRecord.self, StateKeys.practitioner(Self.doctor.publicKey.address))?.attestation.active == false)
+    }
+
+    @Test("a grant to one account allows exactly its categories, purposes, data window and lifetime; revocation ends it")
+    func grantToAccount() throws {
+        var l = Self.ledger()
+        #expect(!Self.decide(l, Self.doctor).allowed)
+        #expect(Self.decide(l, Self.patient).basis == .own)
+        let id = l.apply(Self.patient, Self.grant(.account(Self.doctor.publicKey.address), ["vital-signs", "ecg"], ["treatment"], from: 500, until: 5_000))
+        let yes = Self.decide(l, Self.doctor)
+        #expect(yes.allowed && yes.basis == .grant && yes.reference == id)
+        #expect(Self.decide(l, Self.doctor, "ecg").allowed)
+        #expect(!Self.decide(l, Self.doctor, "location").allowed)
+        #expect(!Self.decide(l, Self.doctor, "vital-signs", "research").allowed)
+        #expect(!Self.decide(l, Self.doctor, from: 100, until: 2_000).allowed, "data before the window")
+        #expect(!Self.decide(l, Self.doctor, from: 1_000, until: 6_000).allowed, "data after the window")
+        #expect(!Self.decide(l, Self.nurse).allowed)
+        #expect(!Self.decide(l, Self.doctor, subject: Pseudonym.of(Self.otherPatient.publicKey.address)).allowed, "another patient's data")
+        let record = try #require(try l.state.read(ConsentRecord.self, StateKeys.consent(id)))
+        #expect(record.subject == Self.subject && record.revokedAtMs == nil)
+        #expect(try l.state.read(IDList.self, StateKeys.consents(of: Self.subject))?.ids == [id])
+        // A suspended reader is refused whatever it was granted.
+        l.apply(C.adminA, .status(Self.doctor, .suspended))
+        #expect(!Self.decide(l, Self.doctor).allowed)
+        l.apply(C.adminA, .status(Self.doctor, .active))
+        #expect(Self.decide(l, Self.doctor).allowed)
+        // Only the patient revokes, once.
+        l.reject(Self.otherPatient, .revokeConsent(RevokeConsent(grant: id)), "invalid-argument")
+        l.reject(Self.doctor, .revokeConsent(RevokeConsent(grant: id)), "unauthorised")
+        l.apply(Self.patient, .revokeConsent(RevokeConsent(grant: id)))
+        #expect(!Self.decide(l, Self.doctor).allowed)
+        l.reject(Self.patient, .revokeConsent(RevokeConsent(grant: id)), "invalid-argument")
+        // A grant lapses at its expiry.
+        l.apply(Self.patient, Self.grant(.account(Self.family.publicKey.address), ["vital-signs"], ["family-care"], expires: l.context.timestampMs + Self.day))
+        #expect(Self.decide(l, Self.family, "vital-signs", "family-care").allowed)
+        l.context.timestampMs += Self.day
+        #expect(!Self.decide(l, Self.family, "vital-signs", "family-care").allowed)
+    }
+
+    @Test("organisation and attribute grants follow accounts, roles and attestations")
+    func grantsByAttributes() {
+        var l = Self.ledger()
+        l.apply(Self.patient, Self.grant(.organisation("st-marys"), ["vital-signs"], ["treatment", "research"]))
+        #expect(Self.decide(l, Self.doctor).allowed && Self.decide(l, Self.nurse).allowed)
+        #expect(!Self.decide(l, Self.unattested).allowed, "a practitioner without attestation")
+        #expect(!Self.decide(l, Self.clinicDoctor).allowed, "another organisation")
+        #expect(!Self.decide(l, Self.family).allowed, "a supply-chain party of the organisation")
+        #expect(Self.decide(l, Self.researcher, "vital-signs", "research").allowed)
+        // Doctors anywhere, for ECG.
+        l.apply(Self.patient, Self.grant(.attributes(role: .practitioner, profession: "doctor", organisation: nil), ["ecg"]))
+        #expect(Self.decide(l, Self.clinicDoctor, "ecg").allowed && Self.decide(l, Self.doctor, "ecg").allowed)
+        #expect(!Self.decide(l, Self.nurse, "ecg").allowed)
+        // Withdrawing the attestation withdraws what it carried.
+        l.apply(C.adminB, Self.attest(Self.clinicDoctor, "doctor", active: false))
+        #expect(!Self.decide(l, Self.clinicDoctor, "ecg").allowed)
+    }
+
+    @Test("grant refusals change nothing")
+    func grantRefusals() {
+        var l = Self.ledger()
+        let doctor = Grantee.account(Self.doctor.publicKey.address)
+        l.reject(Self.doctor, Self.grant(doctor), "unauthorised")
+        l.reject(C.adminA, Self.grant(doctor), "unauthorised")
+        l.reject(Self.patient, Self.grant(doctor, []), "invalid-argument")
+        l.reject(Self.patient, Self.grant(doctor, ["vital-signs", "vital-signs"]), "invalid-argument")
+        l.reject(Self.patient, Self.grant(doctor, ["genome"]), "invalid-argument")
+        l.reject(Self.patient, Self.grant(doctor, ["ecg"], ["marketing"]), "invalid-argument")
+        l.reject(Self.patient, Self.grant(doctor, from: 10, until: 5), "invalid-argument")
+        l.reject(Self.patient, Self.grant(doctor, expires: l.context.timestampMs), "invalid-argument")
+        l.reject(Self.patient, Self.grant(.account(Self.patient.publicKey.address)), "invalid-argument")
+        l.reject(Self.patient, Self.grant(.account(Address.zero)), "unknown-account")
+        l.reject(Self.patient, Self.grant(.organisation("nowhere")), "unknown-organisation")
+        l.reject(Self.patient, Self.grant(.attributes(role: nil, profession: "wizard", organisation: nil)), "invalid-argument")
+        l.reject(Self.patient, .revokeConsent(RevokeConsent(grant: Hash.sha256([9]))), "invalid-argument")
+        #expect(throws: ContractError.self) {
+            try Consent.decide(AccessQuery(reader: Self.doctor.publicKey.address, subject: Self.subject, category: "genome", purpose: "treatment"), state: l.state.committed(), atMs: 0)
+        }
+    }
+
+    @Test("emergency access: an attested practitioner reads for treatment for a bounded time, on the record, until reviewed")
+    func emergency() throws {
+        var l = Self.ledger()
+        let statement = Hash.sha256(Array("Patient unconscious in A&E; allergy history needed".utf8))
+        let declare = DeclareEmergencyAccess(subject: Self.subject, reasonCode: "unconscious", statementHash: statement, categories: ["vital-signs", "medication"], minutes: 60)
+        l.reject(Self.unattested, .declareEmergencyAccess(declare), "unauthorised")
+        l.reject(Self.researcher, .declareEmergencyAccess(declare), "unauthorised")
+        var bad = declare; bad.minutes = 0
+        l.reject(Self.doctor, .declareEmergencyAccess(bad), "invalid-argument")
+        bad = declare; bad.reasonCode = "curious"
+        l.reject(Self.doctor, .declareEmergencyAccess(bad), "invalid-argument")
+        bad = declare; bad.subject = Hash.sha256([1])
+        l.reject(Self.doctor, .declareEmergencyAccess(bad), "invalid-argument")
+        let id = l.apply(Self.doctor, .declareEmergencyAccess(declare))
+        let d = Self.decide(l, Self.doctor)
+        #expect(d.allowed && d.basis == .emergency && d.reference == id)
+        #expect(!Self.decide(l, Self.doctor, "vital-signs", "research").allowed)
+        #expect(!Self.decide(l, Self.doctor, "ecg").allowed)
+        #expect(!Self.decide(l, Self.nurse).allowed, "only the declaring practitioner")
+        let record = try #require(try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id)))
+        #expect(record.practitioner == Self.doctor.publicKey.address && record.untilMs == l.context.timestampMs + 3_600_000 && record.review == nil)
+        #expect(try l.state.read(IDList.self, StateKeys.emergencies(of: Self.subject))?.ids == [id])
+        #expect(try l.state.read(IDList.self, StateKeys.unreviewedEmergencies(of: "st-marys"))?.ids == [id])
+        // The statement itself is not on-chain, only its hash.
+        let text = Array("unconscious in A&E".utf8)
+        let bytes = record.canonicalBytes
+        #expect(!(0...(bytes.count - text.count)).contains { Array(bytes[$0..<$0 + text.count]) == text })
+        // Access ends with its time.
+        l.context.timestampMs += 3_600_000
+        #expect(!Self.decide(l, Self.doctor).allowed)
+        // Reviewed once, by the patient or the practitioner's organisation.
+        l.reject(C.adminB, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "unauthorised")
+        l.reject(Self.otherPatient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "unauthorised")
+        l.reject(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "maybe")), "invalid-argument")
+        l.apply(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "justified")))
+        #expect(try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id))?.review?.reviewer == Self.patient.publicKey.address)
+        #expect(try l.state.read(IDList.self, StateKeys.unreviewedEmergencies(of: "st-marys"))?.ids == [])
+        l.reject(C.adminA, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "invalid-argument")
+    }
+
+    @Test("every node gives the same answer: the decision is a function of the state and the block time")
+    func deterministic() {
+        var l = Self.ledger()
+        l.apply(Self.patient, Self.grant(.organisation("st-marys")))
+        let rebuilt = AuthenticatedState.build(l.state.committed().entries())
+        for reader in [Self.doctor, Self.nurse, Self.unattested, Self.clinicDoctor, Self.patient] {
+            let q = AccessQuery(reader: reader.publicKey.address, subject: Self.subject, category: "vital-signs", purpose: "treatment")
+            #expect(try! Consent.decide(q, state: l.state.committed(), atMs: 5) == (try! Consent.decide(q, state: rebuilt, atMs: 5)))
+        }
+    }
+}
