@@ -149,6 +149,39 @@ enum Patients {
     }
 }
 
+extension Patients {
+    static let maxDelegations = 16
+    static let maxAuditRun: UInt64 = 100_000
+
+    /// An enrolled patient lets a gateway account re-wrap its data keys for allowed readers, or withdraws it.
+    static func delegate(_ b: SetRewrapDelegation, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        let patient = try patientRecord(of: sender, state: state, doing: "delegates key re-wrapping")
+        let key = StateKeys.delegations(of: patient.pseudonym)
+        var set = try state.read(AddressSet.self, key) ?? AddressSet([])
+        if b.active {
+            guard let g = try state.read(Account.self, StateKeys.account(b.gateway)), g.role == .gateway else { throw .invalidArgument("\(b.gateway) is not a gateway account") }
+            guard !set.contains(b.gateway) else { throw .invalidArgument("gateway \(b.gateway) already holds the delegation") }
+            guard set.count < maxDelegations else { throw .invalidArgument("at most \(maxDelegations) gateways hold a delegation") }
+            set.insert(b.gateway)
+        } else {
+            guard set.contains(b.gateway) else { throw .invalidArgument("gateway \(b.gateway) holds no delegation") }
+            set.remove(b.gateway)
+        }
+        state.put(key, set)
+    }
+
+    /// A gateway anchors the next contiguous run of its audit log.
+    static func anchorAudit(_ b: AnchorAudit, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard sender.role == .gateway else { throw .unauthorised("only a gateway account anchors audit logs") }
+        let head = try state.read(AuditHead.self, StateKeys.auditHead(sender.address))
+        let expected = (head?.lastSeq ?? 0) + 1
+        guard b.firstSeq == expected else { throw .invalidArgument("the gateway's audit log continues at entry \(expected), not \(b.firstSeq)") }
+        guard b.lastSeq >= b.firstSeq, b.lastSeq - b.firstSeq < maxAuditRun else { throw .invalidArgument("an audit run holds 1…\(maxAuditRun) entries") }
+        state.put(StateKeys.auditHead(sender.address), AuditHead(lastSeq: b.lastSeq, root: b.root, height: context.height))
+        state.put(StateKeys.auditAnchor(sender.address, firstSeq: b.firstSeq), AuditAnchorRecord(anchor: b, gateway: sender.address, height: context.height, transaction: context.transactionHash))
+    }
+}
+
 // MARK: the access decision
 
 /// "May `reader` read `subject`'s data of `category`, from the window `dataFromMs…dataUntilMs`, for

@@ -184,6 +184,8 @@ public enum Runtime {
             case .revokeConsent(let b): try Patients.revoke(b, by: bumped, state: &scratch, context: ctx)
             case .declareEmergencyAccess(let b): try Patients.declareEmergency(b, by: bumped, state: &scratch, context: ctx)
             case .reviewEmergencyAccess(let b): try Patients.review(b, by: bumped, state: &scratch, context: ctx)
+            case .setRewrapDelegation(let b): try Patients.delegate(b, by: bumped, state: &scratch, context: ctx)
+            case .anchorAudit(let b): try Patients.anchorAudit(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

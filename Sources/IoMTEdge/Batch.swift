@@ -85,7 +85,7 @@ public struct SealedBlob: Sendable, Equatable {
         public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
             recipient = try r.readFixed(32); ephemeral = try r.readFixed(32); wrapped = try r.readBytes()
         }
-        init(recipient: [UInt8], ephemeral: [UInt8], wrapped: [UInt8]) { self.recipient = recipient; self.ephemeral = ephemeral; self.wrapped = wrapped }
+        public init(recipient: [UInt8], ephemeral: [UInt8], wrapped: [UInt8]) { self.recipient = recipient; self.ephemeral = ephemeral; self.wrapped = wrapped }
     }
 
     public static let version: UInt8 = 2
@@ -162,6 +162,14 @@ public struct SealedBlob: Sendable, Equatable {
     public func dataKey(for key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> SymmetricKey {
         let me = Array(key.publicKey.rawRepresentation)
         guard let w = recipients.first(where: { $0.recipient == me }) else { throw .notARecipient }
+        return try Self.unwrap(w, with: key)
+    }
+
+    /// Unwraps a wrapped data key (one of the blob's, or one re-wrapped for a reader) with the
+    /// private key it was wrapped for.
+    public static func unwrap(_ w: WrappedKey, with key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> SymmetricKey {
+        let me = Array(key.publicKey.rawRepresentation)
+        guard w.recipient == me else { throw .notARecipient }
         guard w.wrapped.count == 48 else { throw .malformed("wrapped key length \(w.wrapped.count)") }
         do {
             let eph = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: w.ephemeral)
@@ -171,6 +179,19 @@ public struct SealedBlob: Sendable, Equatable {
             return SymmetricKey(data: try AES.GCM.open(box, using: shared))
         } catch {
             throw .authenticationFailed
+        }
+    }
+
+    /// Key re-wrapping (issue 5 §3): the blob's data key, unwrapped with `custody` (a recipient's
+    /// key, such as a gateway's), wrapped again for `reader`'s X25519 key with a fresh ephemeral
+    /// key. The reader decrypts locally; whoever re-wraps never sends the data key in the clear.
+    public func rewrap(with custody: Curve25519.KeyAgreement.PrivateKey, for reader: Curve25519.KeyAgreement.PublicKey, ephemeral: Curve25519.KeyAgreement.PrivateKey = .init()) throws(BlobError) -> WrappedKey {
+        let dataKey = try dataKey(for: custody)
+        do {
+            let box = try AES.GCM.seal(dataKey.withUnsafeBytes { Array($0) }, using: try Self.wrappingKey(ephemeral: ephemeral, recipient: reader), nonce: AES.GCM.Nonce(data: [UInt8](repeating: 0, count: 12)))
+            return WrappedKey(recipient: Array(reader.rawRepresentation), ephemeral: Array(ephemeral.publicKey.rawRepresentation), wrapped: Array(box.ciphertext) + Array(box.tag))
+        } catch {
+            throw .malformed("re-wrapping: \(error)")
         }
     }
 
@@ -191,4 +212,25 @@ public struct SealedBlob: Sendable, Equatable {
     }
 
     public func open(with key: Curve25519.KeyAgreement.PrivateKey) throws(BlobError) -> [BatchedReading] { try open(dataKey: try dataKey(for: key)) }
+}
+
+/// JSON form of a wrapped key: `{"recipient", "ephemeral", "wrapped"}`, each in hex.
+extension SealedBlob.WrappedKey: Codable {
+    private enum Keys: String, CodingKey { case recipient, ephemeral, wrapped }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        func field(_ k: Keys, _ n: Int?) throws -> [UInt8] {
+            guard let b = Hex.decode(try c.decode(String.self, forKey: k)), n == nil || b.count == n else {
+                throw DecodingError.dataCorruptedError(forKey: k, in: c, debugDescription: "expected \(n.map { "\($0 * 2) " } ?? "")hex digits")
+            }
+            return b
+        }
+        self.init(recipient: try field(.recipient, 32), ephemeral: try field(.ephemeral, 32), wrapped: try field(.wrapped, 48))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(Hex.encode(recipient), forKey: .recipient); try c.encode(Hex.encode(ephemeral), forKey: .ephemeral); try c.encode(Hex.encode(wrapped), forKey: .wrapped)
+    }
 }

@@ -161,3 +161,15 @@ public enum IngestError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension VitalKind {
+    /// The consent category (`DataCategory`) a reading of this kind belongs to: what a grant must
+    /// cover for a reader to receive it.
+    public var dataCategory: String {
+        switch self {
+        case .ecg: return "ecg"
+        case .glucose: return "laboratory"
+        default: return "vital-signs"
+        }
+    }
+}

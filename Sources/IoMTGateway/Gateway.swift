@@ -239,6 +239,8 @@ public actor Gateway {
         public var device: Address
         public var count: Int
         public var keys: [[UInt8]]
+        /// The patient pseudonym the device is bound to (its batches are served to readers of it).
+        public var subject: Hash?
     }
 
     /// The devices with a batch due (full, or old enough), each with the keys to seal for: the
@@ -257,7 +259,7 @@ public actor Gateway {
             var keys = [sealingPublicKey]
             if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
             for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
-            out.append(DueDevice(device: p.device, count: p.count, keys: keys))
+            out.append(DueDevice(device: p.device, count: p.count, keys: keys, subject: record.subject))
         }
         return out
     }
@@ -287,7 +289,7 @@ public actor Gateway {
                 let blob = try SealedBlob.seal(batch.readings, dataKey: SymmetricKey(size: .bits256), nonce: (0..<12).map { _ in UInt8.random(in: 0...255) },
                                                recipients: publicKeys, ephemerals: publicKeys.map { _ in Curve25519.KeyAgreement.PrivateKey() })
                 let bytes = blob.bytes
-                sealed.append((GatewayStore.SealedBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: ContentID(of: bytes)), bytes))
+                sealed.append((GatewayStore.SealedBatch(device: p.device, batch: batch, sequences: rows.map(\.seq), cid: ContentID(of: bytes), subject: p.subject), bytes))
                 left -= rows.count
                 if rows.count < configuration.batchSize { break }
                 // More of this device's readings may follow: they are read from the queue, where
@@ -310,6 +312,13 @@ public actor Gateway {
             let n = try await nextNonce()
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        // The audit log's new entries, as one run under one root (issue 5 §5).
+        _ = try store.closeAuditRun()
+        for run in try store.unsignedAuditRuns() {
+            let n = try await nextNonce()
+            let tx = sign(.anchorAudit(AnchorAudit(firstSeq: run.firstSeq, lastSeq: run.lastSeq, root: run.root)), nonce: n)
+            try store.setTransaction(.audit, id: run.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         // The blob goes to the consortium before its root goes on-chain: an anchored batch is
         // always readable from the nodes, not only from this gateway. Up to 16 puts at a time; a put
@@ -387,7 +396,7 @@ public actor Gateway {
                     lastSubmitMs[t.hash] = nil
                     return // the node is busy: try again on the next pass
                 } else {
-                    throw GatewayError.node("\(t.kind == .batch ? "anchor of batch" : "alert") \(t.id) refused: HTTP \(status) \(code ?? "")")
+                    throw GatewayError.node("\(t.kind.rawValue) \(t.id)'s transaction refused: HTTP \(status) \(code ?? "")")
                 }
             }
         }

@@ -24,6 +24,8 @@ public struct GatewayAPI: Sendable {
         router.get("/v1/readings/:seq/proof") { _, ctx in try await proof(ctx) }
         router.get("/v1/blobs/:cid") { _, ctx in try await blob(ctx) }
         router.get("/v1/alerts") { req, _ in try await alerts(req) }
+        router.get("/v1/patients/:pseudonym/data") { req, ctx in try await data(req, ctx) }
+        router.get("/v1/patients/:pseudonym/audit") { req, ctx in try await audit(req, ctx) }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -102,5 +104,69 @@ public struct GatewayAPI: Sendable {
         } catch {
             throw Problem(.internalServerError, code: "blob-tampered", detail: error.description)
         }
+    }
+
+    // MARK: reads (issue 5)
+
+    func signedParts(_ req: Request) -> Gateway.SignedRequestParts {
+        Gateway.SignedRequestParts(method: req.method.rawValue, target: req.uri.string, account: req.header("x-iomt-account"), timestamp: req.header("x-iomt-timestamp"),
+                                   nonce: req.header("x-iomt-nonce"), signature: req.header("x-iomt-signature"))
+    }
+
+    func pseudonym(_ ctx: BasicRequestContext) throws -> Hash {
+        guard let p = Hash(hex: try ctx.parameters.require("pseudonym")) else { throw Problem(.badRequest, code: "invalid-pseudonym", detail: "a pseudonym is 64 hex digits") }
+        return p
+    }
+
+    static func problem(_ r: Gateway.ReadRefusal) -> Problem {
+        Problem(HTTPResponse.Status(code: r.status), code: r.code, detail: r.description)
+    }
+
+    /// `GET /v1/patients/{pseudonym}/data?category=&purpose=[&from=&to=]`, signed by the reader:
+    /// the data keys of the patient's anchored batches it may read, wrapped for its X25519 key.
+    func data(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let subject = try pseudonym(ctx)
+        let q = req.uri.queryParameters
+        guard let category = q.get("category"), let purpose = q.get("purpose") else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "category and purpose are required")
+        }
+        guard let from = Int64(q.get("from") ?? "0"), let to = Int64(q.get("to") ?? String(Int64.max)), from <= to else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "from and to are times in ms since 1970, from ≤ to")
+        }
+        let reply: Gateway.DataReply
+        do { reply = try await gateway.readData(signedParts(req), Gateway.DataQuery(subject: subject, category: category, purpose: purpose, fromMs: from, toMs: to)) } catch {
+            throw Self.problem(error)
+        }
+        return try json(reply)
+    }
+
+    struct AuditReply: Codable { var gateway: Address; var entries: [GatewayStore.AuditRecord] }
+    struct AuditBundle: Codable {
+        struct Entry: Codable { var fullUrl: String; var resource: FHIRAuditEvent }
+        var resourceType = "Bundle"
+        var type = "collection"
+        var total: Int
+        var entry: [Entry]
+    }
+
+    /// `GET /v1/patients/{pseudonym}/audit?after=&limit=[&format=fhir]`, signed by the patient or
+    /// a member-admin of the gateway's organisation: every read of the patient's data, each with
+    /// the Merkle proof of its anchored run; or a FHIR Bundle of AuditEvent resources.
+    func audit(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let subject = try pseudonym(ctx)
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("after") ?? "0"), let limit = Int(q.get("limit") ?? "1000"), (1...10_000).contains(limit) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "after is an entry number (≥ 0), limit 1…10000")
+        }
+        let records: [GatewayStore.AuditRecord]
+        do { records = try await gateway.auditLog(signedParts(req), subject: subject, after: after, limit: limit) } catch { throw Self.problem(error) }
+        let me = gateway.account.publicKey.address
+        if q.get("format") == "fhir" {
+            let bundle = AuditBundle(total: records.count, entry: records.map { .init(fullUrl: "urn:iomtchain:audit:\(me.hex):\($0.entry.seq)", resource: FHIRAuditEvent($0.entry, gateway: me)) })
+            var r = try json(bundle)
+            r.headers[.contentType] = "application/fhir+json"
+            return r
+        }
+        return try json(AuditReply(gateway: me, entries: records))
     }
 }

@@ -53,6 +53,21 @@ public final class GatewayStore: Sendable {
             // How many consortium nodes acknowledged holding the batch's blob (NULL: not yet put).
             try db.execute(sql: "ALTER TABLE batches ADD COLUMN placed_holders INTEGER")
         }
+        m.registerMigration("v4-reads-and-audit") { db in
+            // Whose readings a batch holds and their consent categories (issue 5: serving reads).
+            try db.execute(sql: """
+                ALTER TABLE batches ADD COLUMN subject BLOB;
+                ALTER TABLE batches ADD COLUMN categories TEXT;
+                CREATE INDEX batches_subject ON batches(subject, first_ms) WHERE subject IS NOT NULL;
+                CREATE TABLE audit(seq INTEGER PRIMARY KEY, subject BLOB NOT NULL, body BLOB NOT NULL, run INTEGER REFERENCES audit_runs(id));
+                CREATE INDEX audit_subject ON audit(subject, seq);
+                CREATE INDEX audit_unanchored ON audit(seq) WHERE run IS NULL;
+                CREATE TABLE audit_runs(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, root BLOB NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE TABLE request_nonces(account BLOB NOT NULL, nonce TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(account, nonce));
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -207,15 +222,23 @@ public final class GatewayStore: Sendable {
         public var batch: ReadingBatch
         public var sequences: [Int64]
         public var cid: ContentID
-        public init(device: Address, batch: ReadingBatch, sequences: [Int64], cid: ContentID) { self.device = device; self.batch = batch; self.sequences = sequences; self.cid = cid }
+        /// The patient pseudonym the device is bound to, if any.
+        public var subject: Hash?
+        public init(device: Address, batch: ReadingBatch, sequences: [Int64], cid: ContentID, subject: Hash? = nil) {
+            self.device = device; self.batch = batch; self.sequences = sequences; self.cid = cid; self.subject = subject
+        }
+
+        /// The consent categories of its readings, sorted, comma-separated.
+        public var categories: String { Set(batch.readings.map(\.reading.kind.dataCategory)).sorted().joined(separator: ",") }
     }
 
     /// Records sealed batches (their blobs already durable) in one transaction: one fsync for all.
     public func recordBatches(_ sealed: [SealedBatch], sealedMs: Int64) throws -> [Int64] {
         try db.write { db in
             try sealed.map { s in
-                try db.execute(sql: "INSERT INTO batches(device, root, cid, first_ms, last_ms, count, sealed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [Data(s.device.bytes), Data(s.batch.root.bytes), s.cid.description, s.batch.firstMs, s.batch.lastMs, s.sequences.count, sealedMs])
+                try db.execute(sql: "INSERT INTO batches(device, root, cid, first_ms, last_ms, count, sealed_ms, subject, categories) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(s.device.bytes), Data(s.batch.root.bytes), s.cid.description, s.batch.firstMs, s.batch.lastMs, s.sequences.count, sealedMs,
+                                           s.subject.map { Data($0.bytes) }, s.categories])
                 let id = db.lastInsertedRowID
                 for (leaf, seq) in s.sequences.enumerated() {
                     try db.execute(sql: "UPDATE readings SET batch = ?, leaf = ? WHERE seq = ? AND batch IS NULL", arguments: [id, leaf, seq])
@@ -263,7 +286,7 @@ public final class GatewayStore: Sendable {
     /// The gateway's outgoing transactions live with what they carry: a batch's `anchor-readings`,
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.
-    public enum Outgoing: String, Sendable { case batch = "batches", alert = "alerts" }
+    public enum Outgoing: String, Sendable, CaseIterable { case batch = "batches", alert = "alerts", audit = "audit_runs" }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
         try db.write { db in
@@ -287,6 +310,8 @@ public final class GatewayStore: Sendable {
                 SELECT 'batches' AS kind, id, nonce, tx_hash, tx_bytes FROM batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'alerts' AS kind, id, nonce, tx_hash, tx_bytes FROM alerts WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'audit_runs' AS kind, id, nonce, tx_hash, tx_bytes FROM audit_runs WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))
@@ -298,7 +323,7 @@ public final class GatewayStore: Sendable {
     /// transaction, so these can never commit): their batches and alerts are signed again.
     public func clearTransactions(fromNonce nonce: UInt64, resetNonceTo next: UInt64) throws {
         try db.write { db in
-            for t in [Outgoing.batch, .alert] {
+            for t in Outgoing.allCases {
                 try db.execute(sql: "UPDATE \(t.rawValue) SET tx_hash = NULL, tx_bytes = NULL, nonce = NULL WHERE committed_height IS NULL AND nonce >= ?", arguments: [Int64(nonce)])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_nonce', ?)", arguments: [Data(String(next).utf8)])
@@ -311,6 +336,99 @@ public final class GatewayStore: Sendable {
 
     public func markCommitted(_ kind: Outgoing, id: Int64, height: UInt64) throws {
         try db.write { db in try db.execute(sql: "UPDATE \(kind.rawValue) SET committed_height = ? WHERE id = ?", arguments: [Int64(height), id]) }
+    }
+
+    // MARK: reads and their audit log (issue 5)
+
+    /// Committed batches of `subject` holding only `category` readings, wholly inside
+    /// `fromMs…toMs`, oldest first.
+    public func readableBatches(subject: Hash, category: String, fromMs: Int64, toMs: Int64, limit: Int) throws -> [Batch] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM batches WHERE subject = ? AND categories = ? AND first_ms >= ? AND last_ms <= ? AND committed_height IS NOT NULL
+                ORDER BY first_ms, id LIMIT ?
+                """, arguments: [Data(subject.bytes), category, fromMs, toMs, limit]).map(Self.batch)
+        }
+    }
+
+    /// Claims a request nonce for an account: false if it was used before (a replay). Nonces
+    /// older than `forgetBeforeMs` are forgotten (requests that old are refused as stale anyway).
+    public func claimNonce(account: Address, nonce: String, atMs: Int64, forgetBeforeMs: Int64) throws -> Bool {
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM request_nonces WHERE at_ms < ?", arguments: [forgetBeforeMs])
+            try db.execute(sql: "INSERT OR IGNORE INTO request_nonces(account, nonce, at_ms) VALUES (?, ?, ?)", arguments: [Data(account.bytes), nonce, atMs])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Appends an entry to the audit log (durably: the read is answered after this returns); its
+    /// `seq` is assigned here, one more than the last.
+    public func appendAudit(_ make: (UInt64) -> AuditEntry) throws -> AuditEntry {
+        try db.write { db in
+            let seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
+            let e = make(seq)
+            try db.execute(sql: "INSERT INTO audit(seq, subject, body) VALUES (?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes)])
+            return e
+        }
+    }
+
+    public struct AuditRun: Sendable, Codable {
+        public var id: Int64
+        public var firstSeq: UInt64
+        public var lastSeq: UInt64
+        public var root: Hash
+        public var transaction: Hash?
+        public var committedHeight: UInt64?
+    }
+
+    static func run(_ r: Row) -> AuditRun {
+        AuditRun(id: r["id"], firstSeq: UInt64(r["first_seq"] as Int64), lastSeq: UInt64(r["last_seq"] as Int64), root: Hash(bytes: Array(r["root"] as Data))!,
+                 transaction: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
+    }
+
+    /// Closes the entries not yet in a run into a new run (at most `limit`) under their Merkle root.
+    public func closeAuditRun(limit: Int = 10_000) throws -> AuditRun? {
+        try db.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, body FROM audit WHERE run IS NULL ORDER BY seq LIMIT ?", arguments: [limit])
+            guard let first = rows.first, let last = rows.last else { return nil }
+            let root = MerkleTree.root(leaves: rows.map { Array($0["body"] as Data) })
+            let firstSeq: Int64 = first["seq"], lastSeq: Int64 = last["seq"]
+            try db.execute(sql: "INSERT INTO audit_runs(first_seq, last_seq, root) VALUES (?, ?, ?)", arguments: [firstSeq, lastSeq, Data(root.bytes)])
+            let id = db.lastInsertedRowID
+            try db.execute(sql: "UPDATE audit SET run = ? WHERE run IS NULL AND seq BETWEEN ? AND ?", arguments: [id, firstSeq, lastSeq])
+            return AuditRun(id: id, firstSeq: UInt64(firstSeq), lastSeq: UInt64(lastSeq), root: root)
+        }
+    }
+
+    /// Runs without a signed `anchor-audit` transaction yet, oldest first.
+    public func unsignedAuditRuns() throws -> [AuditRun] {
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit_runs WHERE tx_bytes IS NULL ORDER BY id").map(Self.run) }
+    }
+
+    public struct AuditRecord: Sendable, Codable {
+        public var entry: AuditEntry
+        /// The anchored run holding it, with the entry's inclusion proof (nil while unanchored).
+        public var run: AuditRun?
+        public var proof: InclusionProof?
+    }
+
+    /// A subject's audit entries after `seq`, oldest first, each with its run's proof if it has one.
+    public func audit(subject: Hash, after seq: UInt64, limit: Int) throws -> [AuditRecord] {
+        try db.read { db in
+            var runs: [Int64: (AuditRun, [Hash])] = [:]
+            return try Row.fetchAll(db, sql: "SELECT seq, body, run FROM audit WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?",
+                                    arguments: [Data(subject.bytes), Int64(seq), limit]).map { r in
+                let entry = try AuditEntry(canonicalBytes: Array(r["body"] as Data), trusted: true)
+                guard let runID: Int64 = r["run"] else { return AuditRecord(entry: entry) }
+                if runs[runID] == nil, let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_runs WHERE id = ?", arguments: [runID]) {
+                    let run = Self.run(row)
+                    let leaves = try Data.fetchAll(db, sql: "SELECT body FROM audit WHERE seq BETWEEN ? AND ? ORDER BY seq", arguments: [Int64(run.firstSeq), Int64(run.lastSeq)])
+                    runs[runID] = (run, leaves.map { MerkleTree.leafHash(Array($0)) })
+                }
+                guard let (run, hashes) = runs[runID] else { return AuditRecord(entry: entry) }
+                return AuditRecord(entry: entry, run: run, proof: MerkleTree.proof(leafHashes: hashes, index: Int(entry.seq - run.firstSeq)))
+            }
+        }
     }
 
     // MARK: proofs

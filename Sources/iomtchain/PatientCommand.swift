@@ -2,6 +2,7 @@ import ArgumentParser
 @preconcurrency import Crypto
 import Foundation
 import IoMTCore
+import IoMTGateway
 import IoMTNode
 
 /// `iomtchain patient`: what a patient's agent does — keep one secret, derive a key and a

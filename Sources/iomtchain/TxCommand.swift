@@ -28,7 +28,7 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "register-patient, set-agreement-key: the X25519 public key (64 hex digits).") var agreementKey: String?
         @Option(help: "attest-practitioner: doctor, nurse, paramedic, pharmacist, midwife, technician, therapist, other.") var profession: String?
         @Option(help: "attest-practitioner: the licence id (only its SHA-256 goes on-chain).") var licenceId: String?
-        @Flag(help: "attest-practitioner: withdraw the attestation.") var withdraw = false
+        @Flag(help: "attest-practitioner, set-rewrap-delegation: withdraw.") var withdraw = false
         @Option(help: "grant-consent: the grantee's account address.") var granteeAccount: String?
         @Option(help: "grant-consent: the grantee organisation (every attested practitioner, researcher and public-health officer of it), or with --grantee-role/--grantee-profession the organisation attribute.") var granteeOrganisation: String?
         @Option(help: "grant-consent: grantee attribute: role.") var granteeRole: String?
@@ -47,6 +47,7 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "review-emergency-access: the access's id.") var access: String?
         @Option(help: "review-emergency-access: justified or unjustified.") var verdict: String?
         @Option(help: "review-emergency-access: a note (only its SHA-256 goes on-chain).") var note: String?
+        @Option(help: "set-rewrap-delegation: the gateway account that may re-wrap the patient's data keys for allowed readers (with --withdraw: may no longer).") var gateway: String?
 
         func list(_ s: String) -> [String] { s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
@@ -116,6 +117,9 @@ struct TxCommand: AsyncParsableCommand {
                 guard let m = UInt32(exactly: minutes ?? 240) else { throw CLIError("--minutes must be 1…1440") }
                 return .declareEmergencyAccess(DeclareEmergencyAccess(subject: s, reasonCode: try need(reasonCode, "reason-code"), statementHash: Hash.sha256(Array(try need(statement, "statement").utf8)),
                                                                       categories: list(try need(categories, "categories")), minutes: m))
+            case "set-rewrap-delegation":
+                guard let g = Address(hex: try need(gateway, "gateway")) else { throw CLIError("--gateway must be an account address (40 hex digits)") }
+                return .setRewrapDelegation(SetRewrapDelegation(gateway: g, active: !withdraw))
             case "review-emergency-access":
                 guard let a = Hash(hex: try need(access, "access")) else { throw CLIError("--access must be 64 hex digits") }
                 return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { Hash.sha256(Array($0.utf8)) }))

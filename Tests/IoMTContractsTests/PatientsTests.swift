@@ -230,4 +230,37 @@ struct PatientsTests {
             #expect(try! Consent.decide(q, state: l.state.committed(), atMs: 5) == (try! Consent.decide(q, state: rebuilt, atMs: 5)))
         }
     }
+
+    @Test("a patient delegates key re-wrapping to gateway accounts only, and withdraws it")
+    func delegation() throws {
+        var l = Self.ledger()
+        let gateway = C.ed25519(0x51)
+        l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
+        let g = gateway.publicKey.address
+        l.reject(Self.doctor, .setRewrapDelegation(SetRewrapDelegation(gateway: g)), "unauthorised")
+        l.reject(Self.patient, .setRewrapDelegation(SetRewrapDelegation(gateway: Self.doctor.publicKey.address)), "invalid-argument")
+        l.reject(Self.patient, .setRewrapDelegation(SetRewrapDelegation(gateway: g, active: false)), "invalid-argument")
+        l.apply(Self.patient, .setRewrapDelegation(SetRewrapDelegation(gateway: g)))
+        #expect(try l.state.read(AddressSet.self, StateKeys.delegations(of: Self.subject))?.members == [g])
+        l.reject(Self.patient, .setRewrapDelegation(SetRewrapDelegation(gateway: g)), "invalid-argument")
+        l.apply(Self.patient, .setRewrapDelegation(SetRewrapDelegation(gateway: g, active: false)))
+        #expect(try l.state.read(AddressSet.self, StateKeys.delegations(of: Self.subject))?.members == [])
+    }
+
+    @Test("a gateway's audit runs are anchored contiguously: a gap or an overlap is refused")
+    func auditRuns() throws {
+        var l = Self.ledger()
+        let gateway = C.ed25519(0x52)
+        l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
+        let g = gateway.publicKey.address
+        l.reject(Self.doctor, .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 3, root: Hash.sha256([1]))), "unauthorised")
+        l.reject(gateway, .anchorAudit(AnchorAudit(firstSeq: 2, lastSeq: 3, root: Hash.sha256([1]))), "invalid-argument")
+        l.reject(gateway, .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 0, root: Hash.sha256([1]))), "invalid-argument")
+        l.apply(gateway, .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 3, root: Hash.sha256([1]))))
+        l.reject(gateway, .anchorAudit(AnchorAudit(firstSeq: 3, lastSeq: 5, root: Hash.sha256([2]))), "invalid-argument")
+        l.reject(gateway, .anchorAudit(AnchorAudit(firstSeq: 5, lastSeq: 5, root: Hash.sha256([2]))), "invalid-argument")
+        l.apply(gateway, .anchorAudit(AnchorAudit(firstSeq: 4, lastSeq: 4, root: Hash.sha256([2]))))
+        #expect(try l.state.read(AuditHead.self, StateKeys.auditHead(g))?.lastSeq == 4)
+        #expect(try l.state.read(AuditAnchorRecord.self, StateKeys.auditAnchor(g, firstSeq: 1))?.anchor.root == Hash.sha256([1]))
+    }
 }

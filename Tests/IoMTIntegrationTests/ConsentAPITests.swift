@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import IoMTAPI
 import IoMTCore
+import IoMTGateway
 import Testing
 
 /// Issue 5 against a real node over HTTP: patients enrolled under pseudonyms, practitioners

@@ -25,10 +25,6 @@ public struct PatientSecret: Sendable {
         self.bytes = bytes
     }
 
-    public static func generate() -> PatientSecret {
-        try! PatientSecret(bytes: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
-    }
-
     private func derive(_ purpose: String, _ organisation: String) -> [UInt8] {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: bytes), salt: Array("iomtchain/patient/v1".utf8),
                                info: Array("\(purpose)/\(organisation)".utf8), outputByteCount: 32).withUnsafeBytes { Array($0) }
@@ -380,4 +376,131 @@ extension StateKeys {
     public static func emergencies(of subject: Hash) -> [UInt8] { Array("emergencies-of/".utf8) + subject.bytes }
     /// The emergency accesses by an organisation's practitioners still waiting for review (`IDList`).
     public static func unreviewedEmergencies(of organisation: String) -> [UInt8] { Array("emergencies-unreviewed/".utf8) + Array(organisation.utf8) }
+}
+
+// MARK: reads: delegation, signed requests, audit
+
+/// The patient lets a gateway re-wrap the data keys of its batches for the grantees the consent
+/// contract allows (`active` true), or withdraws that (false). Without it the gateway serves no
+/// reader but the patient; the patient's own agent can still re-wrap.
+public struct SetRewrapDelegation: Hashable, Sendable, Codable, CanonicalCodable {
+    public var gateway: Address
+    public var active: Bool
+
+    public init(gateway: Address, active: Bool = true) { self.gateway = gateway; self.active = active }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(gateway); w.write(active) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { gateway = try r.read(); active = try r.read() }
+}
+
+/// A gateway anchors the next run of its audit log: entries `firstSeq…lastSeq` under one Merkle
+/// root (RFC 6962 over the entries' canonical bytes). Runs are contiguous per gateway, so a
+/// dropped or rewritten entry is evident.
+public struct AnchorAudit: Hashable, Sendable, Codable, CanonicalCodable {
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+    public var root: Hash
+
+    public init(firstSeq: UInt64, lastSeq: UInt64, root: Hash) { self.firstSeq = firstSeq; self.lastSeq = lastSeq; self.root = root }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(firstSeq); w.write(lastSeq); w.write(root) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { firstSeq = try r.read(); lastSeq = try r.read(); root = try r.read() }
+}
+
+/// An anchored audit run. Stored under `StateKeys.auditAnchor(gateway, firstSeq)`.
+public struct AuditAnchorRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var anchor: AnchorAudit
+    public var gateway: Address
+    public var height: UInt64
+    public var transaction: Hash
+
+    public init(anchor: AnchorAudit, gateway: Address, height: UInt64, transaction: Hash) { self.anchor = anchor; self.gateway = gateway; self.height = height; self.transaction = transaction }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(anchor); w.write(gateway); w.write(height); w.write(transaction) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { anchor = try r.read(); gateway = try r.read(); height = try r.read(); transaction = try r.read() }
+}
+
+/// One read of patient data, granted or refused, as a gateway logs it. Pseudonyms, codes and
+/// hashes only: the log may be shown to the patient and anchored without revealing anything.
+public struct AuditEntry: Hashable, Sendable, Codable, CanonicalCodable {
+    public var seq: UInt64
+    public var atMs: Int64
+    /// The account the request claimed (zero when it named none).
+    public var reader: Address
+    public var subject: Hash
+    public var category: String
+    public var purpose: String
+    public var fromMs: Int64
+    public var toMs: Int64
+    public var allowed: Bool
+    /// `own`, `grant`, `emergency`, or `denied`.
+    public var basis: String
+    /// The grant or emergency access relied on.
+    public var reference: Hash?
+    /// `granted`, or why not (`bad-signature`, `replayed-request`, `access-denied`, …).
+    public var code: String
+    /// Batches whose keys were re-wrapped for the reader.
+    public var batches: UInt32
+    /// SHA-256 of the signed request message (identifies the request without repeating it).
+    public var requestDigest: Hash
+
+    public init(seq: UInt64, atMs: Int64, reader: Address, subject: Hash, category: String, purpose: String, fromMs: Int64, toMs: Int64,
+                allowed: Bool, basis: String, reference: Hash?, code: String, batches: UInt32, requestDigest: Hash) {
+        self.seq = seq; self.atMs = atMs; self.reader = reader; self.subject = subject; self.category = category; self.purpose = purpose
+        self.fromMs = fromMs; self.toMs = toMs; self.allowed = allowed; self.basis = basis; self.reference = reference; self.code = code
+        self.batches = batches; self.requestDigest = requestDigest
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(seq); w.write(atMs); w.write(reader); w.write(subject); w.write(category); w.write(purpose); w.write(fromMs); w.write(toMs)
+        w.write(allowed); w.write(basis); w.write(reference); w.write(code); w.write(batches); w.write(requestDigest)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        seq = try r.read(); atMs = try r.read(); reader = try r.read(); subject = try r.read(); category = try r.read(); purpose = try r.read()
+        fromMs = try r.read(); toMs = try r.read(); allowed = try r.read(); basis = try r.read(); reference = try r.readOptional(); code = try r.read()
+        batches = try r.read(); requestDigest = try r.read()
+    }
+}
+
+/// A gateway's latest anchored audit run. Stored under `StateKeys.auditHead(gateway)`.
+public struct AuditHead: Hashable, Sendable, Codable, CanonicalCodable {
+    public var lastSeq: UInt64
+    public var root: Hash
+    public var height: UInt64
+
+    public init(lastSeq: UInt64, root: Hash, height: UInt64) { self.lastSeq = lastSeq; self.root = root; self.height = height }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(lastSeq); w.write(root); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { lastSeq = try r.read(); root = try r.read(); height = try r.read() }
+}
+
+/// A request signed by an account key (no shared secret): the reader proves who it is to a
+/// gateway. Headers: `X-IoMT-Account`, `X-IoMT-Timestamp` (ms), `X-IoMT-Nonce` (16–64 hex
+/// digits, never reused), `X-IoMT-Signature` over `message(…)`.
+public enum SignedRequest {
+    /// How far a request's timestamp may be from the gateway's clock.
+    public static let maxSkewMs: Int64 = 300_000
+
+    public static func message(chainID: String, method: String, target: String, timestampMs: Int64, nonce: String, body: [UInt8]) -> [UInt8] {
+        var w = CanonicalWriter()
+        w.write("iomtchain/request/v1"); w.write(chainID); w.write(method); w.write(target); w.write(timestampMs); w.write(nonce); w.write(Hash.sha256(body))
+        return w.bytes
+    }
+
+    /// The headers that sign a request for `target` (path and query, as sent).
+    public static func headers(key: PrivateKey, chainID: String, method: String, target: String, body: [UInt8] = [], nowMs: Int64, nonce: String) -> [String: String] {
+        let m = message(chainID: chainID, method: method, target: target, timestampMs: nowMs, nonce: nonce, body: body)
+        return ["X-IoMT-Account": key.publicKey.address.hex, "X-IoMT-Timestamp": String(nowMs), "X-IoMT-Nonce": nonce, "X-IoMT-Signature": Hex.encode(key.sign(m).bytes)]
+    }
+}
+
+extension StateKeys {
+    /// The gateways a patient lets re-wrap its data keys (`AddressSet`).
+    public static func delegations(of subject: Hash) -> [UInt8] { Array("rewrap-delegations/".utf8) + subject.bytes }
+    public static func auditHead(_ gateway: Address) -> [UInt8] { Array("audit-head/".utf8) + gateway.bytes }
+    public static func auditAnchor(_ gateway: Address, firstSeq: UInt64) -> [UInt8] {
+        var w = CanonicalWriter()
+        w.write(firstSeq)
+        return Array("audit-anchor/".utf8) + gateway.bytes + w.bytes
+    }
 }

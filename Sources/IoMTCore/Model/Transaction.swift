@@ -24,6 +24,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case revokeConsent(RevokeConsent)
     case declareEmergencyAccess(DeclareEmergencyAccess)
     case reviewEmergencyAccess(ReviewEmergencyAccess)
+    case setRewrapDelegation(SetRewrapDelegation)
+    case anchorAudit(AnchorAudit)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -46,10 +48,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .revokeConsent: return "revoke-consent"
         case .declareEmergencyAccess: return "declare-emergency-access"
         case .reviewEmergencyAccess: return "review-emergency-access"
+        case .setRewrapDelegation: return "set-rewrap-delegation"
+        case .anchorAudit: return "anchor-audit"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -71,6 +75,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .revokeConsent(let b): w.write(UInt8(16)); w.write(b)
         case .declareEmergencyAccess(let b): w.write(UInt8(17)); w.write(b)
         case .reviewEmergencyAccess(let b): w.write(UInt8(18)); w.write(b)
+        case .setRewrapDelegation(let b): w.write(UInt8(19)); w.write(b)
+        case .anchorAudit(let b): w.write(UInt8(20)); w.write(b)
         }
     }
 
@@ -95,6 +101,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 16: self = .revokeConsent(try r.read())
         case 17: self = .declareEmergencyAccess(try r.read())
         case 18: self = .reviewEmergencyAccess(try r.read())
+        case 19: self = .setRewrapDelegation(try r.read())
+        case 20: self = .anchorAudit(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -123,6 +131,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "revoke-consent": self = .revokeConsent(try RevokeConsent(from: decoder))
         case "declare-emergency-access": self = .declareEmergencyAccess(try DeclareEmergencyAccess(from: decoder))
         case "review-emergency-access": self = .reviewEmergencyAccess(try ReviewEmergencyAccess(from: decoder))
+        case "set-rewrap-delegation": self = .setRewrapDelegation(try SetRewrapDelegation(from: decoder))
+        case "anchor-audit": self = .anchorAudit(try AnchorAudit(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -150,6 +160,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .revokeConsent(let b): try b.encode(to: encoder)
         case .declareEmergencyAccess(let b): try b.encode(to: encoder)
         case .reviewEmergencyAccess(let b): try b.encode(to: encoder)
+        case .setRewrapDelegation(let b): try b.encode(to: encoder)
+        case .anchorAudit(let b): try b.encode(to: encoder)
         }
     }
 }

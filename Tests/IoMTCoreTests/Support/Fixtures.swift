@@ -68,6 +68,8 @@ enum Fixture {
         .declareEmergencyAccess(DeclareEmergencyAccess(subject: hash(0x37), reasonCode: "unconscious", statementHash: hash(0x38), categories: ["medication"], minutes: 90)),
         .reviewEmergencyAccess(ReviewEmergencyAccess(access: hash(0x39), verdict: "justified", noteHash: hash(0x3A))),
         .reviewEmergencyAccess(ReviewEmergencyAccess(access: hash(0x3B), verdict: "unjustified")),
+        .setRewrapDelegation(SetRewrapDelegation(gateway: address(0x3C), active: true)),
+        .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 250, root: hash(0x3D))),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

@@ -1,0 +1,188 @@
+import Crypto
+import Foundation
+import IoMTCore
+import IoMTEdge
+import IoMTGateway
+import Testing
+
+/// Issue 5 §3 and §5 with real processes: a reader's signed request to the gateway, the consent
+/// decision at the node's latest height, keys re-wrapped for the reader, blobs fetched from the
+/// node and decrypted by the reader; every request, granted or refused, in the patient's audit
+/// log, anchored on-chain and exportable as FHIR AuditEvent.
+@Suite("reading patient data: signed requests, re-wrapped keys, audit", .serialized)
+struct DataReadTests {
+    /// A signed GET to the gateway, optionally with the headers tampered.
+    static func signedGET(_ gw: HTTP, _ target: String, key: PrivateKey, chainID: String, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000),
+                          claim: Address? = nil, headers fixed: [String: String]? = nil) async throws -> (HTTP.Reply, [String: String]) {
+        var h = fixed ?? SignedRequest.headers(key: key, chainID: chainID, method: "GET", target: target, nowMs: nowMs, nonce: SignedRequest.newNonce())
+        if let claim { h["X-IoMT-Account"] = claim.hex }
+        return (try await gw.send("GET", target, headers: h), h)
+    }
+
+    static func x25519(_ dir: String, _ name: String) throws -> (path: String, key: X25519Key) {
+        let path = dir + "/\(name).x25519"
+        let made = try runCLI(["keys", "x25519", "--out", path])
+        return (path, try X25519Key(hex: (try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: String])?["publicKey"] ?? ""))
+    }
+
+    @Test("a granted reader decrypts the patient's batches locally; forged, stale, replayed, undelegated, wrong-purpose, expired, revoked and other-patient requests are refused with a reason; all of it is audited and anchored",
+          .timeLimit(.minutes(5)))
+    func readAndAudit() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let nodeDir = dir + "/node"
+        let node = try NodeProcess(dataDir: nodeDir)
+        defer { node.terminate() }
+        let http = HTTP(base: node.url), chain = try DevChain(dataDir: nodeDir)
+        let id = chain.chainID
+
+        // The patient (keys from its secret), a second patient, a gateway, a doctor and a nurse
+        // with published X25519 keys, and the patient's oximeter.
+        let secret = PatientSecret.generate()
+        let patient = try await ConsentAPITests.enrol(http, chain, secret)
+        let subject = Pseudonym.of(patient.publicKey.address)
+        let other = try await ConsentAPITests.enrol(http, chain, PatientSecret.generate())
+        let otherSubject = Pseudonym.of(other.publicKey.address)
+        let patientX = dir + "/patient.x25519"
+        try Data(secret.agreementKey(at: "dev-hospital").rawRepresentation).write(to: URL(fileURLWithPath: patientX))
+        let gatewayKey = PrivateKey.generate(.ed25519)
+        let gatewayKeyPath = dir + "/gateway.key.json"
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: gatewayKeyPath))
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        let doctor = PrivateKey.generate(.ed25519), nurse = PrivateKey.generate(.p256)
+        let doctorPath = dir + "/doctor.key.json", patientPath = dir + "/patient.key.json"
+        try JSONEncoder().encode(KeyFile(doctor)).write(to: URL(fileURLWithPath: doctorPath))
+        try JSONEncoder().encode(KeyFile(patient)).write(to: URL(fileURLWithPath: patientPath))
+        let doctorX = try Self.x25519(dir, "doctor"), nurseX = try Self.x25519(dir, "nurse")
+        for (k, p, x) in [(doctor, "doctor", doctorX.key), (nurse, "nurse", nurseX.key)] {
+            try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: k.publicKey, role: .practitioner, organisation: "dev-hospital")))
+            try await GatewayTests.commit(http, chain, .attestPractitioner(AttestPractitioner(account: k.publicKey.address, profession: p, licenceHash: Hash.sha256(Array(p.utf8)))))
+            try await GatewayTests.commit(http, chain, .setAgreementKey(SetAgreementKey(agreementKey: x)), key: k)
+        }
+        let oximeter = TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil)
+        try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: subject,
+                                                                                    recipientKey: try ConsentAPITests.agreementKey(secret, "dev-hospital"))))
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayKeyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
+        defer { gw.kill9() }
+
+        // Three SpO2 readings, anchored.
+        var last: Int64 = 0
+        for (i, v) in [97, 96, 95].enumerated() {
+            let r = try await oximeter.upload(gw.http, chainID: id, counter: UInt64(i + 1), body: try GatewayTests.spo2(v))
+            #expect(r.status == 202, "\(r.text)")
+            last = Int64(r.json["lastSequence"] as? Int ?? 0)
+        }
+        _ = try await GatewayTests.waitForProof(gw.http, last)
+
+        let target = "/v1/patients/\(subject.hex)/data?category=vital-signs&purpose=treatment"
+        func read(_ key: PrivateKey, _ t: String = target) async throws -> HTTP.Reply { try await Self.signedGET(gw.http, t, key: key, chainID: id).0 }
+        func code(_ r: HTTP.Reply) -> String { r.json["code"] as? String ?? "" }
+
+        // No grant yet: denied with the contract's reason.
+        var r = try await read(doctor)
+        #expect(r.status == 403 && code(r) == "access-denied" && r.text.contains("no grant"), "\(r.text)")
+        // Granted, but the patient has not delegated re-wrapping to the gateway.
+        let day: Int64 = 86_400_000, now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await GatewayTests.commit(http, chain, .grantConsent(GrantConsent(grantee: .account(doctor.publicKey.address), categories: ["vital-signs"], purposes: ["treatment"], expiresMs: now + day)), key: patient)
+        r = try await read(doctor)
+        #expect(r.status == 403 && code(r) == "no-delegation", "\(r.text)")
+        let delegated = try runCLI(["tx", "submit", "--key", patientPath, "--node", node.url, "--wait", "--type", "set-rewrap-delegation", "--gateway", gatewayKey.publicKey.address.hex])
+        #expect(delegated.status == 0, "\(delegated.stderr)")
+
+        // The doctor reads through the CLI: signed request, blobs from the node, verified against
+        // their anchors, decrypted with the re-wrapped key.
+        var cli = try runCLI(["data", "read", "--gateway", gw.url, "--node", node.url, "--key", doctorPath, "--x25519", doctorX.path,
+                              "--subject", subject.hex, "--category", "vital-signs", "--purpose", "treatment"])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        let lines = cli.stdout.split(separator: "\n")
+        #expect(lines.count == 3 && lines.allSatisfy { $0.contains("oxygen-saturation") }, "\(cli.stdout)")
+        #expect(["97 %", "96 %", "95 %"].allSatisfy { v in lines.contains { $0.contains(v) } }, "\(cli.stdout)")
+        #expect(cli.stderr.contains("verified against its anchor") && cli.stderr.contains("access by grant"), "\(cli.stderr)")
+        // The wrapped key opens nothing for anyone else: the nurse's key cannot unwrap it.
+        r = try await read(doctor)
+        let served = try JSONDecoder().decode(Gateway.DataReply.self, from: r.body)
+        let nursePrivate = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: try Data(contentsOf: URL(fileURLWithPath: nurseX.path)))
+        #expect(throws: BlobError.self) { try SealedBlob.unwrap(served.batches[0].key, with: nursePrivate) }
+        #expect(served.batches.allSatisfy { $0.key.recipient == doctorX.key.bytes })
+
+        // Refusals, each with its reason.
+        (r, _) = try await Self.signedGET(gw.http, target, key: nurse, chainID: id, claim: doctor.publicKey.address)
+        #expect(r.status == 401 && code(r) == "bad-signature", "forged: \(r.text)")
+        (r, _) = try await Self.signedGET(gw.http, target, key: doctor, chainID: id, nowMs: now - 10 * 60_000)
+        #expect(r.status == 401 && code(r) == "stale-request", "\(r.text)")
+        let (first, headers) = try await Self.signedGET(gw.http, target, key: doctor, chainID: id)
+        #expect(first.status == 200)
+        (r, _) = try await Self.signedGET(gw.http, target, key: doctor, chainID: id, headers: headers)
+        #expect(r.status == 409 && code(r) == "replayed-request", "\(r.text)")
+        r = try await read(doctor, "/v1/patients/\(subject.hex)/data?category=vital-signs&purpose=research")
+        #expect(r.status == 403 && code(r) == "access-denied", "wrong purpose: \(r.text)")
+        r = try await read(doctor, "/v1/patients/\(otherSubject.hex)/data?category=vital-signs&purpose=treatment")
+        #expect(r.status == 403 && code(r) == "access-denied", "another patient's data: \(r.text)")
+        r = try await read(doctor, "/v1/patients/\(subject.hex)/data?category=ecg&purpose=treatment")
+        #expect(r.status == 403 && code(r) == "access-denied", "another category: \(r.text)")
+        r = try await Self.signedGET(gw.http, target, key: doctor, chainID: "another-chain").0
+        #expect(r.status == 401 && code(r) == "bad-signature", "a signature for another chain")
+        r = try await gw.http.get(target)
+        #expect(r.status == 401 && code(r) == "missing-credentials")
+
+        // A grant that lapses: the nurse reads while it runs, not after.
+        let lapse = Int64(Date().timeIntervalSince1970 * 1000) + 3_000
+        try await GatewayTests.commit(http, chain, .grantConsent(GrantConsent(grantee: .account(nurse.publicKey.address), categories: ["vital-signs"], purposes: ["treatment"], expiresMs: lapse)), key: patient)
+        r = try await read(nurse)
+        #expect(r.status == 200 && (r.json["batches"] as? [[String: Any]])?.reduce(0, { $0 + ($1["count"] as? Int ?? 0) }) == 3, "\(r.text)")
+        while Int64(Date().timeIntervalSince1970 * 1000) <= lapse { try await Task.sleep(nanoseconds: 200_000_000) }
+
+        // The patient revokes the doctor's grant (this block also moves the chain's time past
+        // the nurse's expiry). New readings arrive after; neither can read anything.
+        let doctorGrant = try #require(Hash(hex: served.reference?.hex ?? ""))
+        try await GatewayTests.commit(http, chain, .revokeConsent(RevokeConsent(grant: doctorGrant)), key: patient)
+        r = try await read(doctor)
+        #expect(r.status == 403 && code(r) == "access-denied", "revoked: \(r.text)")
+        r = try await read(nurse)
+        #expect(r.status == 403 && code(r) == "access-denied", "expired: \(r.text)")
+        let more = try await oximeter.upload(gw.http, chainID: id, counter: 10, body: try GatewayTests.spo2(93))
+        _ = try await GatewayTests.waitForProof(gw.http, Int64(more.json["lastSequence"] as? Int ?? 0))
+        r = try await read(doctor)
+        #expect(r.status == 403, "no new batch is readable by the former grantee")
+        // The patient reads its own data, new batch included, with its own key (no grant needed).
+        cli = try runCLI(["data", "read", "--gateway", gw.url, "--node", node.url, "--key", patientPath, "--x25519", patientX,
+                          "--subject", subject.hex, "--category", "vital-signs", "--purpose", "treatment"])
+        #expect(cli.status == 0 && cli.stdout.split(separator: "\n").count == 4 && cli.stderr.contains("access by own"), "\(cli.stdout)\(cli.stderr)")
+
+        // The audit log: every request that named the patient, granted or refused, in order,
+        // anchored on-chain in runs the CLI verifies against the chain.
+        let expected = ["access-denied", "no-delegation", "granted", "granted", "bad-signature", "stale-request", "granted", "replayed-request",
+                        "access-denied", "access-denied", "bad-signature", "missing-credentials", "granted", "access-denied", "access-denied", "access-denied", "granted"]
+        var audit: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(60)
+        repeat {
+            let out = try runCLI(["audit", "--gateway", gw.url, "--node", node.url, "--key", patientPath, "--subject", subject.hex])
+            #expect(out.status == 0, "\(out.stderr)")
+            audit = out.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            if audit.count == expected.count, audit.allSatisfy({ $0["anchored"] as? String == "verified against the chain" }) { break }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        } while Date() < deadline
+        let codes = audit.compactMap { ($0["entry"] as? [String: Any])?["code"] as? String }
+        #expect(codes == expected, "\(codes)")
+        #expect(audit.allSatisfy { $0["anchored"] as? String == "verified against the chain" }, "\(audit.map { $0["anchored"] ?? "" })")
+        let readers = Set(audit.compactMap { ($0["entry"] as? [String: Any])?["reader"] as? String })
+        #expect(readers.isSuperset(of: [doctor.publicKey.address.hex, nurse.publicKey.address.hex, patient.publicKey.address.hex]))
+        // The other patient's log has the doctor's attempt on its data, and only that.
+        let otherPath = dir + "/other.key.json"
+        try JSONEncoder().encode(KeyFile(other)).write(to: URL(fileURLWithPath: otherPath))
+        let otherLog = try runCLI(["audit", "--gateway", gw.url, "--node", node.url, "--key", otherPath, "--subject", otherSubject.hex])
+        #expect(otherLog.status == 0 && otherLog.stdout.split(separator: "\n").count == 1 && otherLog.stdout.contains("access-denied"), "\(otherLog.stdout)\(otherLog.stderr)")
+        // Nobody else lists a patient's log.
+        let snoop = try runCLI(["audit", "--gateway", gw.url, "--node", node.url, "--key", doctorPath, "--subject", subject.hex])
+        #expect(snoop.status != 0 && snoop.stderr.contains("unauthorised"), "\(snoop.stderr)")
+        // As FHIR AuditEvent resources.
+        let fhir = try runCLI(["audit", "--gateway", gw.url, "--node", node.url, "--key", patientPath, "--subject", subject.hex, "--fhir"])
+        let bundle = try #require(try JSONSerialization.jsonObject(with: Data(fhir.stdout.utf8)) as? [String: Any], "\(fhir.stderr)")
+        let events = (bundle["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+        #expect(events.count == expected.count && events.allSatisfy { $0["resourceType"] as? String == "AuditEvent" && $0["action"] as? String == "R" })
+        #expect(events.map { $0["outcome"] as? String ?? "" } == expected.map { $0 == "granted" ? "0" : "4" })
+        // The log holds pseudonyms, codes and hashes, never a reading.
+        #expect(!fhir.stdout.contains("oxygen") && !fhir.stdout.contains("%"))
+    }
+}
