@@ -35,6 +35,7 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
     @Option(help: "Fraction of uploads carrying an abnormal value.") var anomalyRate = 0.02
     @Option(help: "Seed of the values and device keys.") var seed: UInt64 = 1
     @Flag(help: "After sending, wait until the gateway has anchored every accepted reading; report the end-to-end rate.") var waitAnchored = false
+    @Option(help: "Write the invented people and device identifiers (names, record numbers, serials) to this JSON file, e.g. for a scan that none of them reached the chain.") var identities: String?
 
     func validate() throws {
         guard devices >= 1, devices <= 100_000 else { throw ValidationError("--devices must be 1…100000") }
@@ -64,7 +65,20 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
         let profile: Profile
         var counter: UInt64 = 0
         var level: Double = 0   // the random walk of the device's main value
+
+        /// What a real device's readings carry and must never reach the chain: the wearer's name
+        /// and record number, the device's serial (invented from the key, so stable per seed).
+        var identity: Identity {
+            let b = Hash.domain("iomt/simulated-identity", key.publicKey.address.bytes).bytes
+            let given = ["Amelia", "Bartholomew", "Chiara", "Dmitri", "Esperanza", "Fionnuala", "Gustavo", "Hiroko", "Ingeborg", "Jolanta"]
+            let family = ["Abernathy", "Bergström", "Castellanos", "Dubrovnik", "Eriksdottir", "Fitzgerald", "Gonçalves", "Halvorsen", "Ishikawa", "Jankowski"]
+            let mrn = "MRN-" + String(format: "%08d", (Int(b[2]) << 16 | Int(b[3]) << 8 | Int(b[4])) % 100_000_000)
+            return Identity(device: key.publicKey.address.hex, name: "\(given[Int(b[0]) % given.count]) \(family[Int(b[1]) % family.count])", recordNumber: mrn,
+                            serial: "SN-" + Hex.encode(Array(b[5..<11])).uppercased())
+        }
     }
+
+    struct Identity: Codable { var device: String; var name: String; var recordNumber: String; var serial: String }
 
     func run() async throws {
         let admin = try KeyFile.load(path: adminKey)
@@ -80,6 +94,11 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
         // (the gateway refuses a replay), so they start from the clock in microseconds.
         let counterBase = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         for i in fleet.indices { fleet[i].level = rng.unit(); fleet[i].counter = counterBase }
+        if let identities {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try e.encode(fleet.map(\.identity)).write(to: URL(fileURLWithPath: identities))
+        }
         let registered = try await register(fleet, admin: admin, chainID: chainID, node: nodeURL)
         print("registered \(registered) devices, \(devices - registered) already on the chain (\(Profile.allCases.map(\.deviceType).joined(separator: ", ")))")
 
@@ -174,7 +193,14 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
             d.level = min(1, max(0, d.level + (rng.unit() - 0.5) * 0.1))
             let t = FHIRTime.format(nowMs - Int64(count - 1 - k) * 100)
             let bad = abnormal && k == count - 1
-            entries.append(observation(d.profile, level: d.level, abnormal: bad, k: k, time: t, rng: &rng))
+            var o = observation(d.profile, level: d.level, abnormal: bad, k: k, time: t, rng: &rng)
+            // Like a real device's export: the observation's id, the wearer (reference and name)
+            // and the device's serial. The gateway keeps them inside the encrypted blob only.
+            let who = d.identity
+            let tags = "\"id\":\"\(who.serial)-\(d.counter)-\(k)\"," + (d.profile.bindsToPlace ? "" : "\"subject\":{\"reference\":\"Patient/\(who.recordNumber)\",\"display\":\"\(who.name)\"},")
+                + "\"device\":{\"display\":\"\(who.serial)\"},"
+            o.insert(contentsOf: tags, at: o.index(o.startIndex, offsetBy: "{\"resourceType\":\"Observation\",".count))
+            entries.append(o)
         }
         return Array(("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[" + entries.map { "{\"resource\":\($0)}" }.joined(separator: ",") + "]}").utf8)
     }
