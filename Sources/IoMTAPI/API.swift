@@ -266,6 +266,7 @@ public struct API: Sendable {
             switch error {
             case .tooLarge: throw Problem(.contentTooLarge, code: "blob-too-large", detail: error.description)
             case .mismatch: throw Problem(.unprocessableContent, code: "blob-mismatch", detail: error.description)
+            case .erased: throw Problem(.gone, code: "blob-erased", detail: error.description)
             case .notFound, .io: throw Problem(.internalServerError, code: "blob-store", detail: error.description)
             }
         }
@@ -283,6 +284,7 @@ public struct API: Sendable {
         } catch {
             switch error {
             case .notFound: throw Problem(.notFound, code: "blob-not-found", detail: error.description)
+            case .erased: throw Problem(.gone, code: "blob-erased", detail: error.description)
             default: throw Problem(.internalServerError, code: "blob-store", detail: error.description)
             }
         }

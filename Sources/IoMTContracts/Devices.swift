@@ -22,6 +22,7 @@ enum Devices {
         }
         try Limits.check(b.label, max: Limits.labelBytes, field: "label")
         guard state.value(forKey: StateKeys.device(id)) == nil else { throw .alreadyExists("device \(id)") }
+        if let s = b.subject, state.value(forKey: StateKeys.erasure(s)) != nil { throw .invalidArgument("the data of subject \(s) was erased: no device is bound to it again") }
         let record = DeviceRecord(id: id, publicKey: b.publicKey, macKeyHash: b.macKeyHash, deviceType: b.deviceType, subject: b.subject, place: b.place,
                                   owner: sender.address, organisation: sender.organisation, status: .active, registeredAtHeight: context.height, label: b.label,
                                   recipientKey: b.recipientKey)

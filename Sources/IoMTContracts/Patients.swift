@@ -182,6 +182,47 @@ extension Patients {
     }
 }
 
+extension Patients {
+    /// The patient asks for its data to be erased (once).
+    static func requestErasure(_ b: RequestErasure, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        let patient = try patientRecord(of: sender, state: state, doing: "requests erasure of its data")
+        guard b.subject == patient.pseudonym else { throw .unauthorised("a patient erases only its own data (pseudonym \(patient.pseudonym))") }
+        guard state.value(forKey: StateKeys.erasure(b.subject)) == nil else { throw .alreadyExists("erasure of \(b.subject)") }
+        let n = (try state.read(UInt64.self, StateKeys.erasureCount) ?? 0) + 1
+        state.put(StateKeys.erasureCount, n)
+        state.put(StateKeys.erasureEntry(n), b.subject)
+        state.put(StateKeys.erasure(b.subject), ErasureRecord(subject: b.subject, requestedAtMs: context.timestampMs, height: context.height, sequence: n))
+    }
+
+    /// A gateway confirms erased batches of an erased subject: only batches it anchored, bound to
+    /// that subject, each once.
+    static func confirmErasure(_ b: ConfirmErasure, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard sender.role == .gateway else { throw .unauthorised("only a gateway confirms erasure") }
+        guard state.value(forKey: StateKeys.erasure(b.subject)) != nil else { throw .invalidArgument("no erasure of \(b.subject) was requested") }
+        guard b.batchRoots.count <= ConfirmErasure.maxRoots, Set(b.batchRoots).count == b.batchRoots.count else {
+            throw .invalidArgument("at most \(ConfirmErasure.maxRoots) distinct batch roots per confirmation")
+        }
+        var progress = try state.read([ErasureProgress].self, StateKeys.erasureProgress(b.subject)) ?? []
+        let i = progress.firstIndex { $0.gateway == sender.address }
+        if let i, progress[i].complete { throw .invalidArgument("gateway \(sender.address) already completed the erasure of \(b.subject)") }
+        for root in b.batchRoots {
+            guard let a = try state.read(AnchorRecord.self, StateKeys.anchor(root)) else { throw .invalidArgument("no anchored batch \(root)") }
+            guard a.gateway == sender.address else { throw .unauthorised("batch \(root) was anchored by another gateway") }
+            guard let d = try state.read(DeviceRecord.self, StateKeys.device(a.anchor.device)), d.subject == b.subject else {
+                throw .invalidArgument("batch \(root) is not of subject \(b.subject)")
+            }
+            guard state.value(forKey: StateKeys.erasedAnchor(root)) == nil else { throw .alreadyExists("erasure of batch \(root)") }
+            state.put(StateKeys.erasedAnchor(root), context.height)
+        }
+        if let i {
+            progress[i].batches += UInt64(b.batchRoots.count); progress[i].complete = b.final; progress[i].height = context.height
+        } else {
+            progress.append(ErasureProgress(gateway: sender.address, batches: UInt64(b.batchRoots.count), complete: b.final, height: context.height))
+        }
+        state.put(StateKeys.erasureProgress(b.subject), progress)
+    }
+}
+
 // MARK: the access decision
 
 /// "May `reader` read `subject`'s data of `category`, from the window `dataFromMs…dataUntilMs`, for
@@ -229,6 +270,7 @@ public enum Consent {
         guard let reader = try s.read(Account.self, StateKeys.account(q.reader)) else { return .deny("reader \(q.reader) is not an account") }
         guard reader.status == .active else { return .deny("reader \(q.reader) is \(reader.status.name)") }
         guard let patient = try s.read(PatientRecord.self, StateKeys.patient(q.subject)) else { return .deny("no patient is enrolled under pseudonym \(q.subject)") }
+        if let e = try s.read(ErasureRecord.self, StateKeys.erasure(q.subject)) { return .deny("the patient's data was erased at its request (height \(e.height))") }
         if reader.address == patient.account { return AccessDecision(allowed: true, basis: .own, reference: nil, reason: "the patient's own data") }
         let attested = try Patients.attestation(of: reader, state: s)
         for id in try s.read(IDList.self, StateKeys.consents(of: q.subject))?.ids ?? [] {

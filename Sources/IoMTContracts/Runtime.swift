@@ -186,6 +186,8 @@ public enum Runtime {
             case .reviewEmergencyAccess(let b): try Patients.review(b, by: bumped, state: &scratch, context: ctx)
             case .setRewrapDelegation(let b): try Patients.delegate(b, by: bumped, state: &scratch, context: ctx)
             case .anchorAudit(let b): try Patients.anchorAudit(b, by: bumped, state: &scratch, context: ctx)
+            case .requestErasure(let b): try Patients.requestErasure(b, by: bumped, state: &scratch, context: ctx)
+            case .confirmErasure(let b): try Patients.confirmErasure(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

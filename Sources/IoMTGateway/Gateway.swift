@@ -42,6 +42,9 @@ public actor Gateway {
     public let configuration: Configuration
 
     private var deviceCache: [Address: (record: DeviceRecord?, atMs: Int64)] = [:]
+    /// Subjects whose erasure the chain recorded (`processErasures`).
+    var erased: Set<Hash>
+    private var lastErasureCheckMs: Int64 = 0
     private var accepted: UInt64 = 0
     private var acceptedReadings: UInt64 = 0
     private var refused: [String: UInt64] = [:]
@@ -63,6 +66,7 @@ public actor Gateway {
         // Alarms raised before a restart stay raised: they clear on a normal value, not on a reboot.
         alarms = AlarmTracker(rules: configuration.alarmRules, active: Set(try store.activeAlarms()))
         lastAlertID = try store.lastAlertID()
+        erased = try store.erasedSubjects()
         committer = try UploadCommitter(store: store, maxUnanchored: configuration.maxUnanchored)
     }
 
@@ -77,9 +81,12 @@ public actor Gateway {
         case unsupportedMediaType(String)
         case overloaded(Int)
         case unavailable(String)
+        /// The device's patient had its data erased: nothing more is taken for it.
+        case erased(Hash)
 
         public var code: String {
             switch self {
+            case .erased: return "subject-erased"
             case .refused(let r): return r.code
             case .invalid(let e): return e.code
             case .unsupportedMediaType: return "unsupported-media-type"
@@ -95,6 +102,7 @@ public actor Gateway {
             case .unsupportedMediaType(let t): return "content type \"\(t)\" is not application/fhir+json, application/json or text/csv"
             case .overloaded(let n): return "\(n) readings wait for anchoring; retry later"
             case .unavailable(let s): return "cannot check the device on the chain: \(s)"
+            case .erased(let s): return "the data of subject \(s) was erased at the patient's request; readings of its devices are refused"
             }
         }
     }
@@ -149,6 +157,7 @@ public actor Gateway {
     /// Authenticates, normalises and durably queues one upload. Returns after the readings are on disk.
     public func upload(device: Address, counter: UInt64, contentType: String, tag: [UInt8], body: [UInt8]) async throws(UploadError) -> Accepted {
         guard let record = try await deviceRecord(device) else { throw count(.refused(.unknownDevice(device))) }
+        if let subject = record.subject, erased.contains(subject) { throw count(.erased(subject)) }
         let macKey: [UInt8]?
         do { macKey = record.macKeyHash == nil ? nil : try store.macKey(device) } catch { throw count(.unavailable("\(error)")) }
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
@@ -256,7 +265,13 @@ public actor Gateway {
             var found = deviceCache[p.device]?.record
             if found == nil { found = (try? await deviceRecord(p.device)) ?? nil }
             guard let record = found else { continue }
+            // A patient's batches are sealed for its own custody key (destroyed on erasure); a
+            // place's for the gateway's. An erased subject's queued readings are never sealed.
             var keys = [sealingPublicKey]
+            if let subject = record.subject {
+                guard !erased.contains(subject), let k = try store.subjectKey(subject, create: true) else { continue }
+                keys = [Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: k).publicKey.rawRepresentation)]
+            }
             if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
             for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
             out.append(DueDevice(device: p.device, count: p.count, keys: keys, subject: record.subject))
@@ -312,6 +327,11 @@ public actor Gateway {
             let n = try await nextNonce()
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for c in try store.unsignedErasureConfirmations() {
+            let n = try await nextNonce()
+            let tx = sign(.confirmErasure(ConfirmErasure(subject: c.subject, batchRoots: c.roots, final: c.final)), nonce: n)
+            try store.setTransaction(.erasure, id: c.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         // The audit log's new entries, as one run under one root (issue 5 §5).
         _ = try store.closeAuditRun()
@@ -426,6 +446,7 @@ public actor Gateway {
                 try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                     sealer.async { c.resume(with: Result { try self.seal(due) }) }
                 }
+                try await processErasures()
                 try await anchorOpen()
                 await committer.refreshUnanchored()
                 if nodeError != nil { log("node reachable again; anchoring") }
@@ -436,6 +457,38 @@ public actor Gateway {
                 nodeError = text
             }
             try? await Task.sleep(nanoseconds: intervalMs * 1_000_000)
+        }
+    }
+
+    /// Follows the chain's erasure requests (at most once a second); for each subject this gateway
+    /// holds data of, once its sealed batches are all anchored: erases the plaintext readings and
+    /// the custody key, deletes the blobs here and queues the on-chain confirmations (the nodes
+    /// delete their copies when those commit).
+    func processErasures() async throws {
+        let now = Self.nowMs()
+        guard now - lastErasureCheckMs >= 1_000 else { return }
+        lastErasureCheckMs = now
+        var cursor = try store.erasureCursor()
+        if let count = try await node.state(StateKeys.erasureCount).map({ try UInt64(canonicalBytes: $0) }), count > cursor {
+            while cursor < count {
+                cursor += 1
+                guard let bytes = try await node.state(StateKeys.erasureEntry(cursor)) else { break }
+                let subject = try Hash(canonicalBytes: bytes)
+                try store.noteErasure(subject, sequence: cursor)
+                erased.insert(subject)
+                log("erasure \(cursor) requested for subject \(subject)")
+            }
+        }
+        for subject in try store.requestedErasures() {
+            guard try store.openBatches(of: subject) == 0 else { continue }
+            let devices = Set(deviceCache.compactMap { $0.value.record?.subject == subject ? $0.key : nil })
+            let done = try store.eraseSubject(subject, devices: devices, nowMs: now)
+            try store.checkpoint()
+            for cid in done.cids {
+                guard let id = ContentID(cid) else { continue }
+                do { try blobs.erase(id) } catch { log("erasing blob \(cid): \(error)") }
+            }
+            log("erased subject \(subject): \(done.roots.count) batches, \(done.readings) readings, custody key destroyed; confirming on-chain")
         }
     }
 

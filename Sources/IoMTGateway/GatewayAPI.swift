@@ -26,6 +26,12 @@ public struct GatewayAPI: Sendable {
         router.get("/v1/alerts") { req, _ in try await alerts(req) }
         router.get("/v1/patients/:pseudonym/data") { req, ctx in try await data(req, ctx) }
         router.get("/v1/patients/:pseudonym/audit") { req, ctx in try await audit(req, ctx) }
+        router.get("/v1/patients/:pseudonym/erasure") { _, ctx in try json(try gateway.store.erasureReport(try pseudonym(ctx))) }
+        router.get("/v1/patients/:pseudonym/erasure/blobs") { _, ctx in
+            // The content ids of the subject's batches (hashes), so anyone can check that no node serves them.
+            struct Held: Codable { var cids: [String] }
+            return try json(Held(cids: try gateway.store.cids(of: try pseudonym(ctx))))
+        }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -66,6 +72,7 @@ public struct GatewayAPI: Sendable {
             }
         case .unsupportedMediaType: return Problem(.unsupportedMediaType, code: e.code, detail: e.description)
         case .overloaded, .unavailable: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
+        case .erased: return Problem(.gone, code: e.code, detail: e.description)
         }
     }
 
@@ -101,6 +108,8 @@ public struct GatewayAPI: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         } catch .notFound {
             throw Problem(.notFound, code: "blob-not-found", detail: "no blob \(id) here")
+        } catch .erased {
+            throw Problem(.gone, code: "blob-erased", detail: "blob \(id) was erased at its patient's request")
         } catch {
             throw Problem(.internalServerError, code: "blob-tampered", detail: error.description)
         }

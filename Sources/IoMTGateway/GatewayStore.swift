@@ -1,3 +1,4 @@
+@preconcurrency import Crypto
 import Foundation
 import GRDB
 import IoMTCore
@@ -16,7 +17,9 @@ public final class GatewayStore: Sendable {
     public init(path: String) throws {
         var config = Configuration()
         config.journalMode = .wal
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // secure_delete: a deleted row's bytes (a destroyed custody key, an erased reading) are
+        // overwritten in the file, not left in a free page.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON") }
         db = try DatabaseQueue(path: path, configuration: config)
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -66,6 +69,16 @@ public final class GatewayStore: Sendable {
                     id INTEGER PRIMARY KEY AUTOINCREMENT, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, root BLOB NOT NULL,
                     tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
                 CREATE TABLE request_nonces(account BLOB NOT NULL, nonce TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(account, nonce));
+                """)
+        }
+        m.registerMigration("v5-erasure") { db in
+            try db.execute(sql: """
+                CREATE TABLE subject_keys(subject BLOB PRIMARY KEY, key BLOB NOT NULL);
+                CREATE TABLE erasures(subject BLOB PRIMARY KEY, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+                    batches INTEGER, readings INTEGER, blobs INTEGER, key_destroyed INTEGER, erased_ms INTEGER);
+                CREATE TABLE erasure_confirmations(id INTEGER PRIMARY KEY AUTOINCREMENT, subject BLOB NOT NULL, roots BLOB NOT NULL, final INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE INDEX batches_device ON batches(device);
                 """)
         }
         try m.migrate(db)
@@ -286,7 +299,7 @@ public final class GatewayStore: Sendable {
     /// The gateway's outgoing transactions live with what they carry: a batch's `anchor-readings`,
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.
-    public enum Outgoing: String, Sendable, CaseIterable { case batch = "batches", alert = "alerts", audit = "audit_runs" }
+    public enum Outgoing: String, Sendable, CaseIterable { case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations" }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
         try db.write { db in
@@ -312,6 +325,8 @@ public final class GatewayStore: Sendable {
                 SELECT 'alerts' AS kind, id, nonce, tx_hash, tx_bytes FROM alerts WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'audit_runs' AS kind, id, nonce, tx_hash, tx_bytes FROM audit_runs WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'erasure_confirmations' AS kind, id, nonce, tx_hash, tx_bytes FROM erasure_confirmations WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))
@@ -429,6 +444,133 @@ public final class GatewayStore: Sendable {
                 return AuditRecord(entry: entry, run: run, proof: MerkleTree.proof(leafHashes: hashes, index: Int(entry.seq - run.firstSeq)))
             }
         }
+    }
+
+    // MARK: custody keys and erasure (issue 5 §6)
+
+    /// The subject's custody key (32 raw X25519 private-key bytes), made on first use. Its batches
+    /// are sealed for it, so destroying it (erasure) leaves this gateway unable to open any copy.
+    public func subjectKey(_ subject: Hash, create: Bool) throws -> [UInt8]? {
+        if !create {
+            return try db.read { db in try Data.fetchOne(db, sql: "SELECT key FROM subject_keys WHERE subject = ?", arguments: [Data(subject.bytes)]).map { Array($0) } }
+        }
+        return try db.write { db in
+            if let k = try Data.fetchOne(db, sql: "SELECT key FROM subject_keys WHERE subject = ?", arguments: [Data(subject.bytes)]) { return Array(k) }
+            guard create else { return nil }
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM erasures WHERE subject = ?", arguments: [Data(subject.bytes)]) == 0 else { return nil }
+            let key = Array(Curve25519.KeyAgreement.PrivateKey().rawRepresentation)
+            try db.execute(sql: "INSERT INTO subject_keys(subject, key) VALUES (?, ?)", arguments: [Data(subject.bytes), Data(key)])
+            return key
+        }
+    }
+
+    public func erasureCursor() throws -> UInt64 {
+        try db.read { db in try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'erasure_cursor'").flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+    }
+
+    /// Records the chain's erasure number `sequence` (of `subject`, which this gateway may or may
+    /// not hold data of) and moves the cursor past it.
+    public func noteErasure(_ subject: Hash, sequence: UInt64) throws {
+        try db.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO erasures(subject, sequence, state) VALUES (?, ?, 'requested')", arguments: [Data(subject.bytes), Int64(sequence)])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('erasure_cursor', ?)", arguments: [Data(String(sequence).utf8)])
+        }
+    }
+
+    public func erasedSubjects() throws -> Set<Hash> {
+        try db.read { db in Set(try Data.fetchAll(db, sql: "SELECT subject FROM erasures").compactMap { Hash(bytes: Array($0)) }) }
+    }
+
+    public func requestedErasures() throws -> [Hash] {
+        try db.read { db in try Data.fetchAll(db, sql: "SELECT subject FROM erasures WHERE state = 'requested' ORDER BY sequence").compactMap { Hash(bytes: Array($0)) } }
+    }
+
+    /// The subject's batches that are sealed but not yet committed (erasure waits for them: their
+    /// blobs are on the nodes and their anchors about to commit, so they are confirmed too).
+    public func openBatches(of subject: Hash) throws -> Int {
+        try db.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM batches WHERE subject = ? AND committed_height IS NULL", arguments: [Data(subject.bytes)]) ?? 0 }
+    }
+
+    public struct LocalErasure: Sendable { public var cids: [String]; public var roots: [Hash]; public var readings: Int }
+
+    /// Erases what this gateway holds of `subject`: its readings (batched, and queued from its
+    /// devices), its custody key; lists the batches' blobs (the caller deletes them) and queues
+    /// the on-chain confirmations (roots in chunks, the last one final). In one transaction.
+    public func eraseSubject(_ subject: Hash, devices: Set<Address>, nowMs: Int64) throws -> LocalErasure {
+        try db.write { db in
+            let key = Data(subject.bytes)
+            let rows = try Row.fetchAll(db, sql: "SELECT id, root, cid, device FROM batches WHERE subject = ?", arguments: [key])
+            let allDevices = devices.union(rows.compactMap { Address(bytes: Array($0["device"] as Data)) })
+            var readings = 0
+            try db.execute(sql: "DELETE FROM readings WHERE batch IN (SELECT id FROM batches WHERE subject = ?)", arguments: [key])
+            readings += db.changesCount
+            for d in allDevices {
+                try db.execute(sql: "DELETE FROM readings WHERE batch IS NULL AND device = ?", arguments: [Data(d.bytes)])
+                readings += db.changesCount
+            }
+            try db.execute(sql: "DELETE FROM subject_keys WHERE subject = ?", arguments: [key])
+            let destroyed = db.changesCount
+            let roots = rows.map { Hash(bytes: Array($0["root"] as Data))! }
+            var chunks = stride(from: 0, to: roots.count, by: ConfirmErasure.maxRoots).map { Array(roots[$0..<min(roots.count, $0 + ConfirmErasure.maxRoots)]) }
+            if chunks.isEmpty { chunks = [[]] }
+            for (i, c) in chunks.enumerated() {
+                try db.execute(sql: "INSERT INTO erasure_confirmations(subject, roots, final) VALUES (?, ?, ?)", arguments: [key, Data(c.flatMap(\.bytes)), i == chunks.count - 1 ? 1 : 0])
+            }
+            try db.execute(sql: "UPDATE erasures SET state = 'erased', batches = ?, readings = ?, blobs = ?, key_destroyed = ?, erased_ms = ? WHERE subject = ?",
+                           arguments: [roots.count, readings, rows.count, destroyed, nowMs, key])
+            return LocalErasure(cids: rows.map { $0["cid"] }, roots: roots, readings: readings)
+        }
+    }
+
+    /// Copies the WAL into the database file and truncates it, so that erased rows' old page
+    /// images do not linger in the log (`secure_delete` already zeroes them in the file).
+    public func checkpoint() throws {
+        try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    public struct ErasureConfirmation: Sendable { public var id: Int64; public var subject: Hash; public var roots: [Hash]; public var final: Bool }
+
+    public func unsignedErasureConfirmations() throws -> [ErasureConfirmation] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, subject, roots, final FROM erasure_confirmations WHERE tx_bytes IS NULL ORDER BY id").map { r in
+                let raw = Array(r["roots"] as Data)
+                return ErasureConfirmation(id: r["id"], subject: Hash(bytes: Array(r["subject"] as Data))!,
+                                           roots: stride(from: 0, to: raw.count, by: 32).map { Hash(bytes: Array(raw[$0..<$0 + 32]))! }, final: (r["final"] as Int64) != 0)
+            }
+        }
+    }
+
+    public struct ErasureReport: Sendable, Codable {
+        public var subject: Hash
+        /// `none` (no erasure requested), `requested`, `erased` (here; confirmations on their way), `confirmed`.
+        public var state: String
+        /// `held`, `destroyed`, or `none` (this gateway never held one).
+        public var custodyKey: String
+        public var batches: Int
+        public var readingsHeld: Int
+        public var readingsErased: Int?
+        public var confirmationsPending: Int
+    }
+
+    public func erasureReport(_ subject: Hash) throws -> ErasureReport {
+        try db.read { db in
+            let key = Data(subject.bytes)
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM erasures WHERE subject = ?", arguments: [key])
+            let hasKey = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject_keys WHERE subject = ?", arguments: [key]) ?? 0 > 0
+            let batches = try Int.fetchOne(db, sql: "SELECT count(*) FROM batches WHERE subject = ?", arguments: [key]) ?? 0
+            let held = try Int.fetchOne(db, sql: "SELECT count(*) FROM readings WHERE batch IN (SELECT id FROM batches WHERE subject = ?)", arguments: [key]) ?? 0
+            let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM erasure_confirmations WHERE subject = ? AND committed_height IS NULL", arguments: [key]) ?? 0
+            var state = (row?["state"] as String?) ?? "none"
+            if state == "erased", pending == 0 { state = "confirmed" }
+            let destroyed = (row?["key_destroyed"] as Int64?).map { $0 > 0 } ?? false
+            return ErasureReport(subject: subject, state: state, custodyKey: hasKey ? "held" : (destroyed ? "destroyed" : "none"), batches: batches,
+                                 readingsHeld: held, readingsErased: row?["readings"], confirmationsPending: pending)
+        }
+    }
+
+    /// Every batch's content id of a subject (to show none of their blobs is held any more).
+    public func cids(of subject: Hash) throws -> [String] {
+        try db.read { db in try String.fetchAll(db, sql: "SELECT cid FROM batches WHERE subject = ?", arguments: [Data(subject.bytes)]) }
     }
 
     // MARK: proofs

@@ -156,11 +156,14 @@ extension Gateway {
         var served: [ServedBatch] = []
         do {
             let reader = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: readerKey.bytes)
+            // The subject's own custody key (batches sealed before there were per-subject keys
+            // were sealed for the gateway's).
+            let custody = try store.subjectKey(q.subject, create: false).map { try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: $0) } ?? sealingKey
             for b in try store.readableBatches(subject: q.subject, category: q.category, fromMs: q.fromMs, toMs: q.toMs, limit: Self.maxServedBatches) {
                 guard let cid = ContentID(b.cid) else { continue }
                 let blob = try SealedBlob(bytes: try blobs.get(cid))
                 served.append(ServedBatch(cid: b.cid, batchRoot: b.root, device: b.device, firstMs: b.firstMs, lastMs: b.lastMs, count: b.count,
-                                          anchorHeight: b.committedHeight, anchorTransaction: b.txHash, key: try blob.rewrap(with: sealingKey, for: reader)))
+                                          anchorHeight: b.committedHeight, anchorTransaction: b.txHash, key: try blob.rewrap(with: custody, for: reader)))
             }
         } catch {
             try refuse(ReadRefusal(code: "internal-error", status: 500, description: "cannot re-wrap the batches' keys: \(error)"))

@@ -136,9 +136,11 @@ public actor BlobExchange {
         case mismatch(expected: ContentID, got: ContentID)
         case tooLarge(Int, limit: Int)
         case notFound(ContentID)
+        case erased(ContentID)
         case io(String)
         public var description: String {
             switch self {
+            case .erased(let id): return "blob \(id) was erased at its patient's request"
             case .mismatch(let e, let g): return "the bytes are blob \(g), not \(e)"
             case .tooLarge(let n, let limit): return "a blob of \(n) bytes exceeds the limit of \(limit)"
             case .notFound(let id): return "no node of the consortium holds blob \(id)"
@@ -167,7 +169,10 @@ public actor BlobExchange {
         guard bytes.count <= maxBlobBytes else { throw .tooLarge(bytes.count, limit: maxBlobBytes) }
         let actual = ContentID(of: bytes)
         guard actual == id else { throw .mismatch(expected: id, got: actual) }
-        if case .failure(let e) = await storePut(bytes) { throw .io(e.description) }
+        if case .failure(let e) = await storePut(bytes) {
+            if case .erased = e { throw .erased(id) }
+            throw .io(e.description)
+        }
         var holders = ["self"]
         let targets = Self.rendezvous(id.digest, among: peers.connected(), count: replicationFactor - 1)
         await withTaskGroup(of: (PublicKey, Bool).self) { group in
@@ -201,6 +206,7 @@ public actor BlobExchange {
             log("blob \(id) on disk does not match its id: set aside, fetching a good copy from a peer")
             store.quarantine(id)
         case .failure(.notFound): break
+        case .failure(.erased): throw .erased(id)
         case .failure(let e): throw .io(e.description)
         }
         guard let (bytes, peer) = await fetch(id.digest) else { throw .notFound(id) }

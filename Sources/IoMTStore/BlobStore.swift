@@ -18,10 +18,13 @@ public struct BlobStore: Sendable {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case notFound(ContentID)
         case tampered(ContentID)
+        /// Erased at its patient's request: a tombstone keeps it from ever being stored again.
+        case erased(ContentID)
         case io(String)
         public var description: String {
             switch self {
             case .notFound(let id): return "no blob \(id)"
+            case .erased(let id): return "blob \(id) was erased at its patient's request"
             case .tampered(let id): return "blob \(id) does not match its content id (tampered or corrupt): refused"
             case .io(let s): return "blob store: \(s)"
             }
@@ -56,6 +59,7 @@ public struct BlobStore: Sendable {
     /// Writes one blob to a temporary file, fsyncs it and renames it into place (the folder is not fsync'd).
     private func writeBlob(_ bytes: [UInt8]) throws(Failure) -> ContentID {
         let id = ContentID(of: bytes)
+        guard !isErased(id) else { throw .erased(id) }
         let final = path(id)
         // Already here and whole: nothing to do. A damaged copy is replaced.
         if let existing = FileManager.default.contents(atPath: final), id.matches(Array(existing)) { return id }
@@ -86,8 +90,27 @@ public struct BlobStore: Sendable {
     /// True if a file for `id` is here (not verified).
     public func holds(_ id: ContentID) -> Bool { FileManager.default.fileExists(atPath: path(id)) }
 
+    /// Erases a blob for good: a tombstone (`<cid>.erased`) is written and fsync'd first, so no
+    /// fetch or replica brings it back, then every copy here (quarantined ones too) is deleted.
+    public func erase(_ id: ContentID) throws(Failure) {
+        let tomb = path(id) + ".erased"
+        if !isErased(id) {
+            let fd = open(tomb, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            guard fd >= 0 else { throw .io("create \(tomb): errno \(errno)") }
+            fsync(fd)
+            close(fd)
+        }
+        unlink(path(id))
+        let prefix = id.description + ".tampered-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) { unlink(folder + "/" + name) }
+        syncFolder()
+    }
+
+    public func isErased(_ id: ContentID) -> Bool { FileManager.default.fileExists(atPath: path(id) + ".erased") }
+
     /// The blob's bytes, verified against `id`.
     public func get(_ id: ContentID) throws(Failure) -> [UInt8] {
+        guard !isErased(id) else { throw .erased(id) }
         guard let data = FileManager.default.contents(atPath: path(id)) else { throw .notFound(id) }
         let bytes = Array(data)
         guard id.matches(bytes) else { throw .tampered(id) }

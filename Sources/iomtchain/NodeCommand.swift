@@ -71,6 +71,9 @@ struct NodeCommand: AsyncParsableCommand {
                 consensusInfo = started.info
                 blobs = started.blobs
             }
+            // Blobs of batches confirmed erased are deleted here as their confirmations commit.
+            let sweeper = Task { [node, blobStore] in await ErasureSweeper(node: node, blobs: blobStore).run() }
+            defer { sweeper.cancel() }
             let app = Application(
                 router: API(node: node, consensus: consensusInfo, blobs: blobs ?? BlobExchange(store: blobStore, authorise: authorise)).router(),
                 configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "iomtchain"),

@@ -10,7 +10,7 @@ import IoMTNode
 struct PatientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patient", abstract: "A patient's keys, pseudonyms, grants and emergency accesses.",
-        subcommands: [Secret.self, Keys.self, Show.self, Consents.self])
+        subcommands: [Secret.self, Keys.self, Show.self, Consents.self, Erasure.self])
 
     struct Secret: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a patient secret (32 random bytes, mode 0600): every organisation's keys and pseudonym derive from it.")
@@ -67,6 +67,53 @@ struct PatientCommand: AsyncParsableCommand {
         @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
 
         func run() async throws { try await printGET(node, "/v1/patients/\(pseudonym)/consents") }
+    }
+}
+
+extension PatientCommand {
+    /// Shows that no live key for an erased patient's data remains: the chain's erasure record and
+    /// each gateway's confirmation; each gateway's own report (custody key destroyed, no reading
+    /// held); and every node asked for every one of the patient's blobs answers "erased".
+    struct Erasure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the state of a patient's erasure: on-chain record and confirmations, gateways' custody keys and plaintext, nodes' blobs.",
+            discussion: "Request erasure with `tx submit --key PATIENT --type request-erasure --subject PSEUDONYM`. Exits non-zero unless the erasure is complete everywhere it checked.")
+        @Option(help: "The patient's pseudonym.") var pseudonym: String
+        @Option(help: "Node URLs (repeatable); the first is asked for the chain's record.") var node: [String] = ["http://127.0.0.1:8080"]
+        @Option(help: "Gateway URLs (repeatable) that held the patient's data.") var gateway: [String] = []
+
+        struct Report: Encodable {
+            var requested: ErasureRecord?
+            var confirmations: [ErasureProgress]
+            var gateways: [String: GatewayStore.ErasureReport]
+            var blobs: Int
+            var blobsStillServed: [String]
+            var complete: Bool
+        }
+
+        func run() async throws {
+            guard let subject = Hash(hex: pseudonym) else { throw CLIError("--pseudonym must be 64 hex digits") }
+            let requested = try await stateValue(node[0], StateKeys.erasure(subject)).map { try ErasureRecord(canonicalBytes: $0) }
+            let progress = try await stateValue(node[0], StateKeys.erasureProgress(subject)).map { try [ErasureProgress](canonicalBytes: $0) } ?? []
+            var reports: [String: GatewayStore.ErasureReport] = [:]
+            var cids = Set<String>()
+            for g in gateway {
+                reports[g] = try await NodeClient(base: g).get("/v1/patients/\(pseudonym)/erasure", as: GatewayStore.ErasureReport.self)
+                struct Held: Decodable { var cids: [String] }
+                cids.formUnion(try await NodeClient(base: g).get("/v1/patients/\(pseudonym)/erasure/blobs", as: Held.self).cids)
+            }
+            var served: [String] = []
+            for n in node + gateway {
+                for cid in cids.sorted() {
+                    let r = try await NodeClient(base: n).request("GET", "/v1/blobs/\(cid)")
+                    if r.status == 200 { served.append("\(n) \(cid)") }
+                }
+            }
+            let complete = requested != nil && served.isEmpty && reports.values.allSatisfy { $0.custodyKey != "held" && $0.readingsHeld == 0 && $0.state == "confirmed" }
+                && progress.allSatisfy(\.complete)
+            try printJSON(Report(requested: requested, confirmations: progress, gateways: reports, blobs: cids.count, blobsStillServed: served, complete: complete))
+            if !complete { throw ExitCode(3) }
+        }
     }
 }
 

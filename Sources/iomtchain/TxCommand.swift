@@ -41,7 +41,7 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "grant-consent: a FHIR R4 Consent resource (JSON file) to grant instead of the flags above.") var fhir: String?
         @Option(help: "grant-consent with --fhir: the consortium organisation a FHIR Organization reference stands for.") var fhirOrganisation: String?
         @Option(help: "revoke-consent: the grant's id.") var grant: String?
-        @Option(help: "declare-emergency-access: the patient's pseudonym.") var subject: String?
+        @Option(help: "declare-emergency-access, request-erasure: the patient's pseudonym.") var subject: String?
         @Option(help: "declare-emergency-access: \(DeclareEmergencyAccess.reasonCodes.joined(separator: ", ")).") var reasonCode: String?
         @Option(help: "declare-emergency-access: the written statement (only its SHA-256 goes on-chain; keep the text).") var statement: String?
         @Option(help: "review-emergency-access: the access's id.") var access: String?
@@ -120,6 +120,9 @@ struct TxCommand: AsyncParsableCommand {
             case "set-rewrap-delegation":
                 guard let g = Address(hex: try need(gateway, "gateway")) else { throw CLIError("--gateway must be an account address (40 hex digits)") }
                 return .setRewrapDelegation(SetRewrapDelegation(gateway: g, active: !withdraw))
+            case "request-erasure":
+                guard let s = Hash(hex: try need(subject, "subject")) else { throw CLIError("--subject must be your pseudonym (64 hex digits)") }
+                return .requestErasure(RequestErasure(subject: s))
             case "review-emergency-access":
                 guard let a = Hash(hex: try need(access, "access")) else { throw CLIError("--access must be 64 hex digits") }
                 return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { Hash.sha256(Array($0.utf8)) }))

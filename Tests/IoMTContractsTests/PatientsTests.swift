@@ -263,4 +263,49 @@ struct PatientsTests {
         #expect(try l.state.read(AuditHead.self, StateKeys.auditHead(g))?.lastSeq == 4)
         #expect(try l.state.read(AuditAnchorRecord.self, StateKeys.auditAnchor(g, firstSeq: 1))?.anchor.root == Hash.sha256([1]))
     }
+
+    @Test("erasure: only the patient asks, once; from then no read is allowed and no device binds to it; gateways confirm only their own batches of that subject")
+    func erasure() throws {
+        var l = Self.ledger()
+        let gateway = C.ed25519(0x53), otherGateway = C.ed25519(0x54)
+        l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
+        l.apply(C.adminA, .register(otherGateway, .gateway, "st-marys"))
+        let oximeter = C.ed25519(0x55), otherDevice = C.ed25519(0x56)
+        l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: oximeter.publicKey, deviceType: "pulse-oximeter", subject: Self.subject)))
+        l.apply(Self.otherPatient, .registerDevice(RegisterDevice(publicKey: otherDevice.publicKey, deviceType: "pulse-oximeter", subject: Pseudonym.of(Self.otherPatient.publicKey.address))))
+        func anchor(_ device: PrivateKey, _ root: UInt8) -> TransactionPayload {
+            .anchorReadings(AnchorReadings(device: device.publicKey.address, batchRoot: Hash.sha256([root]), blobDigest: Hash.sha256([root, 1]), firstMs: 1, lastMs: 2, count: 5))
+        }
+        l.apply(gateway, anchor(oximeter, 1)); l.apply(gateway, anchor(oximeter, 2))
+        l.apply(otherGateway, anchor(oximeter, 3)); l.apply(gateway, anchor(otherDevice, 4))
+        l.apply(Self.patient, Self.grant(.account(Self.doctor.publicKey.address)))
+        #expect(Self.decide(l, Self.doctor).allowed)
+        let roots = [Hash.sha256([1]), Hash.sha256([2])]
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: roots, final: false)), "invalid-argument")
+
+        l.reject(Self.otherPatient, .requestErasure(RequestErasure(subject: Self.subject)), "unauthorised")
+        l.reject(Self.doctor, .requestErasure(RequestErasure(subject: Self.subject)), "unauthorised")
+        l.apply(Self.patient, .requestErasure(RequestErasure(subject: Self.subject)))
+        l.reject(Self.patient, .requestErasure(RequestErasure(subject: Self.subject)), "already-exists")
+        #expect(try l.state.read(UInt64.self, StateKeys.erasureCount) == 1)
+        #expect(try l.state.read(Hash.self, StateKeys.erasureEntry(1)) == Self.subject)
+        let d = Self.decide(l, Self.doctor)
+        #expect(!d.allowed && d.reason.contains("erased"))
+        #expect(!Self.decide(l, Self.patient).allowed, "nothing is left to read, even for the patient")
+        l.reject(Self.patient, .registerDevice(RegisterDevice(publicKey: C.ed25519(0x57).publicKey, deviceType: "thermometer", subject: Self.subject)), "invalid-argument")
+
+        l.reject(Self.doctor, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: roots, final: true)), "unauthorised")
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([3])], final: false)), "unauthorised")
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([4])], final: false)), "invalid-argument")
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([9])], final: false)), "invalid-argument")
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0], roots[0]], final: false)), "invalid-argument")
+        l.apply(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0]], final: false)))
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0]], final: false)), "already-exists")
+        l.apply(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[1]], final: true)))
+        let progress = try #require(try l.state.read([ErasureProgress].self, StateKeys.erasureProgress(Self.subject)))
+        #expect(progress.count == 1 && progress[0].batches == 2 && progress[0].complete && progress[0].gateway == gateway.publicKey.address)
+        #expect(l.state.value(forKey: StateKeys.erasedAnchor(roots[0])) != nil && l.state.value(forKey: StateKeys.erasedAnchor(roots[1])) != nil)
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [], final: true)), "invalid-argument")
+        l.apply(otherGateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([3])], final: true)))
+    }
 }

@@ -185,4 +185,85 @@ struct DataReadTests {
         // The log holds pseudonyms, codes and hashes, never a reading.
         #expect(!fhir.stdout.contains("oxygen") && !fhir.stdout.contains("%"))
     }
+
+    @Test("erasure: the patient asks; reads and uploads stop at once; the gateway destroys the custody key and plaintext, the nodes delete the blobs; the CLI shows no live key remains",
+          .timeLimit(.minutes(4)))
+    func erasure() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let nodeDir = dir + "/node"
+        let node = try NodeProcess(dataDir: nodeDir)
+        defer { node.terminate() }
+        let http = HTTP(base: node.url), chain = try DevChain(dataDir: nodeDir)
+        let secret = PatientSecret.generate()
+        let patient = try await ConsentAPITests.enrol(http, chain, secret)
+        let subject = Pseudonym.of(patient.publicKey.address)
+        let patientPath = dir + "/patient.key.json"
+        try JSONEncoder().encode(KeyFile(patient)).write(to: URL(fileURLWithPath: patientPath))
+        let gatewayKey = PrivateKey.generate(.ed25519)
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: dir + "/gateway.key.json"))
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        let doctor = PrivateKey.generate(.ed25519), doctorX = try Self.x25519(dir, "doctor")
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: doctor.publicKey, role: .practitioner, organisation: "dev-hospital")))
+        try await GatewayTests.commit(http, chain, .attestPractitioner(AttestPractitioner(account: doctor.publicKey.address, profession: "doctor", licenceHash: .zero)))
+        try await GatewayTests.commit(http, chain, .setAgreementKey(SetAgreementKey(agreementKey: doctorX.key)), key: doctor)
+        try await GatewayTests.commit(http, chain, .grantConsent(GrantConsent(grantee: .account(doctor.publicKey.address), categories: ["vital-signs"], purposes: ["treatment"],
+                                                                             expiresMs: Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000)), key: patient)
+        try await GatewayTests.commit(http, chain, .setRewrapDelegation(SetRewrapDelegation(gateway: gatewayKey.publicKey.address)), key: patient)
+        let oximeter = TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil)
+        try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: subject)))
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: dir + "/gateway.key.json", node: node.url, extraArgs: ["--batch-ms", "200"])
+        defer { gw.kill9() }
+        var last: Int64 = 0
+        for (i, v) in [91, 92, 93].enumerated() {
+            let r = try await oximeter.upload(gw.http, chainID: chain.chainID, counter: UInt64(i + 1), body: try GatewayTests.spo2(v))
+            last = Int64(r.json["lastSequence"] as? Int ?? 0)
+        }
+        _ = try await GatewayTests.waitForProof(gw.http, last)
+        let plain = try #require(try GatewayStore(path: dir + "/gateway/gateway.sqlite").reading(seq: last)).reading.canonicalBytes
+        let read = ["data", "read", "--gateway", gw.url, "--node", node.url, "--key", dir + "/doctor.key.json", "--x25519", doctorX.path,
+                    "--subject", subject.hex, "--category", "vital-signs", "--purpose", "treatment"]
+        try JSONEncoder().encode(KeyFile(doctor)).write(to: URL(fileURLWithPath: dir + "/doctor.key.json"))
+        #expect(try runCLI(read).stdout.split(separator: "\n").count == 3)
+        let cids = try #require(try await gw.http.get("/v1/patients/\(subject.hex)/erasure/blobs").json["cids"] as? [String])
+        #expect(!cids.isEmpty)
+        #expect(try await http.get("/v1/blobs/\(cids[0])").status == 200)
+        let notYet = try runCLI(["patient", "erasure", "--pseudonym", subject.hex, "--node", node.url, "--gateway", gw.url])
+        #expect(notYet.status != 0 && notYet.stdout.contains("\"complete\" : false"))
+
+        // The patient asks. Reads are refused from that block on, uploads at once.
+        let asked = try runCLI(["tx", "submit", "--key", patientPath, "--node", node.url, "--wait", "--type", "request-erasure", "--subject", subject.hex])
+        #expect(asked.status == 0, "\(asked.stderr)")
+        let denied = try runCLI(read)
+        #expect(denied.status != 0 && denied.stderr.contains("erased"), "\(denied.stderr)")
+        var refused = HTTP.Reply(status: 0, body: Data(), headers: [:])
+        for attempt in 0..<50 {
+            refused = try await oximeter.upload(gw.http, chainID: chain.chainID, counter: UInt64(10 + attempt), body: try GatewayTests.spo2(90))
+            if refused.status == 410 { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(refused.status == 410 && refused.json["code"] as? String == "subject-erased", "\(refused.text)")
+
+        // Everywhere: the CLI shows complete (custody key destroyed, no plaintext, confirmations
+        // committed, no node or gateway serves any of the blobs).
+        var report = (status: Int32(1), stdout: "", stderr: "")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            report = try runCLI(["patient", "erasure", "--pseudonym", subject.hex, "--node", node.url, "--gateway", gw.url])
+            if report.status == 0 { break }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+        #expect(report.status == 0 && report.stdout.contains("\"custodyKey\" : \"destroyed\""), "\(report.stdout)\(report.stderr)")
+        let gone = try await http.get("/v1/blobs/\(cids[0])")
+        #expect(gone.status == 410 && gone.json["code"] as? String == "blob-erased")
+        #expect(try await gw.http.get("/v1/readings/\(last)/proof").status == 404, "the reading itself is gone from the gateway")
+        // The plaintext is not left in the gateway's database file or its log either.
+        for file in ["gateway.sqlite", "gateway.sqlite-wal"] {
+            let bytes = Array((FileManager.default.contents(atPath: dir + "/gateway/" + file)) ?? Data())
+            #expect(!PHIScanTests.contains(bytes, plain), "a reading's plaintext is still in \(file)")
+        }
+        // The chain keeps its hashes: the anchor is still there, marked erased.
+        #expect(try await http.get("/v1/state/" + Hex.encode(StateKeys.erasure(subject))).json["value"] as? String != nil)
+    }
 }

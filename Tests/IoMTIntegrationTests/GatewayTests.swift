@@ -213,13 +213,16 @@ struct GatewayTests {
         v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
         #expect(v.status == 0 && v.stdout.contains("body-temperature 38.4 Cel"), "\(v.stdout)\(v.stderr)")
 
-        // The blob: served by CID, opens with the gateway's sealing key, holds the reading; a
+        // The blob: served by CID, opens with the gateway's custody key for that patient (not its
+        // own sealing key: a patient's key is destroyed on erasure), holds the reading; a
         // tampered blob on disk is refused, not served.
         let cid = try #require(ContentID(proofReply.json["blob"] as! String))
         let blobReply = try await gw.http.get("/v1/blobs/\(cid)")
         #expect(blobReply.status == 200 && cid.matches(Array(blobReply.body)))
         let sealing = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(contentsOf: URL(fileURLWithPath: gwDir + "/sealing-x25519.key")))
-        let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing)
+        #expect(throws: BlobError.self) { try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing) }
+        let custody = try #require(try GatewayStore(path: gwDir + "/gateway.sqlite").subjectKey(Hash.sha256(Array("patient pseudonym".utf8)), create: false))
+        let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: custody))
         #expect(opened.contains { $0.reading.kind == .heartRate && $0.reading.values.first?.value == DecimalValue(44) && $0.sequence == UInt64(first) })
         #expect(ReadingBatch(opened).root.description == proofReply.json["batchRoot"] as? String, "the batch root is recomputed from the blob alone")
         // The patient opens it with their own key, fetched by CID from the gateway; a stranger cannot.
@@ -230,6 +233,7 @@ struct GatewayTests {
         #expect(o.status != 0 && o.stderr.contains("not one of the blob's recipients"), "\(o.stdout)\(o.stderr)")
         // The MAC thermometer has no registered recipient: its blob is sealed for the gateway only.
         let csvBlob = try #require(ContentID(csvProof.json["blob"] as! String))
+        #expect(try SealedBlob(bytes: Array(try await gw.http.get("/v1/blobs/\(csvBlob)").body)).open(with: sealing).count >= 2, "a place's batches are sealed for the gateway's own key")
         o = try runCLI(["blob", "open", "--key", patientKeyPath, "--from", gw.http.base, "--cid", csvBlob.description])
         #expect(o.status != 0, "the patient's key opens only the patient's device's blobs")
         var onDisk = Array(try Data(contentsOf: URL(fileURLWithPath: gwDir + "/blobs/\(cid)")))

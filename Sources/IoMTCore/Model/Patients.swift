@@ -504,3 +504,75 @@ extension StateKeys {
         return Array("audit-anchor/".utf8) + gateway.bytes + w.bytes
     }
 }
+
+// MARK: erasure (crypto-shredding)
+
+/// The patient has its data made unreadable for good: from this block the consent contract
+/// allows no read of it; every gateway holding its batches destroys the patient's custody key,
+/// deletes the blobs and plaintext it holds and confirms on-chain; every node deletes the
+/// confirmed blobs and keeps a tombstone so that no copy comes back. The chain's hashes stay.
+public struct RequestErasure: Hashable, Sendable, Codable, CanonicalCodable {
+    /// The patient's own pseudonym (stated, so that the request names what it erases).
+    public var subject: Hash
+
+    public init(subject: Hash) { self.subject = subject }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(subject) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { subject = try r.read() }
+}
+
+/// A gateway confirms that it erased batches of an erased subject: their blobs (nodes delete
+/// theirs when this commits), its plaintext copies, and — with `final` — the subject's custody key.
+public struct ConfirmErasure: Hashable, Sendable, Codable, CanonicalCodable {
+    public var subject: Hash
+    /// Roots of batches this gateway anchored for the subject (at most 1,000 per transaction).
+    public var batchRoots: [Hash]
+    /// The last confirmation: every batch is listed and the custody key is destroyed.
+    public var final: Bool
+
+    public static let maxRoots = 1_000
+
+    public init(subject: Hash, batchRoots: [Hash], final: Bool) { self.subject = subject; self.batchRoots = batchRoots; self.final = final }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(subject); w.write(batchRoots); w.write(final) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { subject = try r.read(); batchRoots = try r.readArray(); final = try r.read() }
+}
+
+/// An erasure request as recorded (`StateKeys.erasure(subject)`).
+public struct ErasureRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var subject: Hash
+    public var requestedAtMs: Int64
+    public var height: UInt64
+    /// Its position in the chain's list of erasures (`StateKeys.erasureEntry`).
+    public var sequence: UInt64
+
+    public init(subject: Hash, requestedAtMs: Int64, height: UInt64, sequence: UInt64) { self.subject = subject; self.requestedAtMs = requestedAtMs; self.height = height; self.sequence = sequence }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(subject); w.write(requestedAtMs); w.write(height); w.write(sequence) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { subject = try r.read(); requestedAtMs = try r.read(); height = try r.read(); sequence = try r.read() }
+}
+
+/// One gateway's erasure of a subject's batches so far.
+public struct ErasureProgress: Hashable, Sendable, Codable, CanonicalCodable {
+    public var gateway: Address
+    public var batches: UInt64
+    /// Set by the final confirmation: every batch listed, the custody key destroyed.
+    public var complete: Bool
+    public var height: UInt64
+
+    public init(gateway: Address, batches: UInt64, complete: Bool, height: UInt64) { self.gateway = gateway; self.batches = batches; self.complete = complete; self.height = height }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(gateway); w.write(batches); w.write(complete); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { gateway = try r.read(); batches = try r.read(); complete = try r.read(); height = try r.read() }
+}
+
+extension StateKeys {
+    public static func erasure(_ subject: Hash) -> [UInt8] { Array("erasure/".utf8) + subject.bytes }
+    /// How many erasures were requested (`UInt64`); entry n (1-based) is `erasureEntry(n)`.
+    public static let erasureCount: [UInt8] = Array("erasures/count".utf8)
+    public static func erasureEntry(_ n: UInt64) -> [UInt8] { Array("erasures/".utf8) + n.canonicalBytes }
+    /// Each gateway's progress (`[ErasureProgress]`).
+    public static func erasureProgress(_ subject: Hash) -> [UInt8] { Array("erasure-progress/".utf8) + subject.bytes }
+    /// Set (to the height) when a batch's blob was confirmed erased.
+    public static func erasedAnchor(_ root: Hash) -> [UInt8] { Array("erased-anchor/".utf8) + root.bytes }
+}

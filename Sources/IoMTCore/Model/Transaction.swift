@@ -26,6 +26,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case reviewEmergencyAccess(ReviewEmergencyAccess)
     case setRewrapDelegation(SetRewrapDelegation)
     case anchorAudit(AnchorAudit)
+    case requestErasure(RequestErasure)
+    case confirmErasure(ConfirmErasure)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -50,10 +52,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reviewEmergencyAccess: return "review-emergency-access"
         case .setRewrapDelegation: return "set-rewrap-delegation"
         case .anchorAudit: return "anchor-audit"
+        case .requestErasure: return "request-erasure"
+        case .confirmErasure: return "confirm-erasure"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -77,6 +81,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reviewEmergencyAccess(let b): w.write(UInt8(18)); w.write(b)
         case .setRewrapDelegation(let b): w.write(UInt8(19)); w.write(b)
         case .anchorAudit(let b): w.write(UInt8(20)); w.write(b)
+        case .requestErasure(let b): w.write(UInt8(21)); w.write(b)
+        case .confirmErasure(let b): w.write(UInt8(22)); w.write(b)
         }
     }
 
@@ -103,6 +109,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 18: self = .reviewEmergencyAccess(try r.read())
         case 19: self = .setRewrapDelegation(try r.read())
         case 20: self = .anchorAudit(try r.read())
+        case 21: self = .requestErasure(try r.read())
+        case 22: self = .confirmErasure(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -133,6 +141,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "review-emergency-access": self = .reviewEmergencyAccess(try ReviewEmergencyAccess(from: decoder))
         case "set-rewrap-delegation": self = .setRewrapDelegation(try SetRewrapDelegation(from: decoder))
         case "anchor-audit": self = .anchorAudit(try AnchorAudit(from: decoder))
+        case "request-erasure": self = .requestErasure(try RequestErasure(from: decoder))
+        case "confirm-erasure": self = .confirmErasure(try ConfirmErasure(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -162,6 +172,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reviewEmergencyAccess(let b): try b.encode(to: encoder)
         case .setRewrapDelegation(let b): try b.encode(to: encoder)
         case .anchorAudit(let b): try b.encode(to: encoder)
+        case .requestErasure(let b): try b.encode(to: encoder)
+        case .confirmErasure(let b): try b.encode(to: encoder)
         }
     }
 }

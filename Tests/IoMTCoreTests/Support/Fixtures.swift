@@ -70,6 +70,8 @@ enum Fixture {
         .reviewEmergencyAccess(ReviewEmergencyAccess(access: hash(0x3B), verdict: "unjustified")),
         .setRewrapDelegation(SetRewrapDelegation(gateway: address(0x3C), active: true)),
         .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 250, root: hash(0x3D))),
+        .requestErasure(RequestErasure(subject: hash(0x3E))),
+        .confirmErasure(ConfirmErasure(subject: hash(0x3F), batchRoots: [hash(0x40), hash(0x41)], final: true)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
