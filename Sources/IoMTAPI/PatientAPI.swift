@@ -11,6 +11,7 @@ extension API {
         router.get("/v1/access") { req, _ in try await access(req) }
         router.get("/v1/patients/:pseudonym") { _, ctx in try await patient(ctx) }
         router.get("/v1/patients/:pseudonym/consents") { req, ctx in try await consents(req, ctx) }
+        router.get("/v1/patients/:pseudonym/notifications") { req, ctx in try await notifications(req, ctx) }
         router.get("/v1/practitioners/:address") { _, ctx in try await practitioner(ctx) }
         router.get("/v1/organisations/:id/emergency-accesses") { _, ctx in try await unreviewed(ctx) }
     }
@@ -116,6 +117,36 @@ extension API {
         var r = try json(bundle)
         r.headers[.contentType] = "application/fhir+json"
         return r
+    }
+
+    struct NotificationsReply: Codable {
+        var emergencyAccesses: [EmergencyAccessRecord]
+        var erasure: ErasureRecord?
+        var height: UInt64
+    }
+
+    /// `GET /v1/patients/{pseudonym}/notifications?afterHeight=H&waitMs=MS`: what the patient must
+    /// be told — emergency accesses to its data (and an erasure) recorded after height H; with none
+    /// yet the request waits up to MS (≤ 60,000) for one, so the patient's agent keeps one open.
+    private func notifications(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let p = try pseudonym(ctx.parameters.get("pseudonym"), field: "pseudonym")
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("afterHeight") ?? "0"), let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "afterHeight is a height, waitMs 0…60000")
+        }
+        let deadline = ContinuousClock.now + .milliseconds(wait)
+        while true {
+            let (state, header) = await node.committedSnapshot()
+            guard try read(PatientRecord.self, StateKeys.patient(p), in: state) != nil else {
+                throw Problem(.notFound, code: "patient-not-found", detail: "no patient is enrolled under pseudonym \(p) at height \(header.height)")
+            }
+            let accesses = try list(EmergencyAccessRecord.self, StateKeys.emergencies(of: p), StateKeys.emergency, in: state).filter { $0.height > after }
+            let erasure = try read(ErasureRecord.self, StateKeys.erasure(p), in: state).flatMap { $0.height > after ? $0 : nil }
+            if !accesses.isEmpty || erasure != nil || ContinuousClock.now >= deadline {
+                return try json(NotificationsReply(emergencyAccesses: accesses, erasure: erasure, height: header.height))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// `GET /v1/practitioners/{address}`: the attestation of a practitioner account.

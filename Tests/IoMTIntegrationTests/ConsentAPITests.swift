@@ -124,10 +124,16 @@ struct ConsentAPITests {
         #expect(after.entry.filter { $0.resource.status == "inactive" }.count == 2)
 
         // 4. Emergency: the doctor breaks the glass for vital signs and medication. Treatment
-        //    only, the declared categories only, the declaring doctor only; on the record.
+        //    only, the declared categories only, the declaring doctor only; on the record. The
+        //    patient's agent, waiting on its notifications, hears of it at once.
+        let sinceHeight = (try await http.get("/v1/status").json["height"] as? Int) ?? 0
+        let waiting = Task { try await http.get("/v1/patients/\(p.pseudonym.hex)/notifications?afterHeight=\(sinceHeight)&waitMs=20000") }
         let statement = "Unconscious on arrival; current medication unknown"
         try await GatewayTests.commit(http, chain, .declareEmergencyAccess(DeclareEmergencyAccess(subject: p.pseudonym, reasonCode: "unconscious", statementHash: Hash.sha256(Array(statement.utf8)), categories: ["vital-signs", "medication"], minutes: 30)), key: p.doctor)
         try await Self.checkTable(http, p, state: "emergency", allowed: revoked.union(["doctor vital-signs treatment"]))
+        let notified = try await waiting.value
+        let told = (notified.json["emergencyAccesses"] as? [[String: Any]]) ?? []
+        #expect(notified.status == 200 && told.count == 1 && told.first?["practitioner"] as? String == p.doctor.publicKey.address.hex, "\(notified.text)")
         let listed = try await http.get("/v1/organisations/dev-hospital/emergency-accesses")
         let pending = try #require(listed.jsonArray.first)
         #expect(pending["practitioner"] as? String == p.doctor.publicKey.address.hex)
