@@ -144,7 +144,8 @@ extension FHIRConsent {
         // Which data: categories by our code system; none given means all of it.
         var categories: [String] = []
         for cc in p?.code ?? [] {
-            for c in cc.coding ?? [] {
+            guard let codings = cc.coding, !codings.isEmpty else { throw FHIRConsentError("a provision.code without a coding (text only) cannot be mapped to data categories") }
+            for c in codings {
                 guard c.system == Self.categorySystem, let code = c.code, DataCategory.all.contains(code) else {
                     throw FHIRConsentError("data code \(c.system ?? "")|\(c.code ?? "") is not an IoMTChain data category (\(Self.categorySystem))")
                 }
@@ -164,6 +165,10 @@ extension FHIRConsent {
             throw FHIRConsentError("the consent has no end (provision.period.end): give an expiry")
         }
         guard expires > nowMs else { throw FHIRConsentError("the consent lapsed on \(FHIRTime.format(expires)): a lapsed consent grants nothing") }
+        if let start = p?.period?.start {
+            guard let v = FHIRTime.parse(start, endOfDay: false) else { throw FHIRConsentError("provision.period.start \(start) is not a FHIR date or dateTime") }
+            guard v <= nowMs else { throw FHIRConsentError("the consent starts on \(start): a grant takes effect when it commits, so grant it then") }
+        }
         var from: Int64 = 0, until: Int64 = .max
         if let s = p?.dataPeriod?.start {
             guard let v = FHIRTime.parse(s, endOfDay: false) else { throw FHIRConsentError("provision.dataPeriod.start \(s) is not a FHIR date or dateTime") }

@@ -272,8 +272,11 @@ public enum Consent {
         guard let patient = try s.read(PatientRecord.self, StateKeys.patient(q.subject)) else { return .deny("no patient is enrolled under pseudonym \(q.subject)") }
         if let e = try s.read(ErasureRecord.self, StateKeys.erasure(q.subject)) { return .deny("the patient's data was erased at its request (height \(e.height))") }
         if reader.address == patient.account { return AccessDecision(allowed: true, basis: .own, reference: nil, reason: "the patient's own data") }
+        // A suspended or revoked patient account cannot revoke its grants: none of them count
+        // until it is active again (emergency access still can).
+        let patientActive = try s.read(Account.self, StateKeys.account(patient.account))?.status == .active
         let attested = try Patients.attestation(of: reader, state: s)
-        for id in try s.read(IDList.self, StateKeys.consents(of: q.subject))?.ids ?? [] {
+        for id in patientActive ? (try s.read(IDList.self, StateKeys.consents(of: q.subject))?.ids ?? []) : [] {
             guard let g = try s.read(ConsentRecord.self, StateKeys.consent(id)), g.isActive(atMs: atMs) else { continue }
             let scope = g.grant
             guard scope.categories.contains(q.category), scope.purposes.contains(q.purpose),

@@ -45,9 +45,12 @@ public enum UploadRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case badSignature(Address)
     case noMACKey(Address)
     case replay(device: Address, counter: UInt64, last: UInt64)
+    /// The device's patient had its data erased.
+    case subjectErased(Hash)
 
     public var code: String {
         switch self {
+        case .subjectErased: return "subject-erased"
         case .missingCredentials: return "missing-credentials"
         case .unknownDevice: return "unknown-device"
         case .deviceNotActive: return "device-not-active"
@@ -65,6 +68,7 @@ public enum UploadRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .badSignature(let d): return "the upload's signature or MAC does not verify with device \(d)'s registered key"
         case .noMACKey(let d): return "this gateway holds no MAC key matching device \(d)'s registration"
         case .replay(let d, let c, let l): return "counter \(c) of device \(d) is not above its last accepted counter \(l) (a replay or a reordering)"
+        case .subjectErased(let s): return "the data of subject \(s) was erased at the patient's request; readings of its devices are refused"
         }
     }
 }

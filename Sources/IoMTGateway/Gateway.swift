@@ -174,7 +174,7 @@ public actor Gateway {
                 default: throw UploadError.unsupportedMediaType(mediaType)
                 }
             } catch let e as IngestError { throw UploadError.invalid(e) } catch let e as UploadError { throw e } catch { throw UploadError.invalid(.malformed("\(error)")) }
-            let seqs = try await committer.submit(GatewayStore.NewUpload(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs())).get()
+            let seqs = try await committer.submit(GatewayStore.NewUpload(device: device, counter: counter, readings: readings, receivedMs: Gateway.nowMs(), subject: record.subject)).get()
             return Stored(accepted: Accepted(device: device, counter: counter, accepted: readings.count, firstSequence: seqs.lowerBound, lastSequence: seqs.upperBound), readings: readings)
         }
         let result: Result<Stored, UploadError>
@@ -479,6 +479,7 @@ public actor Gateway {
                 log("erasure \(cursor) requested for subject \(subject)")
             }
         }
+        if !erased.isEmpty, try store.purgeErased() > 0 { try store.checkpoint() }
         for subject in try store.requestedErasures() {
             guard try store.openBatches(of: subject) == 0 else { continue }
             let devices = Set(deviceCache.compactMap { $0.value.record?.subject == subject ? $0.key : nil })

@@ -21,7 +21,7 @@ public struct GatewayAPI: Sendable {
         let router = Router()
         router.add(middleware: ProblemMiddleware())
         router.post("/v1/readings") { req, _ in try await upload(req) }
-        router.get("/v1/readings/:seq/proof") { _, ctx in try await proof(ctx) }
+        router.get("/v1/readings/:seq/proof") { req, ctx in try await proof(req, ctx) }
         router.get("/v1/blobs/:cid") { _, ctx in try await blob(ctx) }
         router.get("/v1/alerts") { req, _ in try await alerts(req) }
         router.get("/v1/patients/:pseudonym/data") { req, ctx in try await data(req, ctx) }
@@ -62,6 +62,7 @@ public struct GatewayAPI: Sendable {
             switch r {
             case .deviceNotActive: return Problem(.forbidden, code: r.code, detail: r.description)
             case .replay: return Problem(.conflict, code: r.code, detail: r.description)
+            case .subjectErased: return Problem(.gone, code: r.code, detail: r.description)
             default: return Problem(.unauthorized, code: r.code, detail: r.description)
             }
         case .invalid(let i):
@@ -88,10 +89,12 @@ public struct GatewayAPI: Sendable {
         return try json(AlertsReply(alerts: list, last: list.last?.id ?? after))
     }
 
-    func proof(_ ctx: BasicRequestContext) async throws -> Response {
+    func proof(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         guard let seq = Int64(try ctx.parameters.require("seq")), seq > 0 else { throw Problem(.badRequest, code: "invalid-sequence", detail: "a reading's sequence number is a positive integer") }
         do {
-            return try json(try await gateway.proof(sequence: seq))
+            return try json(try await gateway.protectedProof(sequence: seq, request: signedParts(req), purpose: req.uri.queryParameters.get("purpose").map { String($0) } ?? "treatment"))
+        } catch let e as Gateway.ReadRefusal {
+            throw Self.problem(e)
         } catch Gateway.ProofError.unknown {
             throw Problem(.notFound, code: "reading-not-found", detail: "no reading \(seq) at this gateway")
         } catch Gateway.ProofError.notAnchored(let why) {
@@ -164,11 +167,11 @@ public struct GatewayAPI: Sendable {
     func audit(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let subject = try pseudonym(ctx)
         let q = req.uri.queryParameters
-        guard let after = UInt64(q.get("after") ?? "0"), let limit = Int(q.get("limit") ?? "1000"), (1...10_000).contains(limit) else {
+        guard let afterSigned = Int64(q.get("after") ?? "0"), afterSigned >= 0, let limit = Int(q.get("limit") ?? "1000"), (1...10_000).contains(limit) else {
             throw Problem(.badRequest, code: "invalid-query", detail: "after is an entry number (≥ 0), limit 1…10000")
         }
         let records: [GatewayStore.AuditRecord]
-        do { records = try await gateway.auditLog(signedParts(req), subject: subject, after: after, limit: limit) } catch { throw Self.problem(error) }
+        do { records = try await gateway.auditLog(signedParts(req), subject: subject, after: UInt64(afterSigned), limit: limit) } catch { throw Self.problem(error) }
         let me = gateway.account.publicKey.address
         if q.get("format") == "fhir" {
             let bundle = AuditBundle(total: records.count, entry: records.map { .init(fullUrl: "urn:iomtchain:audit:\(me.hex):\($0.entry.seq)", resource: FHIRAuditEvent($0.entry, gateway: me)) })

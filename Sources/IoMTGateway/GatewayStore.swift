@@ -81,6 +81,13 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX batches_device ON batches(device);
                 """)
         }
+        m.registerMigration("v6-reading-subjects") { db in
+            // Whose each queued reading is, so erasure finds readings not yet in a batch.
+            try db.execute(sql: """
+                ALTER TABLE readings ADD COLUMN subject BLOB;
+                CREATE INDEX readings_subject ON readings(subject) WHERE subject IS NOT NULL;
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -91,8 +98,10 @@ public final class GatewayStore: Sendable {
         public var counter: UInt64
         public var readings: [Reading]
         public var receivedMs: Int64
-        public init(device: Address, counter: UInt64, readings: [Reading], receivedMs: Int64) {
-            self.device = device; self.counter = counter; self.readings = readings; self.receivedMs = receivedMs
+        /// The patient pseudonym the device is bound to.
+        public var subject: Hash?
+        public init(device: Address, counter: UInt64, readings: [Reading], receivedMs: Int64, subject: Hash? = nil) {
+            self.device = device; self.counter = counter; self.readings = readings; self.receivedMs = receivedMs; self.subject = subject
         }
     }
 
@@ -104,7 +113,10 @@ public final class GatewayStore: Sendable {
             var last: [Address: UInt64] = [:]
             var out: [Result<ClosedRange<Int64>, UploadRefusal>] = []
             out.reserveCapacity(uploads.count)
-            let insert = try db.cachedStatement(sql: "INSERT INTO readings(device, received_ms, body) VALUES (?, ?, ?)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO readings(device, received_ms, body, subject) VALUES (?, ?, ?, ?)")
+            // An erased subject's readings are refused here too, inside the write: an upload that
+            // passed the gateway's check just before the erasure was noted cannot slip in after it.
+            let erased = try Set(Data.fetchAll(db, sql: "SELECT subject FROM erasures"))
             for u in uploads {
                 let key = Data(u.device.bytes)
                 let previous = try last[u.device] ?? Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [key]).map { UInt64(bitPattern: $0) }
@@ -112,11 +124,15 @@ public final class GatewayStore: Sendable {
                     out.append(.failure(.replay(device: u.device, counter: u.counter, last: previous)))
                     continue
                 }
+                if let subject = u.subject, erased.contains(Data(subject.bytes)) {
+                    out.append(.failure(.subjectErased(subject)))
+                    continue
+                }
                 try db.execute(sql: "INSERT OR REPLACE INTO device_counters(device, counter) VALUES (?, ?)", arguments: [key, Int64(bitPattern: u.counter)])
                 last[u.device] = u.counter
                 var first: Int64 = 0
                 for (i, r) in u.readings.enumerated() {
-                    try insert.execute(arguments: [key, u.receivedMs, Data(r.canonicalBytes)])
+                    try insert.execute(arguments: [key, u.receivedMs, Data(r.canonicalBytes), u.subject.map { Data($0.bytes) }])
                     if i == 0 { first = db.lastInsertedRowID }
                 }
                 out.append(.success(first...db.lastInsertedRowID))
@@ -276,6 +292,8 @@ public final class GatewayStore: Sendable {
         public var committedHeight: UInt64?
         /// Consortium nodes holding its blob, once put on the node (0: too large to replicate).
         public var placedHolders: Int?
+        /// The patient pseudonym its device is bound to (nil: a place's batch, or sealed before v4).
+        public var subject: Hash?
     }
 
     static func batch(_ r: Row) -> Batch {
@@ -283,7 +301,7 @@ public final class GatewayStore: Sendable {
               firstMs: r["first_ms"], lastMs: r["last_ms"], count: r["count"],
               txHash: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, txBytes: (r["tx_bytes"] as Data?).map { Array($0) },
               nonce: (r["nonce"] as Int64?).map { UInt64($0) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) },
-              placedHolders: r["placed_holders"])
+              placedHolders: r["placed_holders"], subject: (r["subject"] as Data?).flatMap { Hash(bytes: Array($0)) })
     }
 
     /// Records that the batch's blob is held by `holders` consortium nodes.
@@ -377,13 +395,21 @@ public final class GatewayStore: Sendable {
     }
 
     /// Appends an entry to the audit log (durably: the read is answered after this returns); its
-    /// `seq` is assigned here, one more than the last.
-    public func appendAudit(_ make: (UInt64) -> AuditEntry) throws -> AuditEntry {
+    /// `seq` is assigned here, one more than the last. With `claiming` (account, nonce, time,
+    /// forget-before), the request's nonce is claimed in the same transaction; `make` learns
+    /// whether it was used before (a replay) and writes the entry accordingly.
+    public func appendAudit(claiming: (Address, String, Int64, Int64)? = nil, _ make: (UInt64, Bool) -> AuditEntry) throws -> (entry: AuditEntry, replayed: Bool) {
         try db.write { db in
+            var replayed = false
+            if let (account, nonce, atMs, forget) = claiming {
+                try db.execute(sql: "DELETE FROM request_nonces WHERE at_ms < ?", arguments: [forget])
+                try db.execute(sql: "INSERT OR IGNORE INTO request_nonces(account, nonce, at_ms) VALUES (?, ?, ?)", arguments: [Data(account.bytes), nonce, atMs])
+                replayed = db.changesCount == 0
+            }
             let seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
-            let e = make(seq)
+            let e = make(seq, replayed)
             try db.execute(sql: "INSERT INTO audit(seq, subject, body) VALUES (?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes)])
-            return e
+            return (e, replayed)
         }
     }
 
@@ -491,6 +517,15 @@ public final class GatewayStore: Sendable {
         try db.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM batches WHERE subject = ? AND committed_height IS NULL", arguments: [Data(subject.bytes)]) ?? 0 }
     }
 
+    /// Deletes queued readings of subjects already being erased (an erasure waiting for its
+    /// batches to commit must not keep new plaintext meanwhile); returns how many.
+    public func purgeErased() throws -> Int {
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM readings WHERE batch IS NULL AND subject IN (SELECT subject FROM erasures)")
+            return db.changesCount
+        }
+    }
+
     public struct LocalErasure: Sendable { public var cids: [String]; public var roots: [Hash]; public var readings: Int }
 
     /// Erases what this gateway holds of `subject`: its readings (batched, and queued from its
@@ -504,6 +539,11 @@ public final class GatewayStore: Sendable {
             var readings = 0
             try db.execute(sql: "DELETE FROM readings WHERE batch IN (SELECT id FROM batches WHERE subject = ?)", arguments: [key])
             readings += db.changesCount
+            try db.execute(sql: "DELETE FROM readings WHERE subject = ?", arguments: [key])
+            readings += db.changesCount
+            // Alerts keep their rule, time and transaction (an on-chain record may still be on its
+            // way); the value that raised them goes.
+            try db.execute(sql: "UPDATE alerts SET value = '', unit = '' WHERE subject = ?", arguments: [key])
             for d in allDevices {
                 try db.execute(sql: "DELETE FROM readings WHERE batch IS NULL AND device = ?", arguments: [Data(d.bytes)])
                 readings += db.changesCount
@@ -558,7 +598,8 @@ public final class GatewayStore: Sendable {
             let row = try Row.fetchOne(db, sql: "SELECT * FROM erasures WHERE subject = ?", arguments: [key])
             let hasKey = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject_keys WHERE subject = ?", arguments: [key]) ?? 0 > 0
             let batches = try Int.fetchOne(db, sql: "SELECT count(*) FROM batches WHERE subject = ?", arguments: [key]) ?? 0
-            let held = try Int.fetchOne(db, sql: "SELECT count(*) FROM readings WHERE batch IN (SELECT id FROM batches WHERE subject = ?)", arguments: [key]) ?? 0
+            let held = (try Int.fetchOne(db, sql: "SELECT count(*) FROM readings WHERE subject = ? OR batch IN (SELECT id FROM batches WHERE subject = ?)", arguments: [key, key]) ?? 0)
+                + (try Int.fetchOne(db, sql: "SELECT count(*) FROM alerts WHERE subject = ? AND value != ''", arguments: [key]) ?? 0)
             let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM erasure_confirmations WHERE subject = ? AND committed_height IS NULL", arguments: [key]) ?? 0
             var state = (row?["state"] as String?) ?? "none"
             if state == "erased", pending == 0 { state = "confirmed" }

@@ -78,73 +78,99 @@ extension Gateway {
     public static let maxServedBatches = 1_000
 
     /// Checks a signed request: the account exists and is active, the signature is its current
-    /// key's, the timestamp is within `SignedRequest.maxSkewMs`, the nonce is new.
-    func authenticate(_ r: SignedRequestParts, nowMs: Int64) async -> (reader: Address, account: Account?, digest: Hash, refusal: ReadRefusal?) {
+    /// key's, the timestamp is within `SignedRequest.maxSkewMs`, and (with `claimNonce`) the nonce
+    /// is new. `readData` claims the nonce later, in the same write as its audit entry.
+    func authenticate(_ r: SignedRequestParts, nowMs: Int64, claimNonce: Bool = true) async -> (reader: Address, account: Account?, digest: Hash, nonce: String?, refusal: ReadRefusal?) {
         func refuse(_ code: String, _ status: Int, _ d: String) -> ReadRefusal { ReadRefusal(code: code, status: status, description: d) }
         let claimed = r.account.flatMap(Address.init(hex:)) ?? .zero
         guard let ts = r.timestamp.flatMap({ Int64($0) }), let nonce = r.nonce, (16...64).contains(nonce.utf8.count), Hex.decode(nonce) != nil,
               let sigHex = r.signature, let sigBytes = Hex.decode(sigHex), let signature = Signature(bytes: sigBytes), r.account.flatMap(Address.init(hex:)) != nil else {
-            return (claimed, nil, Hash.sha256(Array(r.target.utf8)),
+            return (claimed, nil, Hash.sha256(Array(r.target.utf8)), nil,
                     refuse("missing-credentials", 401, "sign the request: X-IoMT-Account (40 hex digits), X-IoMT-Timestamp (ms), X-IoMT-Nonce (16-64 hex digits), X-IoMT-Signature (hex, over iomtchain/request/v1)"))
         }
         let message = SignedRequest.message(chainID: chainID, method: r.method, target: r.target, timestampMs: ts, nonce: nonce, body: r.body)
         let digest = Hash.sha256(message)
-        guard abs(nowMs - ts) <= SignedRequest.maxSkewMs else {
-            return (claimed, nil, digest, refuse("stale-request", 401, "the request's timestamp is \(abs(nowMs - ts) / 1000) s from the gateway's clock (at most \(SignedRequest.maxSkewMs / 1000) s)"))
+        // Compared without subtracting: a timestamp near Int64.min or .max must not overflow.
+        guard ts >= nowMs - SignedRequest.maxSkewMs, ts <= nowMs + SignedRequest.maxSkewMs else {
+            return (claimed, nil, digest, nil, refuse("stale-request", 401, "the request's timestamp \(ts) is more than \(SignedRequest.maxSkewMs / 1000) s from the gateway's clock (\(nowMs))"))
         }
         let account: Account?
         do { account = try await node.state(StateKeys.account(claimed)).map { try Account(canonicalBytes: $0) } } catch {
-            return (claimed, nil, digest, refuse("node-unavailable", 503, "cannot read the account from the chain: \(error)"))
+            return (claimed, nil, digest, nil, refuse("node-unavailable", 503, "cannot read the account from the chain: \(error)"))
         }
-        guard let account else { return (claimed, nil, digest, refuse("unknown-account", 401, "\(claimed) is not an account on the chain")) }
-        guard account.status == .active else { return (claimed, account, digest, refuse("account-not-active", 403, "account \(claimed) is \(account.status.name)")) }
+        guard let account else { return (claimed, nil, digest, nil, refuse("unknown-account", 401, "\(claimed) is not an account on the chain")) }
+        guard account.status == .active else { return (claimed, account, digest, nil, refuse("account-not-active", 403, "account \(claimed) is \(account.status.name)")) }
         guard account.publicKey.isValidSignature(signature, for: message) else {
-            return (claimed, account, digest, refuse("bad-signature", 401, "the signature is not account \(claimed)'s over this request"))
+            return (claimed, account, digest, nil, refuse("bad-signature", 401, "the signature is not account \(claimed)'s over this request"))
         }
-        do {
-            guard try store.claimNonce(account: claimed, nonce: nonce, atMs: nowMs, forgetBeforeMs: nowMs - 2 * SignedRequest.maxSkewMs) else {
-                return (claimed, account, digest, refuse("replayed-request", 409, "nonce \(nonce) was already used by \(claimed): a replayed request"))
+        if claimNonce {
+            do {
+                guard try store.claimNonce(account: claimed, nonce: nonce, atMs: nowMs, forgetBeforeMs: nowMs - 2 * SignedRequest.maxSkewMs) else {
+                    return (claimed, account, digest, nonce, Self.replayed(nonce, claimed))
+                }
+            } catch {
+                return (claimed, account, digest, nonce, refuse("internal-error", 500, "\(error)"))
             }
-        } catch {
-            return (claimed, account, digest, refuse("internal-error", 500, "\(error)"))
         }
-        return (claimed, account, digest, nil)
+        return (claimed, account, digest, nonce, nil)
+    }
+
+    static func replayed(_ nonce: String, _ account: Address) -> ReadRefusal {
+        ReadRefusal(code: "replayed-request", status: 409, description: "nonce \(nonce) was already used by \(account): a replayed request")
+    }
+
+    /// Runs `body`, capturing its error.
+    private static func attempt<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
     }
 
     /// Serves a reader the data keys of the subject's batches it may read; refusals are audited too.
     public func readData(_ r: SignedRequestParts, _ q: DataQuery) async throws(ReadRefusal) -> DataReply {
         let now = Self.nowMs()
-        let auth = await authenticate(r, nowMs: now)
+        let auth = await authenticate(r, nowMs: now, claimNonce: false)
+        // One write per request: the nonce (once the signature is good) and the audit entry go in
+        // one SQLite transaction, so a replay is refused and recorded atomically.
+        let claim = auth.refusal == nil ? auth.nonce.map { (auth.reader, $0, now, now - 2 * SignedRequest.maxSkewMs) } : nil
         func audited(allowed: Bool, basis: String, reference: Hash?, code: String, batches: Int) throws(ReadRefusal) -> AuditEntry {
+            let written: (entry: AuditEntry, replayed: Bool)
             do {
-                return try store.appendAudit { seq in
+                written = try store.appendAudit(claiming: claim) { seq, replayed in
                     AuditEntry(seq: seq, atMs: now, reader: auth.reader, subject: q.subject, category: q.category, purpose: q.purpose, fromMs: q.fromMs, toMs: q.toMs,
-                               allowed: allowed, basis: basis, reference: reference, code: code, batches: UInt32(batches), requestDigest: auth.digest)
+                               allowed: allowed && !replayed, basis: replayed ? "denied" : basis, reference: replayed ? nil : reference,
+                               code: replayed ? "replayed-request" : code, batches: replayed ? 0 : UInt32(batches), requestDigest: auth.digest)
                 }
             } catch {
                 throw ReadRefusal(code: "internal-error", status: 500, description: "cannot write the audit log, so nothing is served: \(error)")
             }
+            if written.replayed { throw Self.replayed(auth.nonce ?? "", auth.reader) }
+            return written.entry
         }
         func refuse(_ e: ReadRefusal) throws(ReadRefusal) -> Never {
             _ = try audited(allowed: false, basis: "denied", reference: nil, code: e.code, batches: 0)
             throw e
         }
         if let refusal = auth.refusal { try refuse(refusal) }
+        // The three questions to the chain go out together.
+        let node = self.node, reader = auth.reader
+        async let decisionResult = Self.attempt { try await node.access(reader: reader, q) }
+        async let keyResult = Self.attempt { try await node.state(StateKeys.agreementKey(reader)) }
+        async let delegationResult = Self.attempt { try await node.state(StateKeys.delegations(of: q.subject)) }
         let decision: NodeLink.AccessReply
-        do { decision = try await node.access(reader: auth.reader, q) } catch let e as NodeLink.QueryError {
-            try refuse(ReadRefusal(code: e.code, status: 400, description: e.description))
-        } catch {
-            try refuse(ReadRefusal(code: "node-unavailable", status: 503, description: "cannot ask the consent contract: \(error)"))
+        switch await decisionResult {
+        case .success(let d): decision = d
+        case .failure(let e as NodeLink.QueryError): try refuse(ReadRefusal(code: e.code, status: 400, description: e.description))
+        case .failure(let e): try refuse(ReadRefusal(code: "node-unavailable", status: 503, description: "cannot ask the consent contract: \(e)"))
         }
+        let keyBytes = await keyResult, delegationBytes = await delegationResult
         guard decision.allowed else { try refuse(ReadRefusal(code: "access-denied", status: 403, description: decision.reason)) }
         let readerKey: X25519Key
         let delegated: Bool
         do {
-            guard let k = try await node.state(StateKeys.agreementKey(auth.reader)).map({ try AgreementKeyRecord(canonicalBytes: $0) }) else {
+            guard let k = try keyBytes.get().map({ try AgreementKeyRecord(canonicalBytes: $0) }) else {
                 try refuse(ReadRefusal(code: "no-agreement-key", status: 409, description: "account \(auth.reader) has published no X25519 key (set-agreement-key): there is nothing to wrap data keys for"))
             }
             readerKey = k.key
-            let set = try await node.state(StateKeys.delegations(of: q.subject)).map { try AddressSet(canonicalBytes: $0) }
+            let set = try delegationBytes.get().map { try AddressSet(canonicalBytes: $0) }
             delegated = set?.contains(account.publicKey.address) ?? false
         } catch let e as ReadRefusal { throw e } catch {
             try refuse(ReadRefusal(code: "node-unavailable", status: 503, description: "cannot read keys from the chain: \(error)"))
@@ -188,6 +214,45 @@ extension Gateway {
         do { return try store.audit(subject: subject, after: after, limit: limit) } catch {
             throw ReadRefusal(code: "internal-error", status: 500, description: "\(error)")
         }
+    }
+}
+
+extension Gateway {
+    /// A reading's proof carries the reading itself. A place's reading is served to anyone; a
+    /// patient's only to a signed request by the patient, a reader the consent contract allows
+    /// for the reading's category and `purpose`, or a member-admin of this gateway's organisation
+    /// (the custodian) — and every such request, served or refused, is in the audit log.
+    public func protectedProof(sequence: Int64, request r: SignedRequestParts, purpose: String) async throws -> ReadingProof {
+        let proof = try await proof(sequence: sequence)
+        guard let stored = try store.reading(seq: sequence) else { throw ProofError.unknown }
+        var subject = stored.batch?.subject
+        if subject == nil { subject = (try? await deviceRecord(stored.device))??.subject }
+        guard let subject else { return proof }
+        let reading = stored.reading
+        let q = DataQuery(subject: subject, category: reading.kind.dataCategory, purpose: purpose, fromMs: reading.effectiveMs, toMs: reading.effectiveEndMs ?? reading.effectiveMs)
+        let now = Self.nowMs()
+        let auth = await authenticate(r, nowMs: now)
+        var basis = "denied", reference: Hash?, refusal = auth.refusal
+        if refusal == nil, let reader = auth.account {
+            if reader.role == .memberAdmin, let me = try? await node.state(StateKeys.account(account.publicKey.address)).map({ try Account(canonicalBytes: $0) }),
+               me.organisation == reader.organisation {
+                basis = "custodian"
+            } else {
+                do {
+                    let d = try await node.access(reader: auth.reader, q)
+                    if d.allowed { basis = d.basis; reference = d.reference } else { refusal = ReadRefusal(code: "access-denied", status: 403, description: d.reason) }
+                } catch {
+                    refusal = ReadRefusal(code: "node-unavailable", status: 503, description: "cannot ask the consent contract: \(error)")
+                }
+            }
+        }
+        let allowed = refusal == nil
+        _ = try store.appendAudit { seq, _ in
+            AuditEntry(seq: seq, atMs: now, reader: auth.reader, subject: subject, category: q.category, purpose: purpose, fromMs: q.fromMs, toMs: q.toMs,
+                       allowed: allowed, basis: basis, reference: reference, code: refusal?.code ?? "granted", batches: allowed ? 1 : 0, requestDigest: auth.digest)
+        }
+        if let refusal { throw refusal }
+        return proof
     }
 }
 

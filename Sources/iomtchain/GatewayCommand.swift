@@ -158,16 +158,30 @@ struct DeviceCommand: AsyncParsableCommand {
 }
 
 /// `iomtchain verify-reading`: checks a reading's proof offline.
-struct VerifyReadingCommand: ParsableCommand {
+struct VerifyReadingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-reading",
         abstract: "Verify offline one reading's proof (the JSON of a gateway's GET /v1/readings/{seq}/proof): reading → batch root → anchor transaction → block → commit.",
-        discussion: "Without --genesis, checks everything up to the block header the proof carries. With --genesis, also checks the header's commit signatures against the genesis validator set.")
+        discussion: "Without --genesis, checks everything up to the block header the proof carries. With --genesis, also checks the header's commit signatures against the genesis validator set. With --gateway, --sequence and --key, fetches the proof with a signed request first (a patient's reading is served only to the patient, a reader its consent allows, or the custodian organisation's member-admin; the request is audited).")
     @Option(help: "Proof JSON (default: stdin).") var file: String?
     @Option(help: "Genesis file: also verify the commit against its validators.") var genesis: String?
+    @Option(help: "Fetch the proof from this gateway.") var gateway: String?
+    @Option(help: "With --gateway: the reading's sequence number.") var sequence: Int64?
+    @Option(help: "With --gateway: the account key file that signs the request.") var key: String?
+    @Option(help: "With --gateway: the purpose of the read.") var purpose = "treatment"
 
-    func run() throws {
-        let data = try readInput(file)
+    func run() async throws {
+        let data: Data
+        if let gateway {
+            guard let sequence, let key else { throw CLIError("--gateway needs --sequence and --key") }
+            struct S: Decodable { var chainId: String }
+            let chain = try await NodeClient(base: gateway).get("/v1/status", as: S.self).chainId
+            let r = try await signedGET(gateway, "/v1/readings/\(sequence)/proof?purpose=\(percentEncoded(purpose))", key: try KeyFile.load(path: key), chainID: chain)
+            guard r.status == 200 else { throw CLIError(NodeClient(base: gateway).problemText(r)) }
+            data = r.body
+        } else {
+            data = try readInput(file)
+        }
         let proof: ReadingProof
         do { proof = try JSONDecoder().decode(ReadingProof.self, from: data) } catch { throw CLIError("not a reading proof: \(error)") }
         var validators: [Validator]?

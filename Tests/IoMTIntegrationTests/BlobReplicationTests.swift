@@ -43,7 +43,7 @@ struct BlobReplicationTests {
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node0.base, extraArgs: ["--batch-ms", "200"])
         let r = try await oximeter.upload(gw.http, chainID: chainID, counter: 1, body: try GatewayTests.spo2(97))
         #expect(r.status == 202, "\(r.text)")
-        let proof = try await GatewayTests.waitForProof(gw.http, Int64(r.json["firstSequence"] as? Int ?? 0), seconds: 60)
+        let proof = try await GatewayTests.waitForProof(gw.http, Int64(r.json["firstSequence"] as? Int ?? 0), seconds: 60, signer: admin, chainID: chainID)
         let cid = try #require(ContentID(proof.json["blob"] as? String ?? ""))
 
         // Exactly three of the four nodes hold it (node 0 and the two peers rendezvous hashing picks).

@@ -111,7 +111,7 @@ struct ConsentAPITests {
         #expect(bundle.total == 4 && bundle.entry.allSatisfy { $0.resource.status == "active" })
         // A FHIR Consent the node exported reads back as the same grant.
         let doctorConsent = try #require(bundle.entry.first { $0.resource.provision?.actor?.first?.reference.identifier?.value == p.doctor.publicKey.address.hex })
-        let back = try doctorConsent.resource.grant(nowMs: now)
+        let back = try doctorConsent.resource.grant(nowMs: Int64(Date().timeIntervalSince1970 * 1000) + 1_000)
         #expect(back.grantee == .account(p.doctor.publicKey.address) && back.categories == ["vital-signs", "ecg"] && back.purposes == ["treatment"])
 
         // 3. The patient revokes the doctor's grant; the relative's lapses. Both stop at once.

@@ -73,7 +73,7 @@ struct DataReadTests {
             #expect(r.status == 202, "\(r.text)")
             last = Int64(r.json["lastSequence"] as? Int ?? 0)
         }
-        _ = try await GatewayTests.waitForProof(gw.http, last)
+        _ = try await GatewayTests.waitForProof(gw.http, last, signer: chain.admin, chainID: chain.chainID)
 
         let target = "/v1/patients/\(subject.hex)/data?category=vital-signs&purpose=treatment"
         func read(_ key: PrivateKey, _ t: String = target) async throws -> HTTP.Reply { try await Self.signedGET(gw.http, t, key: key, chainID: id).0 }
@@ -142,7 +142,7 @@ struct DataReadTests {
         r = try await read(nurse)
         #expect(r.status == 403 && code(r) == "access-denied", "expired: \(r.text)")
         let more = try await oximeter.upload(gw.http, chainID: id, counter: 10, body: try GatewayTests.spo2(93))
-        _ = try await GatewayTests.waitForProof(gw.http, Int64(more.json["lastSequence"] as? Int ?? 0))
+        _ = try await GatewayTests.waitForProof(gw.http, Int64(more.json["lastSequence"] as? Int ?? 0), signer: chain.admin, chainID: chain.chainID)
         r = try await read(doctor)
         #expect(r.status == 403, "no new batch is readable by the former grantee")
         // The patient reads its own data, new batch included, with its own key (no grant needed).
@@ -152,8 +152,9 @@ struct DataReadTests {
 
         // The audit log: every request that named the patient, granted or refused, in order,
         // anchored on-chain in runs the CLI verifies against the chain.
-        let expected = ["access-denied", "no-delegation", "granted", "granted", "bad-signature", "stale-request", "granted", "replayed-request",
-                        "access-denied", "access-denied", "bad-signature", "missing-credentials", "granted", "access-denied", "access-denied", "access-denied", "granted"]
+        // (The test's own proof requests, signed by the custodian organisation's admin, are reads too.)
+        let expected = ["granted", "access-denied", "no-delegation", "granted", "granted", "bad-signature", "stale-request", "granted", "replayed-request",
+                        "access-denied", "access-denied", "bad-signature", "missing-credentials", "granted", "access-denied", "access-denied", "granted", "access-denied", "granted"]
         var audit: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(60)
         repeat {
@@ -182,6 +183,10 @@ struct DataReadTests {
         let events = (bundle["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
         #expect(events.count == expected.count && events.allSatisfy { $0["resourceType"] as? String == "AuditEvent" && $0["action"] as? String == "R" })
         #expect(events.map { $0["outcome"] as? String ?? "" } == expected.map { $0 == "granted" ? "0" : "4" })
+        // A reading's proof carries the reading: for a patient's, only to an allowed, signed reader.
+        #expect(try await gw.http.get("/v1/readings/\(last)/proof").status == 401, "unsigned")
+        let (nurseProof, _) = try await Self.signedGET(gw.http, "/v1/readings/\(last)/proof", key: nurse, chainID: id)
+        #expect(nurseProof.status == 403 && code(nurseProof) == "access-denied", "\(nurseProof.text)")
         // The log holds pseudonyms, codes and hashes, never a reading.
         #expect(!fhir.stdout.contains("oxygen") && !fhir.stdout.contains("%"))
     }
@@ -220,7 +225,7 @@ struct DataReadTests {
             let r = try await oximeter.upload(gw.http, chainID: chain.chainID, counter: UInt64(i + 1), body: try GatewayTests.spo2(v))
             last = Int64(r.json["lastSequence"] as? Int ?? 0)
         }
-        _ = try await GatewayTests.waitForProof(gw.http, last)
+        _ = try await GatewayTests.waitForProof(gw.http, last, signer: chain.admin, chainID: chain.chainID)
         let plain = try #require(try GatewayStore(path: dir + "/gateway/gateway.sqlite").reading(seq: last)).reading.canonicalBytes
         let read = ["data", "read", "--gateway", gw.url, "--node", node.url, "--key", dir + "/doctor.key.json", "--x25519", doctorX.path,
                     "--subject", subject.hex, "--category", "vital-signs", "--purpose", "treatment"]

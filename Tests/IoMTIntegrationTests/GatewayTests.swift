@@ -108,11 +108,15 @@ struct GatewayTests {
         return Setup(node: node, nodeHTTP: nodeHTTP, chain: chain, keyPath: keyPath, device: TestDevice(key: deviceKey, macKey: nil))
     }
 
-    static func waitForProof(_ gw: HTTP, _ seq: Int64, seconds: Double = 40) async throws -> HTTP.Reply {
+    /// Waits until reading `seq` has a proof; asks with a request signed by `signer` (a member-admin
+    /// of the gateway's organisation may read a patient's reading's proof).
+    static func waitForProof(_ gw: HTTP, _ seq: Int64, seconds: Double = 40, signer: PrivateKey, chainID: String) async throws -> HTTP.Reply {
         let deadline = Date().addingTimeInterval(seconds)
         var last: HTTP.Reply?
         while Date() < deadline {
-            let r = try await gw.get("/v1/readings/\(seq)/proof")
+            let target = "/v1/readings/\(seq)/proof"
+            let r = try await gw.send("GET", target, headers: SignedRequest.headers(key: signer, chainID: chainID, method: "GET", target: target,
+                                                                                  nowMs: Int64(Date().timeIntervalSince1970 * 1000), nonce: SignedRequest.newNonce()))
             if r.status == 200 { return r }
             last = r
             try await Task.sleep(nanoseconds: 100_000_000)
@@ -188,7 +192,9 @@ struct GatewayTests {
         #expect(refused["replay"] == 1 && refused["bad-signature"] == 2 && refused["unknown-device"] == 1 && refused["not-an-observation"] == 1, "\(refused)")
 
         // Every reading gets a proof that verifies offline against the genesis validators.
-        let proofReply = try await Self.waitForProof(gw.http, first)
+        let proofReply = try await Self.waitForProof(gw.http, first, signer: chain.admin, chainID: chain.chainID)
+        // A patient's reading is not served to an unsigned request (the proof carries it); a place's is.
+        #expect(try await gw.http.get("/v1/readings/\(first)/proof").status == 401)
         let proofPath = dir + "/proof.json"
         try proofReply.body.write(to: URL(fileURLWithPath: proofPath))
         var v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
@@ -202,13 +208,14 @@ struct GatewayTests {
         v = try runCLI(["verify-reading", "--file", proofPath])
         #expect(v.status != 0 && v.stderr.contains("INVALID"), "\(v.stdout)\(v.stderr)")
         for seq in [manyFirst, manyFirst + 50, manyLast] {
-            let p = try await Self.waitForProof(gw.http, seq)
+            let p = try await Self.waitForProof(gw.http, seq, signer: chain.admin, chainID: chain.chainID)
             let inclusion = p.json["inclusion"] as? [String: Any]
             let size = inclusion?["treeSize"] as? Int ?? 0
             // The last batch holds the rest (20, or 22 if the two earlier CSV readings were still unbatched).
             #expect(seq == manyLast ? (20...22).contains(size) : size == 50, "reading \(seq) in a batch of \(size)")
         }
-        let csvProof = try await Self.waitForProof(gw.http, csvSeq)
+        let csvProof = try await Self.waitForProof(gw.http, csvSeq, signer: chain.admin, chainID: chain.chainID)
+        #expect(try await gw.http.get("/v1/readings/\(csvSeq)/proof").status == 200)
         try csvProof.body.write(to: URL(fileURLWithPath: proofPath))
         v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
         #expect(v.status == 0 && v.stdout.contains("body-temperature 38.4 Cel"), "\(v.stdout)\(v.stderr)")
@@ -256,7 +263,7 @@ struct GatewayTests {
         r = try await oximeter.upload(gw.http, chainID: id, counter: 29, body: hr)
         #expect(r.status == 409, "the counter survived the crash: a replay is still refused")
         for seq in acknowledged {
-            let p = try await Self.waitForProof(gw.http, seq)
+            let p = try await Self.waitForProof(gw.http, seq, signer: chain.admin, chainID: chain.chainID)
             try p.body.write(to: URL(fileURLWithPath: proofPath))
             #expect(try runCLI(["verify-reading", "--file", proofPath]).status == 0, "reading \(seq)")
         }
@@ -415,7 +422,7 @@ struct GatewayTests {
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
         var r = try await setup.device.upload(gw.http, chainID: chainID, counter: 1, body: try Self.example("observation-example-heart-rate.json"))
         #expect(r.status == 202)
-        _ = try await Self.waitForProof(gw.http, 1)
+        _ = try await Self.waitForProof(gw.http, 1, signer: setup.chain.admin, chainID: setup.chain.chainID)
 
         node.terminate()
         var acknowledged: [Int64] = []
@@ -436,7 +443,7 @@ struct GatewayTests {
         node = try NodeProcess(dataDir: dir + "/node", port: port)
         defer { node.terminate() }
         for seq in acknowledged {
-            let p = try await Self.waitForProof(gw.http, seq)
+            let p = try await Self.waitForProof(gw.http, seq, signer: setup.chain.admin, chainID: setup.chain.chainID)
             let path = dir + "/proof-\(seq).json"
             try p.body.write(to: URL(fileURLWithPath: path))
             #expect(try runCLI(["verify-reading", "--file", path, "--genesis", dir + "/node/genesis.json"]).status == 0)
@@ -531,7 +538,7 @@ struct MQTTGatewayTests {
         #expect(accepted?["accepted"] as? Int == 1)
         #expect(replies.contains { $0["code"] as? String == "bad-signature" }, "\(replies)")
         let seq = Int64(accepted?["firstSequence"] as? Int ?? 0)
-        let proof = try await GatewayTests.waitForProof(gw.http, seq)
+        let proof = try await GatewayTests.waitForProof(gw.http, seq, signer: setup.chain.admin, chainID: setup.chain.chainID)
         try proof.body.write(to: URL(fileURLWithPath: dir + "/proof.json"))
         let v = try runCLI(["verify-reading", "--file", dir + "/proof.json", "--genesis", dir + "/node/genesis.json"])
         #expect(v.status == 0 && v.stdout.contains("heart-rate 44 /min"), "\(v.stdout)\(v.stderr)")
