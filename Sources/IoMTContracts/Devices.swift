@@ -23,6 +23,21 @@ enum Devices {
         try Limits.check(b.label, max: Limits.labelBytes, field: "label")
         guard state.value(forKey: StateKeys.device(id)) == nil else { throw .alreadyExists("device \(id)") }
         if let s = b.subject, state.value(forKey: StateKeys.erasure(s)) != nil { throw .invalidArgument("the data of subject \(s) was erased: no device is bound to it again") }
+        // A device bound to an enrolled patient is registered by the patient, or by a member-admin
+        // or attested practitioner of the organisation that enrolled it, and seals for nobody but
+        // the patient: its recipient key, if given, is the patient's own.
+        if let s = b.subject, let patient = try state.read(PatientRecord.self, StateKeys.patient(s)) {
+            let attested = try Patients.attestation(of: sender, state: state) != nil
+            let ofOrg = sender.organisation == patient.organisation && (sender.role == .memberAdmin || attested)
+            guard sender.address == patient.account || ofOrg else {
+                throw .unauthorised("only the patient, or a member-admin or attested practitioner of \"\(patient.organisation)\", binds a device to this patient")
+            }
+            if let k = b.recipientKey {
+                guard k == (try state.read(AgreementKeyRecord.self, StateKeys.agreementKey(patient.account)))?.key else {
+                    throw .invalidArgument("recipientKey must be the patient's own X25519 key (or absent)")
+                }
+            }
+        }
         let record = DeviceRecord(id: id, publicKey: b.publicKey, macKeyHash: b.macKeyHash, deviceType: b.deviceType, subject: b.subject, place: b.place,
                                   owner: sender.address, organisation: sender.organisation, status: .active, registeredAtHeight: context.height, label: b.label,
                                   recipientKey: b.recipientKey)

@@ -273,7 +273,9 @@ public actor Gateway {
                 keys = [Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: k).publicKey.rawRepresentation)]
             }
             if let k = record.recipientKey?.bytes, !keys.contains(k) { keys.append(k) }
-            for k in configuration.recipients where !keys.contains(k) { keys.append(k) }
+            // Configured extra recipients (an organisation's records key) get places' batches only:
+            // a patient's data keys go to the patient and its custody key, nobody else.
+            if record.subject == nil { for k in configuration.recipients where !keys.contains(k) { keys.append(k) } }
             out.append(DueDevice(device: p.device, count: p.count, keys: keys, subject: record.subject))
         }
         return out

@@ -123,7 +123,8 @@ struct DevicesTests {
         let nurse = C.ed25519(0xEA), outsider = C.ed25519(0xEB)
         l.apply(C.adminA, .register(nurse, .practitioner, "st-marys"))
         l.apply(C.adminB, .register(outsider, .practitioner, "city-clinic"))
-        let key = try X25519Key(bytes: [UInt8](repeating: 0x42, count: 32))
+        // The recipient of a patient's device is the patient's own X25519 key.
+        let key = testAgreementKey(Self.patient)
         l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: Self.oximeter.publicKey, deviceType: "pulse-oximeter", subject: Self.subject, recipientKey: key)))
         #expect(device(l, id)?.recipientKey == key && device(l, id)?.sampling == nil)
         // Small-order points are not keys: sealing for one would let anyone unwrap the data key.

@@ -308,4 +308,17 @@ struct PatientsTests {
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [], final: true)), "invalid-argument")
         l.apply(otherGateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([3])], final: true)))
     }
+
+    @Test("a device bound to an enrolled patient is registered by the patient or its organisation, and seals only for the patient's key")
+    func devicesOfPatients() {
+        var l = Self.ledger()
+        let k = C.ed25519(0x58).publicKey
+        let own = testAgreementKey(Self.patient), stranger = testAgreementKey(C.ed25519(0x59))
+        l.reject(C.adminB, .registerDevice(RegisterDevice(publicKey: k, deviceType: "pulse-oximeter", subject: Self.subject)), "unauthorised")
+        l.reject(Self.clinicDoctor, .registerDevice(RegisterDevice(publicKey: k, deviceType: "pulse-oximeter", subject: Self.subject)), "unauthorised")
+        l.reject(Self.otherPatient, .registerDevice(RegisterDevice(publicKey: k, deviceType: "pulse-oximeter", subject: Self.subject)), "invalid-argument")
+        l.reject(C.adminA, .registerDevice(RegisterDevice(publicKey: k, deviceType: "pulse-oximeter", subject: Self.subject, recipientKey: stranger)), "invalid-argument")
+        l.apply(Self.doctor, .registerDevice(RegisterDevice(publicKey: k, deviceType: "pulse-oximeter", subject: Self.subject, recipientKey: own)))
+        l.apply(Self.patient, .registerDevice(RegisterDevice(publicKey: C.ed25519(0x5A).publicKey, deviceType: "thermometer", subject: Self.subject)))
+    }
 }
