@@ -111,5 +111,9 @@ enum Devices {
         guard b.firstMs <= b.lastMs else { throw .invalidArgument("firstMs is after lastMs") }
         guard state.value(forKey: StateKeys.anchor(b.batchRoot)) == nil else { throw .alreadyExists("anchor of batch root \(b.batchRoot)") }
         state.put(StateKeys.anchor(b.batchRoot), AnchorRecord(anchor: b, gateway: sender.address, height: context.height, transaction: context.transactionHash))
+        if let subject = try state.read(DeviceRecord.self, StateKeys.device(b.device))?.subject {
+            let key = StateKeys.anchorCount(subject, gateway: sender.address)
+            state.put(key, (try state.read(UInt64.self, key) ?? 0) + 1)
+        }
     }
 }

@@ -214,10 +214,16 @@ extension Patients {
             guard state.value(forKey: StateKeys.erasedAnchor(root)) == nil else { throw .alreadyExists("erasure of batch \(root)") }
             state.put(StateKeys.erasedAnchor(root), context.height)
         }
+        let total = (i.map { progress[$0].batches } ?? 0) + UInt64(b.batchRoots.count)
+        if b.final {
+            // Final means every batch this gateway anchored for the subject is listed.
+            let anchored = try state.read(UInt64.self, StateKeys.anchorCount(b.subject, gateway: sender.address)) ?? 0
+            guard total == anchored else { throw .invalidArgument("a final confirmation must cover all \(anchored) batches this gateway anchored for \(b.subject); \(total) are listed") }
+        }
         if let i {
-            progress[i].batches += UInt64(b.batchRoots.count); progress[i].complete = b.final; progress[i].height = context.height
+            progress[i].batches = total; progress[i].complete = b.final; progress[i].height = context.height
         } else {
-            progress.append(ErasureProgress(gateway: sender.address, batches: UInt64(b.batchRoots.count), complete: b.final, height: context.height))
+            progress.append(ErasureProgress(gateway: sender.address, batches: total, complete: b.final, height: context.height))
         }
         state.put(StateKeys.erasureProgress(b.subject), progress)
     }

@@ -145,6 +145,10 @@ public struct GatewayAPI: Sendable {
         guard let from = Int64(q.get("from") ?? "0"), let to = Int64(q.get("to") ?? String(Int64.max)), from <= to else {
             throw Problem(.badRequest, code: "invalid-query", detail: "from and to are times in ms since 1970, from ≤ to")
         }
+        // Checked before anything is logged: a patient's audit log holds only well-formed questions.
+        guard DataCategory.all.contains(category), Purpose.all.contains(purpose) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "category is one of \(DataCategory.all.joined(separator: ", ")); purpose one of \(Purpose.all.joined(separator: ", "))")
+        }
         let reply: Gateway.DataReply
         do { reply = try await gateway.readData(signedParts(req), Gateway.DataQuery(subject: subject, category: category, purpose: purpose, fromMs: from, toMs: to)) } catch {
             throw Self.problem(error)

@@ -427,11 +427,12 @@ public final class GatewayStore: Sendable {
                  transaction: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
     }
 
-    /// Closes the entries not yet in a run into a new run (at most `limit`) under their Merkle root.
-    public func closeAuditRun(limit: Int = 10_000) throws -> AuditRun? {
+    /// Closes the entries not yet in a run into a new run (at most `limit`) under their Merkle root,
+    /// if there are at least `minimum` of them.
+    public func closeAuditRun(limit: Int = 10_000, minimum: Int = 1) throws -> AuditRun? {
         try db.write { db in
             let rows = try Row.fetchAll(db, sql: "SELECT seq, body FROM audit WHERE run IS NULL ORDER BY seq LIMIT ?", arguments: [limit])
-            guard let first = rows.first, let last = rows.last else { return nil }
+            guard rows.count >= minimum, let first = rows.first, let last = rows.last else { return nil }
             let root = MerkleTree.root(leaves: rows.map { Array($0["body"] as Data) })
             let firstSeq: Int64 = first["seq"], lastSeq: Int64 = last["seq"]
             try db.execute(sql: "INSERT INTO audit_runs(first_seq, last_seq, root) VALUES (?, ?, ?)", arguments: [firstSeq, lastSeq, Data(root.bytes)])

@@ -299,6 +299,7 @@ struct PatientsTests {
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([4])], final: false)), "invalid-argument")
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([9])], final: false)), "invalid-argument")
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0], roots[0]], final: false)), "invalid-argument")
+        l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0]], final: true)), "invalid-argument")
         l.apply(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0]], final: false)))
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[0]], final: false)), "already-exists")
         l.apply(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [roots[1]], final: true)))
@@ -306,6 +307,8 @@ struct PatientsTests {
         #expect(progress.count == 1 && progress[0].batches == 2 && progress[0].complete && progress[0].gateway == gateway.publicKey.address)
         #expect(l.state.value(forKey: StateKeys.erasedAnchor(roots[0])) != nil && l.state.value(forKey: StateKeys.erasedAnchor(roots[1])) != nil)
         l.reject(gateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [], final: true)), "invalid-argument")
+        // A final confirmation that leaves out an anchored batch is refused: "complete" is checked on-chain.
+        l.reject(otherGateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [], final: true)), "invalid-argument")
         l.apply(otherGateway, .confirmErasure(ConfirmErasure(subject: Self.subject, batchRoots: [Hash.sha256([3])], final: true)))
     }
 

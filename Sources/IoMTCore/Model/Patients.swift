@@ -573,6 +573,9 @@ extension StateKeys {
     public static func erasureEntry(_ n: UInt64) -> [UInt8] { Array("erasures/".utf8) + n.canonicalBytes }
     /// Each gateway's progress (`[ErasureProgress]`).
     public static func erasureProgress(_ subject: Hash) -> [UInt8] { Array("erasure-progress/".utf8) + subject.bytes }
+    /// How many batches of `subject` a gateway anchored (`UInt64`): a final erasure confirmation
+    /// must have listed that many.
+    public static func anchorCount(_ subject: Hash, gateway: Address) -> [UInt8] { Array("anchor-count/".utf8) + subject.bytes + gateway.bytes }
     /// Set (to the height) when a batch's blob was confirmed erased.
     public static func erasedAnchor(_ root: Hash) -> [UInt8] { Array("erased-anchor/".utf8) + root.bytes }
 }
