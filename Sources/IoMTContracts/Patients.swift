@@ -13,6 +13,10 @@ enum Patients {
         }
         let address = b.publicKey.address
         guard state.value(forKey: StateKeys.account(address)) == nil else { throw .alreadyExists("account \(address)") }
+        let message = RegisterPatient.message(chainID: context.chainID, organisation: sender.organisation, publicKey: b.publicKey, agreementKey: b.agreementKey)
+        guard b.publicKey.isValidSignature(b.signature, for: message) else {
+            throw .invalidArgument("the enrolment is not signed by the patient's key for this chain and organisation (iomtchain patient enrolment)")
+        }
         let pseudonym = Pseudonym.of(address)
         state.put(StateKeys.account(address), Account(address: address, publicKey: b.publicKey, role: .patient, organisation: sender.organisation, registeredAtHeight: context.height))
         state.put(StateKeys.agreementKey(address), AgreementKeyRecord(key: b.agreementKey, epoch: 1, height: context.height))

@@ -141,7 +141,7 @@ struct BenchConsentCommand: AsyncParsableCommand {
         let secret = PatientSecret.generate()
         let patient = secret.signingKey(at: org)
         let subject = Pseudonym.of(patient.publicKey.address)
-        try await commit(.registerPatient(RegisterPatient(publicKey: patient.publicKey, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: org).publicKey.rawRepresentation)))), by: admin)
+        try await commit(.registerPatient(RegisterPatient(signedBy: patient, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: org).publicKey.rawRepresentation)), chainID: chainID, organisation: org)), by: admin)
         let gatewayKey = PrivateKey.generate(.ed25519)
         try KeyFile.save(gatewayKey, path: scratch + "/gateway.key.json")
         try await commit(.registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: org)), by: admin)

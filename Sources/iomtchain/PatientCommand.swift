@@ -10,7 +10,7 @@ import IoMTNode
 struct PatientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patient", abstract: "A patient's keys, pseudonyms, grants and emergency accesses.",
-        subcommands: [Secret.self, Keys.self, Show.self, Consents.self, Erasure.self])
+        subcommands: [Secret.self, Keys.self, Enrolment.self, Show.self, Consents.self, Erasure.self])
 
     struct Secret: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a patient secret (32 random bytes, mode 0600): every organisation's keys and pseudonym derive from it.")
@@ -50,6 +50,22 @@ struct PatientCommand: AsyncParsableCommand {
             }
             try printJSON(["organisation": organisation, "publicKey": signing.publicKey.text, "address": signing.publicKey.address.hex,
                            "agreementKey": Hex.encode(Array(agreement.publicKey.rawRepresentation)), "pseudonym": s.pseudonym(at: organisation).hex])
+        }
+    }
+
+    struct Enrolment: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign the patient's enrolment at an organisation; prints the register-patient payload its member-admin or practitioner submits.",
+            discussion: "Hand the printed JSON to the organisation: `iomtchain tx submit --key ADMIN --payload \"$(cat enrolment.json)\"`. The signature binds your key, your X25519 key, this chain and that organisation.")
+        @Option(help: "Patient secret file.") var secret: String
+        @Option(help: "Organisation id.") var organisation: String
+        @Option(help: "Node URL (for the chain id).") var node = "http://127.0.0.1:8080"
+
+        func run() async throws {
+            let s = try PatientCommand.loadSecret(secret)
+            let agreement = try X25519Key(bytes: Array(s.agreementKey(at: organisation).publicKey.rawRepresentation))
+            try printJSON(TransactionPayload.registerPatient(RegisterPatient(signedBy: s.signingKey(at: organisation), agreementKey: agreement,
+                                                                              chainID: try await chainID(of: node), organisation: organisation)))
         }
     }
 

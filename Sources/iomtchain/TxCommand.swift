@@ -26,6 +26,7 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "set-device-sampling: intensive or periodic.") var mode: String?
         @Option(help: "set-device-sampling: how long an intensive request lasts, in minutes (≤ 10080); declare-emergency-access: how long access lasts (≤ 1440).") var minutes: Int64?
         @Option(help: "register-patient, set-agreement-key: the X25519 public key (64 hex digits).") var agreementKey: String?
+        @Option(help: "register-patient: the patient's signature over its enrolment (`iomtchain patient enrolment` prints it).") var enrolmentSignature: String?
         @Option(help: "attest-practitioner: doctor, nurse, paramedic, pharmacist, midwife, technician, therapist, other.") var profession: String?
         @Option(help: "attest-practitioner: the licence id (only its SHA-256 goes on-chain).") var licenceId: String?
         @Flag(help: "attest-practitioner, set-rewrap-delegation: withdraw.") var withdraw = false
@@ -95,7 +96,8 @@ struct TxCommand: AsyncParsableCommand {
                 let m = try need(mode, "mode")
                 return .setDeviceSampling(SetDeviceSampling(device: d, mode: m, untilMs: m == "periodic" ? 0 : nowMs() + (minutes ?? 60) * 60_000, reason: reason))
             case "register-patient":
-                return .registerPatient(RegisterPatient(publicKey: try PublicKey(text: try need(publicKey, "public-key")), agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key"))))
+                guard let sig = Hex.decode(try need(enrolmentSignature, "enrolment-signature")).flatMap(Signature.init(bytes:)) else { throw CLIError("--enrolment-signature must be 128 hex digits") }
+                return .registerPatient(RegisterPatient(publicKey: try PublicKey(text: try need(publicKey, "public-key")), agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key")), signature: sig))
             case "set-agreement-key":
                 return .setAgreementKey(SetAgreementKey(agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key"))))
             case "attest-practitioner":

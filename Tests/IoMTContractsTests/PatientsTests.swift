@@ -60,7 +60,14 @@ struct PatientsTests {
         l.reject(Self.unattested, .enrol(C.ed25519(0x42)), "unauthorised")
         l.reject(Self.researcher, .enrol(C.ed25519(0x42)), "unauthorised")
         l.reject(Self.patient, .enrol(C.ed25519(0x42)), "unauthorised")
-        l.reject(C.adminB, .enrol(Self.patient), "already-exists")
+        l.reject(C.adminB, .enrol(Self.patient, at: "city-clinic"), "already-exists")
+        // Only the key's holder signs its enrolment: for this chain, this organisation, this X25519 key.
+        let fresh = C.ed25519(0x45)
+        l.reject(C.adminA, .enrol(fresh, at: "city-clinic"), "invalid-argument")
+        var hijacked = RegisterPatient(signedBy: fresh, agreementKey: testAgreementKey(fresh), chainID: C.chainID, organisation: "st-marys")
+        hijacked.agreementKey = testAgreementKey(Self.doctor)
+        l.reject(Self.doctor, .registerPatient(hijacked), "invalid-argument")
+        l.reject(C.adminA, .registerPatient(RegisterPatient(signedBy: fresh, agreementKey: testAgreementKey(fresh), chainID: "another-chain", organisation: "st-marys")), "invalid-argument")
         l.reject(C.adminA, .register(C.ed25519(0x43), .patient, "st-marys"), "invalid-argument")
         // The patient rotates its X25519 key; the epoch counts rotations.
         let next = testAgreementKey(C.ed25519(0x44))
@@ -84,8 +91,10 @@ struct PatientsTests {
         // Enrolled at two organisations, the two records share nothing but the role.
         var l = Ledger()
         let keyA = secret.signingKey(at: "st-marys"), keyB = secret.signingKey(at: "city-clinic")
-        l.apply(C.adminA, .registerPatient(RegisterPatient(publicKey: keyA.publicKey, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: "st-marys").publicKey.rawRepresentation)))))
-        l.apply(C.adminB, .registerPatient(RegisterPatient(publicKey: keyB.publicKey, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: "city-clinic").publicKey.rawRepresentation)))))
+        let xA = try X25519Key(bytes: Array(secret.agreementKey(at: "st-marys").publicKey.rawRepresentation))
+        let xB = try X25519Key(bytes: Array(secret.agreementKey(at: "city-clinic").publicKey.rawRepresentation))
+        l.apply(C.adminA, .registerPatient(RegisterPatient(signedBy: keyA, agreementKey: xA, chainID: C.chainID, organisation: "st-marys")))
+        l.apply(C.adminB, .registerPatient(RegisterPatient(signedBy: keyB, agreementKey: xB, chainID: C.chainID, organisation: "city-clinic")))
         let ra = try #require(try l.state.read(PatientRecord.self, StateKeys.patient(a))), rb = try #require(try l.state.read(PatientRecord.self, StateKeys.patient(b)))
         #expect(ra.account != rb.account && ra.pseudonym != rb.pseudonym)
     }

@@ -29,7 +29,7 @@ struct ConsentAPITests {
 
     static func enrol(_ node: HTTP, _ chain: DevChain, _ secret: PatientSecret) async throws -> PrivateKey {
         let key = secret.signingKey(at: "dev-hospital")
-        try await GatewayTests.commit(node, chain, .registerPatient(RegisterPatient(publicKey: key.publicKey, agreementKey: try agreementKey(secret, "dev-hospital"))))
+        try await GatewayTests.commit(node, chain, .registerPatient(RegisterPatient(signedBy: key, agreementKey: try agreementKey(secret, "dev-hospital"), chainID: chain.chainID, organisation: "dev-hospital")))
         return key
     }
 
@@ -182,8 +182,11 @@ struct ConsentAPITests {
         let pseudonym = try #require(keys["pseudonym"] as? String)
         #expect(pseudonym != other["pseudonym"] as? String, "two organisations, two unlinkable pseudonyms")
         #expect(FileManager.default.contents(atPath: dir + "/alice.x25519")?.count == 32)
-        _ = try cli(["tx", "submit", "--key", admin, "--node", node.url, "--wait", "--type", "register-patient",
-                     "--public-key", try #require(keys["publicKey"] as? String), "--agreement-key", try #require(keys["agreementKey"] as? String)])
+        // The patient signs its enrolment; the organisation's admin submits it.
+        let enrolment = try runCLI(["patient", "enrolment", "--secret", dir + "/alice.secret", "--organisation", "dev-hospital", "--node", node.url])
+        let patientPublicKey = try #require(keys["publicKey"] as? String)
+        #expect(enrolment.status == 0 && enrolment.stdout.contains(patientPublicKey), "\(enrolment.stderr)")
+        _ = try cli(["tx", "submit", "--key", admin, "--node", node.url, "--wait", "--payload", enrolment.stdout])
         // The official HL7 example: an opt-in for treatment by an organisation, which lapsed in 2016.
         let example = fhirExample("consent-example.json")
         let lapsed = try runCLI(["tx", "submit", "--key", dir + "/alice.key.json", "--node", node.url, "--wait", "--type", "grant-consent", "--fhir", example, "--fhir-organisation", "dev-hospital"])

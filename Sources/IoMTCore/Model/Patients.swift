@@ -45,15 +45,33 @@ public struct PatientSecret: Sendable {
 }
 
 /// A member-admin or practitioner enrols a patient of its organisation: the patient's signing key
-/// (the account) and X25519 key (`agreementKey`). Nothing else: the pseudonym follows from the key.
+/// (the account) and X25519 key (`agreementKey`), with the patient's own signature over both, this
+/// chain and the organisation (so nobody can enrol a key it does not hold, or pair a patient's key
+/// with an X25519 key of its own). Nothing else: the pseudonym follows from the key.
 public struct RegisterPatient: Hashable, Sendable, Codable, CanonicalCodable {
     public var publicKey: PublicKey
     public var agreementKey: X25519Key
+    /// The patient's signature with `publicKey` over `message(…)`.
+    public var signature: Signature
 
-    public init(publicKey: PublicKey, agreementKey: X25519Key) { self.publicKey = publicKey; self.agreementKey = agreementKey }
+    public init(publicKey: PublicKey, agreementKey: X25519Key, signature: Signature) {
+        self.publicKey = publicKey; self.agreementKey = agreementKey; self.signature = signature
+    }
 
-    public func encode(to w: inout CanonicalWriter) { w.write(publicKey); w.write(agreementKey) }
-    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { publicKey = try r.read(); agreementKey = try r.read() }
+    /// The patient's agent signs its enrolment at `organisation` on `chainID`.
+    public init(signedBy key: PrivateKey, agreementKey: X25519Key, chainID: String, organisation: String) {
+        self.init(publicKey: key.publicKey, agreementKey: agreementKey,
+                  signature: key.sign(Self.message(chainID: chainID, organisation: organisation, publicKey: key.publicKey, agreementKey: agreementKey)))
+    }
+
+    public static func message(chainID: String, organisation: String, publicKey: PublicKey, agreementKey: X25519Key) -> [UInt8] {
+        var w = CanonicalWriter()
+        w.write("iomtchain/enrolment/v1"); w.write(chainID); w.write(organisation); w.write(publicKey); w.write(agreementKey)
+        return w.bytes
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(publicKey); w.write(agreementKey); w.write(signature) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { publicKey = try r.read(); agreementKey = try r.read(); signature = try r.read() }
 }
 
 /// Any account publishes (or rotates) the X25519 key that data keys are wrapped for when it reads:

@@ -120,8 +120,8 @@ extension TransactionPayload {
     }
 
     /// Enrols a patient whose X25519 key is derived from its signing key's seed (tests only).
-    static func enrol(_ key: PrivateKey) -> TransactionPayload {
-        .registerPatient(RegisterPatient(publicKey: key.publicKey, agreementKey: testAgreementKey(key)))
+    static func enrol(_ key: PrivateKey, at organisation: String = "st-marys") -> TransactionPayload {
+        .registerPatient(RegisterPatient(signedBy: key, agreementKey: testAgreementKey(key), chainID: Consortium.chainID, organisation: organisation))
     }
 
     static func status(_ key: PrivateKey, _ status: AccountStatus, reason: String = "") -> TransactionPayload {

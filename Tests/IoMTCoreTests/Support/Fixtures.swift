@@ -58,7 +58,7 @@ enum Fixture {
         .anchorReadings(AnchorReadings(device: address(0x28), batchRoot: hash(0x29), blobDigest: hash(0x2A), firstMs: -5, lastMs: 1_700_000_000_000, count: 250)),
         .recordAlert(RecordAlert(device: address(0x2B), rule: "spo2-low", severity: "critical", raised: true, atMs: 1_700_000_000_001)),
         .setDeviceSampling(SetDeviceSampling(device: address(0x2F), mode: "intensive", untilMs: 1_700_000_600_000, reason: "post-op watch")),
-        .registerPatient(RegisterPatient(publicKey: ed25519(0x30).publicKey, agreementKey: x25519(0x31))),
+        .registerPatient(RegisterPatient(publicKey: ed25519(0x30).publicKey, agreementKey: x25519(0x31), signature: signature(0x3C))),
         .setAgreementKey(SetAgreementKey(agreementKey: x25519(0x32))),
         .attestPractitioner(AttestPractitioner(account: address(0x33), profession: "nurse", licenceHash: hash(0x34), active: false)),
         .grantConsent(GrantConsent(grantee: .account(address(0x35)), categories: ["vital-signs", "ecg"], purposes: ["treatment"], dataFromMs: -1, dataUntilMs: .max, expiresMs: 1_800_000_000_000)),
