@@ -76,6 +76,18 @@ extension API {
         try (read(IDList.self, listKey, in: state)?.ids ?? []).compactMap { try read(T.self, key($0), in: state) }
     }
 
+    /// A subject's emergency accesses in commit order (those recorded after `afterHeight`).
+    private func emergencies(of subject: Hash, in state: AuthenticatedState, afterHeight: UInt64 = 0) throws -> [EmergencyAccessRecord] {
+        var out: [EmergencyAccessRecord] = []
+        var n = try read(UInt64.self, StateKeys.emergencyCount(of: subject), in: state) ?? 0
+        while n > 0, let id = try read(Hash.self, StateKeys.emergencyEntry(of: subject, n), in: state), let e = try read(EmergencyAccessRecord.self, StateKeys.emergency(id), in: state) {
+            if e.height <= afterHeight { break }
+            out.append(e)
+            n -= 1
+        }
+        return out.reversed()
+    }
+
     private func patientRecord(_ ctx: BasicRequestContext) async throws -> (PatientRecord, AuthenticatedState, BlockHeader) {
         let p = try pseudonym(ctx.parameters.get("pseudonym"), field: "pseudonym")
         let (state, header) = await node.committedSnapshot()
@@ -94,7 +106,7 @@ extension API {
             patient: record, status: try read(Account.self, StateKeys.account(record.account), in: state)?.status,
             agreementKey: try read(AgreementKeyRecord.self, StateKeys.agreementKey(record.account), in: state),
             grants: grants.map { GrantView(grant: $0, active: $0.isActive(atMs: header.timestampMs)) },
-            emergencyAccesses: try list(EmergencyAccessRecord.self, StateKeys.emergencies(of: record.pseudonym), StateKeys.emergency, in: state),
+            emergencyAccesses: try emergencies(of: record.pseudonym, in: state),
             height: header.height, blockTimeMs: header.timestampMs))
     }
 
@@ -140,7 +152,7 @@ extension API {
             guard try read(PatientRecord.self, StateKeys.patient(p), in: state) != nil else {
                 throw Problem(.notFound, code: "patient-not-found", detail: "no patient is enrolled under pseudonym \(p) at height \(header.height)")
             }
-            let accesses = try list(EmergencyAccessRecord.self, StateKeys.emergencies(of: p), StateKeys.emergency, in: state).filter { $0.height > after }
+            let accesses = try emergencies(of: p, in: state, afterHeight: after)
             let erasure = try read(ErasureRecord.self, StateKeys.erasure(p), in: state).flatMap { $0.height > after ? $0 : nil }
             if !accesses.isEmpty || erasure != nil || ContinuousClock.now >= deadline {
                 return try json(NotificationsReply(emergencyAccesses: accesses, erasure: erasure, height: header.height))

@@ -123,7 +123,11 @@ enum Patients {
         try checkVocabulary(b.categories, DataCategory.all, field: "categories")
         guard (1...DeclareEmergencyAccess.maxMinutes).contains(b.minutes) else { throw .invalidArgument("minutes must be 1…\(DeclareEmergencyAccess.maxMinutes)") }
         let id = context.transactionHash
-        try append(id, to: StateKeys.emergencies(of: b.subject), state: &state, what: "emergency accesses to this patient's data")
+        // Numbered, not listed in one value: nothing caps how many can be declared, and the
+        // decision reads only the last day's (each lasts at most 24 h).
+        let n = (try state.read(UInt64.self, StateKeys.emergencyCount(of: b.subject)) ?? 0) + 1
+        state.put(StateKeys.emergencyCount(of: b.subject), n)
+        state.put(StateKeys.emergencyEntry(of: b.subject, n), id)
         try append(id, to: StateKeys.unreviewedEmergencies(of: sender.organisation), state: &state, what: "unreviewed emergency accesses of \"\(sender.organisation)\"")
         state.put(StateKeys.emergency(id), EmergencyAccessRecord(id: id, declaration: b, practitioner: sender.address, organisation: sender.organisation,
                                                                  startMs: context.timestampMs, untilMs: context.timestampMs + Int64(b.minutes) * 60_000, height: context.height))
@@ -142,8 +146,17 @@ enum Patients {
         let isPatient = sender.role == .patient && Pseudonym.of(sender.address) == e.declaration.subject
         let isAdmin = sender.role == .memberAdmin && sender.organisation == e.organisation
         guard isPatient || isAdmin else { throw .unauthorised("only the patient or a member-admin of \"\(e.organisation)\" reviews this access") }
-        guard e.review == nil else { throw .invalidArgument("emergency access \(b.access) is already reviewed") }
-        e.review = EmergencyReview(verdict: b.verdict, noteHash: b.noteHash, reviewer: sender.address, atMs: context.timestampMs)
+        // The patient and the organisation each review once, independently: one's verdict does
+        // not stand for the other's.
+        let review = EmergencyReview(verdict: b.verdict, noteHash: b.noteHash, reviewer: sender.address, atMs: context.timestampMs)
+        if isPatient {
+            guard e.patientReview == nil else { throw .invalidArgument("the patient already reviewed emergency access \(b.access)") }
+            e.patientReview = review
+            state.put(StateKeys.emergency(b.access), e)
+            return
+        }
+        guard e.organisationReview == nil else { throw .invalidArgument("\"\(e.organisation)\" already reviewed emergency access \(b.access)") }
+        e.organisationReview = review
         state.put(StateKeys.emergency(b.access), e)
         let key = StateKeys.unreviewedEmergencies(of: e.organisation)
         if var list = try state.read(IDList.self, key) {
@@ -295,10 +308,18 @@ public enum Consent {
             return AccessDecision(allowed: true, basis: .grant, reference: id, reason: "grant \(id)")
         }
         if q.purpose == "treatment", attested != nil {
-            for id in try s.read(IDList.self, StateKeys.emergencies(of: q.subject))?.ids.reversed() ?? [] {
-                guard let e = try s.read(EmergencyAccessRecord.self, StateKeys.emergency(id)), e.practitioner == reader.address,
-                      e.startMs <= atMs, atMs < e.untilMs, e.declaration.categories.contains(q.category) else { continue }
-                return AccessDecision(allowed: true, basis: .emergency, reference: id, reason: "emergency access \(id) until \(e.untilMs)")
+            // Newest first; entries are in commit order and last at most a day, so the scan stops at
+            // the first one declared more than a day before.
+            var n = try s.read(UInt64.self, StateKeys.emergencyCount(of: q.subject)) ?? 0
+            let horizon = atMs - Int64(DeclareEmergencyAccess.maxMinutes) * 60_000
+            while n > 0 {
+                guard let id = try s.read(Hash.self, StateKeys.emergencyEntry(of: q.subject, n)),
+                      let e = try s.read(EmergencyAccessRecord.self, StateKeys.emergency(id)) else { break }
+                if e.startMs < horizon { break }
+                if e.practitioner == reader.address, e.startMs <= atMs, atMs < e.untilMs, e.declaration.categories.contains(q.category) {
+                    return AccessDecision(allowed: true, basis: .emergency, reference: id, reason: "emergency access \(id) until \(e.untilMs)")
+                }
+                n -= 1
             }
         }
         return .deny("no grant in force covers \(q.category) data of this window for \(q.purpose) by \(q.reader)")

@@ -209,8 +209,8 @@ struct PatientsTests {
         #expect(!Self.decide(l, Self.doctor, "ecg").allowed)
         #expect(!Self.decide(l, Self.nurse).allowed, "only the declaring practitioner")
         let record = try #require(try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id)))
-        #expect(record.practitioner == Self.doctor.publicKey.address && record.untilMs == l.context.timestampMs + 3_600_000 && record.review == nil)
-        #expect(try l.state.read(IDList.self, StateKeys.emergencies(of: Self.subject))?.ids == [id])
+        #expect(record.practitioner == Self.doctor.publicKey.address && record.untilMs == l.context.timestampMs + 3_600_000 && record.organisationReview == nil && record.patientReview == nil)
+        #expect(try l.state.read(UInt64.self, StateKeys.emergencyCount(of: Self.subject)) == 1 && (try l.state.read(Hash.self, StateKeys.emergencyEntry(of: Self.subject, 1))) == id)
         #expect(try l.state.read(IDList.self, StateKeys.unreviewedEmergencies(of: "st-marys"))?.ids == [id])
         // The statement itself is not on-chain, only its hash.
         let text = Array("unconscious in A&E".utf8)
@@ -223,10 +223,21 @@ struct PatientsTests {
         l.reject(C.adminB, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "unauthorised")
         l.reject(Self.otherPatient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "unauthorised")
         l.reject(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "maybe")), "invalid-argument")
-        l.apply(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "justified")))
-        #expect(try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id))?.review?.reviewer == Self.patient.publicKey.address)
+        // The patient and the organisation review independently, each once.
+        l.apply(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")))
+        #expect(try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id))?.patientReview?.verdict == "unjustified")
+        #expect(try l.state.read(IDList.self, StateKeys.unreviewedEmergencies(of: "st-marys"))?.ids == [id], "still waiting for the organisation's review")
+        l.reject(Self.patient, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "justified")), "invalid-argument")
+        l.apply(C.adminA, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "justified")))
+        let both = try l.state.read(EmergencyAccessRecord.self, StateKeys.emergency(id))
+        #expect(both?.organisationReview?.reviewer == C.adminA.publicKey.address && both?.patientReview?.verdict == "unjustified")
         #expect(try l.state.read(IDList.self, StateKeys.unreviewedEmergencies(of: "st-marys"))?.ids == [])
         l.reject(C.adminA, .reviewEmergencyAccess(ReviewEmergencyAccess(access: id, verdict: "unjustified")), "invalid-argument")
+        // Many accesses later, a new one still works and the decision reads only the last day's.
+        for _ in 0..<30 { l.apply(Self.nurse, .declareEmergencyAccess(DeclareEmergencyAccess(subject: Self.subject, reasonCode: "other", statementHash: .zero, categories: ["ecg"], minutes: 1))) }
+        l.context.timestampMs += 2 * Self.day
+        l.apply(Self.doctor, .declareEmergencyAccess(declare))
+        #expect(Self.decide(l, Self.doctor).basis == .emergency)
     }
 
     @Test("every node gives the same answer: the decision is a function of the state and the block time")

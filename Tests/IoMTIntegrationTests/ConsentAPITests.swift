@@ -142,12 +142,15 @@ struct ConsentAPITests {
         let refused = try await Self.submit(http, chain, .declareEmergencyAccess(DeclareEmergencyAccess(subject: p.pseudonym, reasonCode: "other", statementHash: .zero, categories: ["ecg"])), key: p.unattested)
         #expect(refused.status == 403 || refused.status == 422 || refused.status == 400, "\(refused.text)")
         #expect(refused.text.contains("unauthorised"))
-        // The patient reviews it; it leaves the organisation's review queue.
-        try await GatewayTests.commit(http, chain, .reviewEmergencyAccess(ReviewEmergencyAccess(access: try #require(Hash(hex: emergencyID)), verdict: "justified")), key: p.patient)
+        // The patient reviews it; the organisation's admin too, which takes it off the review queue.
+        let accessID = try #require(Hash(hex: emergencyID))
+        try await GatewayTests.commit(http, chain, .reviewEmergencyAccess(ReviewEmergencyAccess(access: accessID, verdict: "justified")), key: p.patient)
+        #expect(try await http.get("/v1/organisations/dev-hospital/emergency-accesses").jsonArray.count == 1)
+        try await GatewayTests.commit(http, chain, .reviewEmergencyAccess(ReviewEmergencyAccess(access: accessID, verdict: "justified")))
         #expect(try await http.get("/v1/organisations/dev-hospital/emergency-accesses").jsonArray.isEmpty)
         let record = try await http.get("/v1/patients/\(p.pseudonym.hex)")
         let reviewed = try #require((record.json["emergencyAccesses"] as? [[String: Any]])?.first)
-        #expect((reviewed["review"] as? [String: Any])?["verdict"] as? String == "justified")
+        #expect((reviewed["patientReview"] as? [String: Any])?["verdict"] as? String == "justified")
         // Nothing the patient or the doctor wrote is on-chain, only hashes and codes.
         #expect(!record.text.contains("Unconscious on arrival"))
 

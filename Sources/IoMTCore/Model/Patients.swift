@@ -355,20 +355,25 @@ public struct EmergencyAccessRecord: Hashable, Sendable, Codable, CanonicalCodab
     public var startMs: Int64
     public var untilMs: Int64
     public var height: UInt64
-    public var review: EmergencyReview?
+    /// The review by a member-admin of the practitioner's organisation (its privacy officer).
+    public var organisationReview: EmergencyReview?
+    /// The patient's own review, independent of the organisation's.
+    public var patientReview: EmergencyReview?
 
-    public init(id: Hash, declaration: DeclareEmergencyAccess, practitioner: Address, organisation: String, startMs: Int64, untilMs: Int64, height: UInt64, review: EmergencyReview? = nil) {
+    public init(id: Hash, declaration: DeclareEmergencyAccess, practitioner: Address, organisation: String, startMs: Int64, untilMs: Int64, height: UInt64,
+                organisationReview: EmergencyReview? = nil, patientReview: EmergencyReview? = nil) {
         self.id = id; self.declaration = declaration; self.practitioner = practitioner; self.organisation = organisation
-        self.startMs = startMs; self.untilMs = untilMs; self.height = height; self.review = review
+        self.startMs = startMs; self.untilMs = untilMs; self.height = height; self.organisationReview = organisationReview; self.patientReview = patientReview
     }
 
     public func encode(to w: inout CanonicalWriter) {
         w.write(id); w.write(declaration); w.write(practitioner); w.write(organisation)
-        w.write(UInt64(bitPattern: startMs)); w.write(UInt64(bitPattern: untilMs)); w.write(height); w.write(review)
+        w.write(UInt64(bitPattern: startMs)); w.write(UInt64(bitPattern: untilMs)); w.write(height); w.write(organisationReview); w.write(patientReview)
     }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
         id = try r.read(); declaration = try r.read(); practitioner = try r.read(); organisation = try r.read()
-        startMs = Int64(bitPattern: try r.read()); untilMs = Int64(bitPattern: try r.read()); height = try r.read(); review = try r.readOptional()
+        startMs = Int64(bitPattern: try r.read()); untilMs = Int64(bitPattern: try r.read()); height = try r.read()
+        organisationReview = try r.readOptional(); patientReview = try r.readOptional()
     }
 }
 
@@ -390,8 +395,10 @@ extension StateKeys {
     /// The grants of a subject (`IDList`), newest last.
     public static func consents(of subject: Hash) -> [UInt8] { Array("consents-of/".utf8) + subject.bytes }
     public static func emergency(_ id: Hash) -> [UInt8] { Array("emergency/".utf8) + id.bytes }
-    /// The emergency accesses to a subject's data (`IDList`).
-    public static func emergencies(of subject: Hash) -> [UInt8] { Array("emergencies-of/".utf8) + subject.bytes }
+    /// How many emergency accesses to a subject's data were declared (`UInt64`); the n-th
+    /// (1-based, in commit order) is `emergencyEntry(subject, n)` (its id).
+    public static func emergencyCount(of subject: Hash) -> [UInt8] { Array("emergencies-of/".utf8) + subject.bytes }
+    public static func emergencyEntry(of subject: Hash, _ n: UInt64) -> [UInt8] { Array("emergencies-of/".utf8) + subject.bytes + n.canonicalBytes }
     /// The emergency accesses by an organisation's practitioners still waiting for review (`IDList`).
     public static func unreviewedEmergencies(of organisation: String) -> [UInt8] { Array("emergencies-unreviewed/".utf8) + Array(organisation.utf8) }
 }
