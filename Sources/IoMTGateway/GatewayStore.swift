@@ -88,6 +88,12 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX readings_subject ON readings(subject) WHERE subject IS NOT NULL;
                 """)
         }
+        m.registerMigration("v7-audit-subject-seq") { db in
+            try db.execute(sql: """
+                ALTER TABLE audit ADD COLUMN subject_seq INTEGER;
+                CREATE INDEX audit_subject_seq ON audit(subject, subject_seq);
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -398,7 +404,7 @@ public final class GatewayStore: Sendable {
     /// `seq` is assigned here, one more than the last. With `claiming` (account, nonce, time,
     /// forget-before), the request's nonce is claimed in the same transaction; `make` learns
     /// whether it was used before (a replay) and writes the entry accordingly.
-    public func appendAudit(claiming: (Address, String, Int64, Int64)? = nil, _ make: (UInt64, Bool) -> AuditEntry) throws -> (entry: AuditEntry, replayed: Bool) {
+    public func appendAudit(claiming: (Address, String, Int64, Int64)? = nil, subject: Hash, _ make: (_ seq: UInt64, _ subjectSeq: UInt64, _ replayed: Bool) -> AuditEntry) throws -> (entry: AuditEntry, replayed: Bool) {
         try db.write { db in
             var replayed = false
             if let (account, nonce, atMs, forget) = claiming {
@@ -407,8 +413,10 @@ public final class GatewayStore: Sendable {
                 replayed = db.changesCount == 0
             }
             let seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
-            let e = make(seq, replayed)
-            try db.execute(sql: "INSERT INTO audit(seq, subject, body) VALUES (?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes)])
+            let subjectSeq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(subject_seq), 0) + 1 FROM audit WHERE subject = ?", arguments: [Data(subject.bytes)]) ?? 1)
+            let e = make(seq, subjectSeq, replayed)
+            guard e.subject == subject, e.seq == seq, e.subjectSeq == subjectSeq else { throw GatewayError.internalError("an audit entry must carry the numbers it was given") }
+            try db.execute(sql: "INSERT INTO audit(seq, subject, body, subject_seq) VALUES (?, ?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes), Int64(subjectSeq)])
             return (e, replayed)
         }
     }

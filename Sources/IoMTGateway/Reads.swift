@@ -88,7 +88,7 @@ extension Gateway {
             return (claimed, nil, Hash.sha256(Array(r.target.utf8)), nil,
                     refuse("missing-credentials", 401, "sign the request: X-IoMT-Account (40 hex digits), X-IoMT-Timestamp (ms), X-IoMT-Nonce (16-64 hex digits), X-IoMT-Signature (hex, over iomtchain/request/v1)"))
         }
-        let message = SignedRequest.message(chainID: chainID, method: r.method, target: r.target, timestampMs: ts, nonce: nonce, body: r.body)
+        let message = SignedRequest.message(chainID: chainID, audience: account.publicKey.address, method: r.method, target: r.target, timestampMs: ts, nonce: nonce, body: r.body)
         let digest = Hash.sha256(message)
         // Compared without subtracting: a timestamp near Int64.min or .max must not overflow.
         guard ts >= nowMs - SignedRequest.maxSkewMs, ts <= nowMs + SignedRequest.maxSkewMs else {
@@ -134,8 +134,8 @@ extension Gateway {
         func audited(allowed: Bool, basis: String, reference: Hash?, code: String, batches: Int) throws(ReadRefusal) -> AuditEntry {
             let written: (entry: AuditEntry, replayed: Bool)
             do {
-                written = try store.appendAudit(claiming: claim) { seq, replayed in
-                    AuditEntry(seq: seq, atMs: now, reader: auth.reader, subject: q.subject, category: q.category, purpose: q.purpose, fromMs: q.fromMs, toMs: q.toMs,
+                written = try store.appendAudit(claiming: claim, subject: q.subject) { seq, subjectSeq, replayed in
+                    AuditEntry(seq: seq, subjectSeq: subjectSeq, atMs: now, reader: auth.reader, subject: q.subject, category: q.category, purpose: q.purpose, fromMs: q.fromMs, toMs: q.toMs,
                                allowed: allowed && !replayed, basis: replayed ? "denied" : basis, reference: replayed ? nil : reference,
                                code: replayed ? "replayed-request" : code, batches: replayed ? 0 : UInt32(batches), requestDigest: auth.digest)
                 }
@@ -247,8 +247,8 @@ extension Gateway {
             }
         }
         let allowed = refusal == nil
-        _ = try store.appendAudit { seq, _ in
-            AuditEntry(seq: seq, atMs: now, reader: auth.reader, subject: subject, category: q.category, purpose: purpose, fromMs: q.fromMs, toMs: q.toMs,
+        _ = try store.appendAudit(subject: subject) { seq, subjectSeq, _ in
+            AuditEntry(seq: seq, subjectSeq: subjectSeq, atMs: now, reader: auth.reader, subject: subject, category: q.category, purpose: purpose, fromMs: q.fromMs, toMs: q.toMs,
                        allowed: allowed, basis: basis, reference: reference, code: refusal?.code ?? "granted", batches: allowed ? 1 : 0, requestDigest: auth.digest)
         }
         if let refusal { throw refusal }

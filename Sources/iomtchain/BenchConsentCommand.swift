@@ -172,12 +172,14 @@ struct BenchConsentCommand: AsyncParsableCommand {
         try await Task.sleep(nanoseconds: 500_000_000)   // the gateway marks the batch committed on its next pass
 
         let target = "/v1/patients/\(subject.hex)/data?category=vital-signs&purpose=treatment"
+        struct GatewayStatus: Decodable { var account: Address }
+        let audience = try await NodeClient(base: gatewayURL).get("/v1/status", as: GatewayStatus.self).account
         var total: [Double] = [], gatewayPart: [Double] = [], baseline: [Double] = []
         for i in 0..<(reads + 10) {
             let b0 = DispatchTime.now().uptimeNanoseconds
             _ = try await client.request("GET", "/v1/status")
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let r = try await signedGET(gatewayURL, target, key: doctor, chainID: chainID)
+            let r = try await signedGET(gatewayURL, target, key: doctor, chainID: chainID, audience: audience)
             guard r.status == 200 else { throw CLIError(NodeClient(base: gatewayURL).problemText(r)) }
             let t1 = DispatchTime.now().uptimeNanoseconds
             let reply = try JSONDecoder().decode(Gateway.DataReply.self, from: r.body)

@@ -6,8 +6,12 @@ import IoMTEdge
 import IoMTGateway
 
 /// Signs a GET for `target` with the account key and sends it to `base`.
-func signedGET(_ base: String, _ target: String, key: PrivateKey, chainID: String) async throws -> NodeClient.Reply {
-    let headers = SignedRequest.headers(key: key, chainID: chainID, method: "GET", target: target, nowMs: nowMs(), nonce: SignedRequest.newNonce())
+/// (The gateway's account, which the signature names, comes from its `GET /v1/status`.)
+func signedGET(_ base: String, _ target: String, key: PrivateKey, chainID: String, audience known: Address? = nil) async throws -> NodeClient.Reply {
+    struct Status: Decodable { var account: Address }
+    let audience: Address
+    if let known { audience = known } else { audience = try await NodeClient(base: base).get("/v1/status", as: Status.self).account }
+    let headers = SignedRequest.headers(key: key, chainID: chainID, audience: audience, method: "GET", target: target, nowMs: nowMs(), nonce: SignedRequest.newNonce())
     do {
         let r = try await NodeLink(base: base).request("GET", target, headers: headers, timeout: 60)
         return NodeClient.Reply(status: r.status, body: r.body)
@@ -116,7 +120,11 @@ struct AuditCommand: AsyncParsableCommand {
         let reply = try JSONDecoder().decode(Reply.self, from: r.body)
         struct Line: Encodable { var entry: AuditEntry; var anchored: String }
         var checked: [UInt64: Hash] = [:]
+        var previous: UInt64? = after == 0 ? 0 : nil
         for rec in reply.entries {
+            // The patient's entries are numbered 1, 2, 3, …: one left out is a gap.
+            if let p = previous, rec.entry.subjectSeq != p + 1 { throw CLIError("GAP: the gateway's log skips this patient's entries \(p + 1)…\(rec.entry.subjectSeq - 1)") }
+            previous = rec.entry.subjectSeq
             var status = "not anchored yet"
             if let run = rec.run, let proof = rec.proof {
                 guard proof.verify(leaf: rec.entry.canonicalBytes, root: run.root) else { throw CLIError("TAMPERED: entry \(rec.entry.seq) is not in its run's root") }

@@ -14,7 +14,8 @@ struct DataReadTests {
     /// A signed GET to the gateway, optionally with the headers tampered.
     static func signedGET(_ gw: HTTP, _ target: String, key: PrivateKey, chainID: String, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000),
                           claim: Address? = nil, headers fixed: [String: String]? = nil) async throws -> (HTTP.Reply, [String: String]) {
-        var h = fixed ?? SignedRequest.headers(key: key, chainID: chainID, method: "GET", target: target, nowMs: nowMs, nonce: SignedRequest.newNonce())
+        let audience = try #require(Address(hex: try await gw.get("/v1/status").json["account"] as? String ?? ""))
+        var h = fixed ?? SignedRequest.headers(key: key, chainID: chainID, audience: audience, method: "GET", target: target, nowMs: nowMs, nonce: SignedRequest.newNonce())
         if let claim { h["X-IoMT-Account"] = claim.hex }
         return (try await gw.send("GET", target, headers: h), h)
     }
@@ -166,6 +167,7 @@ struct DataReadTests {
         } while Date() < deadline
         let codes = audit.compactMap { ($0["entry"] as? [String: Any])?["code"] as? String }
         #expect(codes == expected, "\(codes)")
+        #expect(audit.compactMap { ($0["entry"] as? [String: Any])?["subjectSeq"] as? Int } == Array(1...expected.count), "the patient's entries are numbered without gaps")
         #expect(audit.allSatisfy { $0["anchored"] as? String == "verified against the chain" }, "\(audit.map { $0["anchored"] ?? "" })")
         let readers = Set(audit.compactMap { ($0["entry"] as? [String: Any])?["reader"] as? String })
         #expect(readers.isSuperset(of: [doctor.publicKey.address.hex, nurse.publicKey.address.hex, patient.publicKey.address.hex]))

@@ -115,7 +115,8 @@ struct GatewayTests {
         var last: HTTP.Reply?
         while Date() < deadline {
             let target = "/v1/readings/\(seq)/proof"
-            let r = try await gw.send("GET", target, headers: SignedRequest.headers(key: signer, chainID: chainID, method: "GET", target: target,
+            let audience = try #require(Address(hex: try await gw.get("/v1/status").json["account"] as? String ?? ""))
+            let r = try await gw.send("GET", target, headers: SignedRequest.headers(key: signer, chainID: chainID, audience: audience, method: "GET", target: target,
                                                                                   nowMs: Int64(Date().timeIntervalSince1970 * 1000), nonce: SignedRequest.newNonce()))
             if r.status == 200 { return r }
             last = r

@@ -449,6 +449,9 @@ public struct AuditAnchorRecord: Hashable, Sendable, Codable, CanonicalCodable {
 /// hashes only: the log may be shown to the patient and anchored without revealing anything.
 public struct AuditEntry: Hashable, Sendable, Codable, CanonicalCodable {
     public var seq: UInt64
+    /// Its number among this subject's entries (1, 2, 3, …): a patient listing its log sees any
+    /// entry left out of the middle as a gap.
+    public var subjectSeq: UInt64
     public var atMs: Int64
     /// The account the request claimed (zero when it named none).
     public var reader: Address
@@ -469,19 +472,19 @@ public struct AuditEntry: Hashable, Sendable, Codable, CanonicalCodable {
     /// SHA-256 of the signed request message (identifies the request without repeating it).
     public var requestDigest: Hash
 
-    public init(seq: UInt64, atMs: Int64, reader: Address, subject: Hash, category: String, purpose: String, fromMs: Int64, toMs: Int64,
+    public init(seq: UInt64, subjectSeq: UInt64, atMs: Int64, reader: Address, subject: Hash, category: String, purpose: String, fromMs: Int64, toMs: Int64,
                 allowed: Bool, basis: String, reference: Hash?, code: String, batches: UInt32, requestDigest: Hash) {
-        self.seq = seq; self.atMs = atMs; self.reader = reader; self.subject = subject; self.category = category; self.purpose = purpose
+        self.seq = seq; self.subjectSeq = subjectSeq; self.atMs = atMs; self.reader = reader; self.subject = subject; self.category = category; self.purpose = purpose
         self.fromMs = fromMs; self.toMs = toMs; self.allowed = allowed; self.basis = basis; self.reference = reference; self.code = code
         self.batches = batches; self.requestDigest = requestDigest
     }
 
     public func encode(to w: inout CanonicalWriter) {
-        w.write(seq); w.write(atMs); w.write(reader); w.write(subject); w.write(category); w.write(purpose); w.write(fromMs); w.write(toMs)
+        w.write(seq); w.write(subjectSeq); w.write(atMs); w.write(reader); w.write(subject); w.write(category); w.write(purpose); w.write(fromMs); w.write(toMs)
         w.write(allowed); w.write(basis); w.write(reference); w.write(code); w.write(batches); w.write(requestDigest)
     }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
-        seq = try r.read(); atMs = try r.read(); reader = try r.read(); subject = try r.read(); category = try r.read(); purpose = try r.read()
+        seq = try r.read(); subjectSeq = try r.read(); atMs = try r.read(); reader = try r.read(); subject = try r.read(); category = try r.read(); purpose = try r.read()
         fromMs = try r.read(); toMs = try r.read(); allowed = try r.read(); basis = try r.read(); reference = try r.readOptional(); code = try r.read()
         batches = try r.read(); requestDigest = try r.read()
     }
@@ -499,22 +502,24 @@ public struct AuditHead: Hashable, Sendable, Codable, CanonicalCodable {
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { lastSeq = try r.read(); root = try r.read(); height = try r.read() }
 }
 
-/// A request signed by an account key (no shared secret): the reader proves who it is to a
+/// A request signed by an account key (no shared secret): the reader proves who it is to one
 /// gateway. Headers: `X-IoMT-Account`, `X-IoMT-Timestamp` (ms), `X-IoMT-Nonce` (16–64 hex
 /// digits, never reused), `X-IoMT-Signature` over `message(…)`.
 public enum SignedRequest {
     /// How far a request's timestamp may be from the gateway's clock.
     public static let maxSkewMs: Int64 = 300_000
 
-    public static func message(chainID: String, method: String, target: String, timestampMs: Int64, nonce: String, body: [UInt8]) -> [UInt8] {
+    /// `audience` is the account of the gateway the request is for: a request signed for one
+    /// gateway is refused by every other (it cannot be replayed there).
+    public static func message(chainID: String, audience: Address, method: String, target: String, timestampMs: Int64, nonce: String, body: [UInt8]) -> [UInt8] {
         var w = CanonicalWriter()
-        w.write("iomtchain/request/v1"); w.write(chainID); w.write(method); w.write(target); w.write(timestampMs); w.write(nonce); w.write(Hash.sha256(body))
+        w.write("iomtchain/request/v1"); w.write(chainID); w.write(audience); w.write(method); w.write(target); w.write(timestampMs); w.write(nonce); w.write(Hash.sha256(body))
         return w.bytes
     }
 
-    /// The headers that sign a request for `target` (path and query, as sent).
-    public static func headers(key: PrivateKey, chainID: String, method: String, target: String, body: [UInt8] = [], nowMs: Int64, nonce: String) -> [String: String] {
-        let m = message(chainID: chainID, method: method, target: target, timestampMs: nowMs, nonce: nonce, body: body)
+    /// The headers that sign a request for `target` (path and query, as sent) to the gateway whose account is `audience`.
+    public static func headers(key: PrivateKey, chainID: String, audience: Address, method: String, target: String, body: [UInt8] = [], nowMs: Int64, nonce: String) -> [String: String] {
+        let m = message(chainID: chainID, audience: audience, method: method, target: target, timestampMs: nowMs, nonce: nonce, body: body)
         return ["X-IoMT-Account": key.publicKey.address.hex, "X-IoMT-Timestamp": String(nowMs), "X-IoMT-Nonce": nonce, "X-IoMT-Signature": Hex.encode(key.sign(m).bytes)]
     }
 }
