@@ -50,6 +50,17 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "review-emergency-access: a note (only its SHA-256 goes on-chain).") var note: String?
         @Option(help: "set-rewrap-delegation: the gateway account that may re-wrap the patient's data keys for allowed readers (with --withdraw: may no longer).") var gateway: String?
 
+        /// A salted commitment to `text` (SHA-256 of a fresh 16-byte salt and the text): a licence
+        /// number or a templated statement is short enough to guess from a plain hash. The salt
+        /// goes to standard error, for the organisation to keep with the text (it shows the text
+        /// matches the on-chain value).
+        func commitment(_ text: String, _ what: String) -> Hash {
+            var rng = SystemRandomNumberGenerator()
+            let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            FileHandle.standardError.write(Data("\(what) commitment: SHA-256(salt ‖ text), salt \(Hex.encode(salt)) — keep it with the text\n".utf8))
+            return Hash.sha256(salt + Array(text.utf8))
+        }
+
         func list(_ s: String) -> [String] { s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
         func grantee() throws -> Grantee {
@@ -102,7 +113,7 @@ struct TxCommand: AsyncParsableCommand {
                 return .setAgreementKey(SetAgreementKey(agreementKey: try X25519Key(hex: try need(agreementKey, "agreement-key"))))
             case "attest-practitioner":
                 guard let a = Address(hex: try need(account, "account")) else { throw CLIError("--account must be 40 hex digits") }
-                return .attestPractitioner(AttestPractitioner(account: a, profession: try need(profession, "profession"), licenceHash: Hash.sha256(Array(try need(licenceId, "licence-id").utf8)), active: !withdraw))
+                return .attestPractitioner(AttestPractitioner(account: a, profession: try need(profession, "profession"), licenceHash: commitment(try need(licenceId, "licence-id"), "licence id"), active: !withdraw))
             case "grant-consent":
                 if let fhir {
                     let resource: FHIRConsent
@@ -117,7 +128,7 @@ struct TxCommand: AsyncParsableCommand {
             case "declare-emergency-access":
                 guard let s = Hash(hex: try need(subject, "subject")) else { throw CLIError("--subject must be a pseudonym (64 hex digits)") }
                 guard let m = UInt32(exactly: minutes ?? 240) else { throw CLIError("--minutes must be 1…1440") }
-                return .declareEmergencyAccess(DeclareEmergencyAccess(subject: s, reasonCode: try need(reasonCode, "reason-code"), statementHash: Hash.sha256(Array(try need(statement, "statement").utf8)),
+                return .declareEmergencyAccess(DeclareEmergencyAccess(subject: s, reasonCode: try need(reasonCode, "reason-code"), statementHash: commitment(try need(statement, "statement"), "statement"),
                                                                       categories: list(try need(categories, "categories")), minutes: m))
             case "set-rewrap-delegation":
                 guard let g = Address(hex: try need(gateway, "gateway")) else { throw CLIError("--gateway must be an account address (40 hex digits)") }
@@ -127,7 +138,7 @@ struct TxCommand: AsyncParsableCommand {
                 return .requestErasure(RequestErasure(subject: s))
             case "review-emergency-access":
                 guard let a = Hash(hex: try need(access, "access")) else { throw CLIError("--access must be 64 hex digits") }
-                return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { Hash.sha256(Array($0.utf8)) }))
+                return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { commitment($0, "note") }))
             case "propose-governance":
                 throw CLIError("propose-governance takes --payload '{\"type\":\"propose-governance\",\"action\":…}'")
             default:
