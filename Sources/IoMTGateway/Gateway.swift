@@ -46,6 +46,8 @@ public actor Gateway {
     var erased: Set<Hash>
     private var lastErasureCheckMs: Int64 = 0
     private var lastAuditRunMs: Int64 = 0
+    /// Own transactions the chain refused and the gateway set aside (`Status.refusedTransactions`).
+    private var refusedTransactions: UInt64 = 0
     private var accepted: UInt64 = 0
     private var acceptedReadings: UInt64 = 0
     private var refused: [String: UInt64] = [:]
@@ -420,6 +422,23 @@ public actor Gateway {
                 } else if status == 503 {
                     lastSubmitMs[t.hash] = nil
                     return // the node is busy: try again on the next pass
+                } else if status == 422, !["unknown-sender", "sender-not-active", "signer-key-mismatch", "wrong-chain"].contains(code ?? "") {
+                    // (A refusal of the gateway's account itself — suspended, rotated key — pauses
+                    // everything below until it is fixed: nothing is set aside for that.)
+                    // The contract refused it, and would again: retrying would hold every later
+                    // transaction of this gateway behind it for ever. An audit run the chain already
+                    // covers (a restored store signing again) counts as committed; anything else is
+                    // set aside as refused (height 0), counted and logged, and the queue moves on
+                    // (the unused nonce is re-signed by the next transactions' nonce repair).
+                    var covered = false
+                    if t.kind == .audit, let head = try? await node.state(StateKeys.auditHead(me)).map({ try AuditHead(canonicalBytes: $0) }),
+                       let run = try store.auditRun(id: t.id), head.lastSeq >= run.lastSeq { covered = true }
+                    try store.markCommitted(t.kind, id: t.id, height: 0)
+                    lastSubmitMs[t.hash] = nil
+                    if !covered {
+                        refusedTransactions += 1
+                        log("\(t.kind.rawValue) \(t.id)'s transaction was refused by the chain (\(code ?? "HTTP \(status)")): set aside; the queue moves on")
+                    }
                 } else {
                     throw GatewayError.node("\(t.kind.rawValue) \(t.id)'s transaction refused: HTTP \(status) \(code ?? "")")
                 }
@@ -532,11 +551,13 @@ public actor Gateway {
         public var nodeError: String?
         public var alerts: Int64
         public var alertStoreFailures: UInt64
+        /// Own transactions (anchors, alerts, audit runs, erasure confirmations) the chain refused: set aside, see the log.
+        public var refusedTransactions: UInt64
     }
 
     public func status() throws -> Status {
         Status(chainId: chainID, account: account.publicKey.address, sealingKey: Hex.encode(Array(sealingKey.publicKey.rawRepresentation)),
                uploadsAccepted: accepted, readingsAccepted: acceptedReadings, refused: refused, queue: try store.counts(), unanchored: try store.unanchoredCount(), nodeError: nodeError,
-               alerts: lastAlertID, alertStoreFailures: alertStoreFailures)
+               alerts: lastAlertID, alertStoreFailures: alertStoreFailures, refusedTransactions: refusedTransactions)
     }
 }

@@ -450,6 +450,10 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    public func auditRun(id: Int64) throws -> AuditRun? {
+        try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_runs WHERE id = ?", arguments: [id]).map(Self.run) }
+    }
+
     /// Runs without a signed `anchor-audit` transaction yet, oldest first.
     public func unsignedAuditRuns() throws -> [AuditRun] {
         try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit_runs WHERE tx_bytes IS NULL ORDER BY id").map(Self.run) }

@@ -273,4 +273,44 @@ struct DataReadTests {
         // The chain keeps its hashes: the anchor is still there, marked erased.
         #expect(try await http.get("/v1/state/" + Hex.encode(StateKeys.erasure(subject))).json["value"] as? String != nil)
     }
+
+    @Test("a transaction the chain refuses is set aside, not retried for ever: a gateway restored without its audit log still anchors readings", .timeLimit(.minutes(3)))
+    func refusedTransactionDoesNotWedge() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try NodeProcess(dataDir: dir + "/node")
+        defer { node.terminate() }
+        let http = HTTP(base: node.url), chain = try DevChain(dataDir: dir + "/node")
+        let gatewayKey = PrivateKey.generate(.ed25519)
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: dir + "/gateway.key.json"))
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        let thermometer = TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil)
+        try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: thermometer.key!.publicKey, deviceType: "thermometer", place: "ward-3")))
+        let someone = Hash.sha256([42])
+        func headOnChain() async throws -> UInt64 {
+            guard let hex = try await http.get("/v1/state/" + Hex.encode(StateKeys.auditHead(gatewayKey.publicKey.address))).json["value"] as? String,
+                  let bytes = Hex.decode(hex) else { return 0 }
+            return try AuditHead(canonicalBytes: bytes).lastSeq
+        }
+        // The first gateway logs three refused requests and anchors them as its audit run 1…3.
+        var gw = try GatewayProcess(dataDir: dir + "/gateway-1", key: dir + "/gateway.key.json", node: node.url, extraArgs: ["--batch-ms", "200"])
+        for _ in 0..<3 { _ = try await gw.http.get("/v1/patients/\(someone.hex)/data?category=ecg&purpose=research") }
+        let deadline = Date().addingTimeInterval(30)
+        while try await headOnChain() < 3, Date() < deadline { try await Task.sleep(nanoseconds: 200_000_000) }
+        #expect(try await headOnChain() == 3)
+        gw.kill9()
+        // Restored without its store (same account): its first audit run starts at 1 again and the
+        // chain refuses it. Readings must still be anchored.
+        gw = try GatewayProcess(dataDir: dir + "/gateway-2", key: dir + "/gateway.key.json", node: node.url, extraArgs: ["--batch-ms", "200"])
+        defer { gw.kill9() }
+        for _ in 0..<5 { _ = try await gw.http.get("/v1/patients/\(someone.hex)/data?category=ecg&purpose=research") }
+        try await Task.sleep(nanoseconds: 2_500_000_000)   // the run closes (every 2 s) and is refused
+        let r = try await thermometer.upload(gw.http, chainID: chain.chainID, counter: 1, body: Array("time,code,value,unit\n2026-12-01T08:00:00Z,8310-5,37.1,Cel\n".utf8), contentType: "text/csv")
+        #expect(r.status == 202, "\(r.text)")
+        _ = try await GatewayTests.waitForProof(gw.http, Int64(r.json["firstSequence"] as? Int ?? 0), signer: chain.admin, chainID: chain.chainID)
+        let status = try await gw.http.get("/v1/status").json
+        #expect((status["refusedTransactions"] as? Int ?? 0) >= 1, "\(status)")
+        #expect(gw.log.contains("refused by the chain"), "the refusal is logged")
+    }
 }
