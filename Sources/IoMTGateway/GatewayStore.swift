@@ -122,7 +122,7 @@ public final class GatewayStore: Sendable {
             let insert = try db.cachedStatement(sql: "INSERT INTO readings(device, received_ms, body, subject) VALUES (?, ?, ?, ?)")
             // An erased subject's readings are refused here too, inside the write: an upload that
             // passed the gateway's check just before the erasure was noted cannot slip in after it.
-            let erased = try Set(Data.fetchAll(db, sql: "SELECT subject FROM erasures"))
+            let isErased = try db.cachedStatement(sql: "SELECT 1 FROM erasures WHERE subject = ?")
             for u in uploads {
                 let key = Data(u.device.bytes)
                 let previous = try last[u.device] ?? Int64.fetchOne(db, sql: "SELECT counter FROM device_counters WHERE device = ?", arguments: [key]).map { UInt64(bitPattern: $0) }
@@ -130,7 +130,7 @@ public final class GatewayStore: Sendable {
                     out.append(.failure(.replay(device: u.device, counter: u.counter, last: previous)))
                     continue
                 }
-                if let subject = u.subject, erased.contains(Data(subject.bytes)) {
+                if let subject = u.subject, try Bool.fetchOne(isErased, arguments: [Data(subject.bytes)]) == true {
                     out.append(.failure(.subjectErased(subject)))
                     continue
                 }
@@ -398,6 +398,11 @@ public final class GatewayStore: Sendable {
             try db.execute(sql: "INSERT OR IGNORE INTO request_nonces(account, nonce, at_ms) VALUES (?, ?, ?)", arguments: [Data(account.bytes), nonce, atMs])
             return db.changesCount == 1
         }
+    }
+
+    /// Whether `nonce` was already used by `account` (a cheap early check; the claim is `appendAudit`'s).
+    public func nonceUsed(account: Address, nonce: String) throws -> Bool {
+        try db.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM request_nonces WHERE account = ? AND nonce = ?", arguments: [Data(account.bytes), nonce]) ?? false }
     }
 
     /// Appends an entry to the audit log (durably: the read is answered after this returns); its

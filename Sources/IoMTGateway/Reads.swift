@@ -88,7 +88,7 @@ extension Gateway {
             return (claimed, nil, Hash.sha256(Array(r.target.utf8)), nil,
                     refuse("missing-credentials", 401, "sign the request: X-IoMT-Account (40 hex digits), X-IoMT-Timestamp (ms), X-IoMT-Nonce (16-64 hex digits), X-IoMT-Signature (hex, over iomtchain/request/v1)"))
         }
-        let message = SignedRequest.message(chainID: chainID, audience: account.publicKey.address, method: r.method, target: r.target, timestampMs: ts, nonce: nonce, body: r.body)
+        let message = SignedRequest.message(chainID: chainID, audience: self.account.publicKey.address, method: r.method, target: r.target, timestampMs: ts, nonce: nonce, body: r.body)
         let digest = Hash.sha256(message)
         // Compared without subtracting: a timestamp near Int64.min or .max must not overflow.
         guard ts >= nowMs - SignedRequest.maxSkewMs, ts <= nowMs + SignedRequest.maxSkewMs else {
@@ -127,7 +127,11 @@ extension Gateway {
     /// Serves a reader the data keys of the subject's batches it may read; refusals are audited too.
     public func readData(_ r: SignedRequestParts, _ q: DataQuery) async throws(ReadRefusal) -> DataReply {
         let now = Self.nowMs()
-        let auth = await authenticate(r, nowMs: now, claimNonce: false)
+        var auth = await authenticate(r, nowMs: now, claimNonce: false)
+        // A replay is refused before any work (the claim itself is made atomically with the audit entry).
+        if auth.refusal == nil, let nonce = auth.nonce, (try? store.nonceUsed(account: auth.reader, nonce: nonce)) == true {
+            auth.refusal = Self.replayed(nonce, auth.reader)
+        }
         // One write per request: the nonce (once the signature is good) and the audit entry go in
         // one SQLite transaction, so a replay is refused and recorded atomically.
         let claim = auth.refusal == nil ? auth.nonce.map { (auth.reader, $0, now, now - 2 * SignedRequest.maxSkewMs) } : nil
@@ -226,8 +230,14 @@ extension Gateway {
         let proof = try await proof(sequence: sequence)
         guard let stored = try store.reading(seq: sequence) else { throw ProofError.unknown }
         var subject = stored.batch?.subject
-        if subject == nil { subject = (try? await deviceRecord(stored.device))??.subject }
+        if subject == nil {
+            // Fails closed: a reading whose device cannot be looked up is not served.
+            do { subject = try await deviceRecord(stored.device)?.subject } catch {
+                throw ReadRefusal(code: "node-unavailable", status: 503, description: "cannot tell whose reading \(sequence) is: \(error)")
+            }
+        }
         guard let subject else { return proof }
+        guard Purpose.all.contains(purpose) else { throw ReadRefusal(code: "invalid-query", status: 400, description: "purpose is one of \(Purpose.all.joined(separator: ", "))") }
         let reading = stored.reading
         let q = DataQuery(subject: subject, category: reading.kind.dataCategory, purpose: purpose, fromMs: reading.effectiveMs, toMs: reading.effectiveEndMs ?? reading.effectiveMs)
         let now = Self.nowMs()
@@ -240,7 +250,14 @@ extension Gateway {
             } else {
                 do {
                     let d = try await node.access(reader: auth.reader, q)
-                    if d.allowed { basis = d.basis; reference = d.reference } else { refusal = ReadRefusal(code: "access-denied", status: 403, description: d.reason) }
+                    if !d.allowed {
+                        refusal = ReadRefusal(code: "access-denied", status: 403, description: d.reason)
+                    } else if d.basis != "own", try await node.state(StateKeys.delegations(of: subject)).map({ try AddressSet(canonicalBytes: $0) })?.contains(account.publicKey.address) != true {
+                        // As for /data: only with the patient's delegation does this gateway serve others.
+                        refusal = ReadRefusal(code: "no-delegation", status: 403, description: "the patient has not let this gateway serve its data to others (set-rewrap-delegation)")
+                    } else {
+                        basis = d.basis; reference = d.reference
+                    }
                 } catch {
                     refusal = ReadRefusal(code: "node-unavailable", status: 503, description: "cannot ask the consent contract: \(error)")
                 }

@@ -123,7 +123,10 @@ struct AuditCommand: AsyncParsableCommand {
         var previous: UInt64? = after == 0 ? 0 : nil
         for rec in reply.entries {
             // The patient's entries are numbered 1, 2, 3, …: one left out is a gap.
-            if let p = previous, rec.entry.subjectSeq != p + 1 { throw CLIError("GAP: the gateway's log skips this patient's entries \(p + 1)…\(rec.entry.subjectSeq - 1)") }
+            guard rec.entry.subject.hex == subject else { throw CLIError("the gateway listed an entry of another subject (\(rec.entry.subject))") }
+            if let p = previous, p == .max || rec.entry.subjectSeq != p + 1 {
+                throw CLIError("GAP: after this patient's entry \(p) the gateway listed entry \(rec.entry.subjectSeq)")
+            }
             previous = rec.entry.subjectSeq
             var status = "not anchored yet"
             if let run = rec.run, let proof = rec.proof {

@@ -198,6 +198,9 @@ struct GatewayTests {
         #expect(try await gw.http.get("/v1/readings/\(first)/proof").status == 401)
         let proofPath = dir + "/proof.json"
         try proofReply.body.write(to: URL(fileURLWithPath: proofPath))
+        // Fetched by the CLI with a signed request (the custodian organisation's admin) and verified.
+        let fetched = try runCLI(["verify-reading", "--gateway", gw.url, "--sequence", "\(first)", "--key", nodeDir + "/admin.key.json", "--genesis", nodeDir + "/genesis.json"])
+        #expect(fetched.status == 0 && fetched.stdout.contains("valid: reading \(first)") && fetched.stdout.contains("commit verified"), "\(fetched.stdout)\(fetched.stderr)")
         var v = try runCLI(["verify-reading", "--file", proofPath, "--genesis", nodeDir + "/genesis.json"])
         #expect(v.status == 0 && v.stdout.contains("valid: reading \(first) (heart-rate 44 /min)") && v.stdout.contains("commit verified"), "\(v.stdout)\(v.stderr)")
         // One changed digit of the stored reading is caught.
