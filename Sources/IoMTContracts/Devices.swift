@@ -26,7 +26,12 @@ enum Devices {
         // A device bound to an enrolled patient is registered by the patient, or by a member-admin
         // or attested practitioner of the organisation that enrolled it, and seals for nobody but
         // the patient: its recipient key, if given, is the patient's own.
-        if let s = b.subject, let patient = try state.read(PatientRecord.self, StateKeys.patient(s)) {
+        if let s = b.subject {
+            guard let patient = try state.read(PatientRecord.self, StateKeys.patient(s)) else {
+                // Binding first and enrolling later would let anyone who saw the enrolment coming
+                // put readings, sealed for a key of their choosing, under the patient's pseudonym.
+                throw .invalidArgument("no patient is enrolled under pseudonym \(s): enrol the patient (register-patient) before binding devices to it")
+            }
             let attested = try Patients.attestation(of: sender, state: state) != nil
             let ofOrg = sender.organisation == patient.organisation && (sender.role == .memberAdmin || attested)
             guard sender.address == patient.account || ofOrg else {

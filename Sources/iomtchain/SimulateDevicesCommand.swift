@@ -258,9 +258,24 @@ struct SimulateDevicesCommand: AsyncParsableCommand {
         for chunk in stride(from: 0, to: fleet.count, by: 1_000) {
             var txs: [SignedTransaction] = []
             for d in fleet[chunk..<min(fleet.count, chunk + 1_000)] {
-                let subject = Hash.domain("iomt/simulated-subject", d.key.publicKey.address.bytes)
-                let reg = RegisterDevice(publicKey: d.key.publicKey, deviceType: d.profile.deviceType, subject: d.profile.bindsToPlace ? nil : subject,
-                                         place: d.profile.bindsToPlace ? "\(org)-site-\(Int(subject.bytes[0]) % 20)" : nil, label: "simulated")
+                let seed = Hash.domain("iomt/simulated-subject", d.key.publicKey.address.bytes)
+                var subject: Hash?
+                if !d.profile.bindsToPlace {
+                    // The wearer is enrolled first (a device binds only to an enrolled patient):
+                    // its keys come from the device's, so a later run finds it enrolled.
+                    let secret = try PatientSecret(bytes: seed.bytes)
+                    let patient = secret.signingKey(at: org)
+                    let pseudonym = Pseudonym.of(patient.publicKey.address)
+                    if (try? await Self.getJSON(node + "/v1/state/" + Hex.encode(StateKeys.patient(pseudonym))))?["value"] as? String == nil {
+                        let enrol = RegisterPatient(signedBy: patient, agreementKey: try X25519Key(bytes: Array(secret.agreementKey(at: org).publicKey.rawRepresentation)),
+                                                    chainID: chainID, organisation: org)
+                        txs.append(Transaction(chainID: chainID, sender: admin.publicKey.address, signerKey: admin.publicKey, nonce: nonce, payload: .registerPatient(enrol)).signed(with: admin))
+                        nonce += 1
+                    }
+                    subject = pseudonym
+                }
+                let reg = RegisterDevice(publicKey: d.key.publicKey, deviceType: d.profile.deviceType, subject: subject,
+                                         place: d.profile.bindsToPlace ? "\(org)-site-\(Int(seed.bytes[0]) % 20)" : nil, label: "simulated")
                 let tx = Transaction(chainID: chainID, sender: admin.publicKey.address, signerKey: admin.publicKey, nonce: nonce, payload: .registerDevice(reg)).signed(with: admin)
                 nonce += 1
                 txs.append(tx)

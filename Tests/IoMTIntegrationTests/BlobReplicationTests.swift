@@ -37,7 +37,9 @@ struct BlobReplicationTests {
         let made = try runCLI(["keys", "x25519", "--out", patientKeyPath])
         let patient = try X25519Key(hex: (try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: String])?["publicKey"] ?? "")
         let oximeter = TestDevice(key: PrivateKey.generate(.ed25519), macKey: nil)
-        try await commit(.registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: Hash.sha256(Array("p-77".utf8)), recipientKey: patient)), by: admin)
+        let patientAccount = PrivateKey.generate(.ed25519)
+        try await commit(.registerPatient(RegisterPatient(signedBy: patientAccount, agreementKey: patient, chainID: chainID, organisation: "org-0")), by: admin)
+        try await commit(.registerDevice(RegisterDevice(publicKey: oximeter.key!.publicKey, deviceType: "pulse-oximeter", subject: Pseudonym.of(patientAccount.publicKey.address), recipientKey: patient)), by: admin)
 
         // Uploads through a gateway in front of node 0; the reading's proof names its blob.
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node0.base, extraArgs: ["--batch-ms", "200"])

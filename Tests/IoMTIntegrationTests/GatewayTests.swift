@@ -93,9 +93,11 @@ struct GatewayTests {
         let chain: DevChain
         let keyPath: String
         let device: TestDevice
+        /// The pseudonym of the device's (enrolled) patient.
+        let subject: Hash
     }
 
-    static func setUp(_ dir: String, deviceKey: PrivateKey, subject: Hash, recipientKey: X25519Key? = nil) async throws -> Setup {
+    static func setUp(_ dir: String, deviceKey: PrivateKey, recipientKey: X25519Key? = nil) async throws -> Setup {
         let nodeDir = dir + "/node"
         let node = try NodeProcess(dataDir: nodeDir)
         let nodeHTTP = HTTP(base: node.url)
@@ -104,8 +106,14 @@ struct GatewayTests {
         let keyPath = dir + "/gateway.key.json"
         try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
         try await commit(nodeHTTP, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        // The device's patient, enrolled first (a device binds only to an enrolled patient), with
+        // `recipientKey` as its X25519 key when given.
+        let patient = PrivateKey.generate(.ed25519)
+        let agreement = try recipientKey ?? X25519Key(bytes: Array(Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation))
+        try await commit(nodeHTTP, chain, .registerPatient(RegisterPatient(signedBy: patient, agreementKey: agreement, chainID: chain.chainID, organisation: "dev-hospital")))
+        let subject = Pseudonym.of(patient.publicKey.address)
         try await commit(nodeHTTP, chain, .registerDevice(RegisterDevice(publicKey: deviceKey.publicKey, deviceType: "pulse-oximeter", subject: subject, recipientKey: recipientKey)))
-        return Setup(node: node, nodeHTTP: nodeHTTP, chain: chain, keyPath: keyPath, device: TestDevice(key: deviceKey, macKey: nil))
+        return Setup(node: node, nodeHTTP: nodeHTTP, chain: chain, keyPath: keyPath, device: TestDevice(key: deviceKey, macKey: nil), subject: subject)
     }
 
     /// Waits until reading `seq` has a proof; asks with a request signed by `signer` (a member-admin
@@ -137,7 +145,7 @@ struct GatewayTests {
         let patientKeyPath = dir + "/patient.x25519"
         let made = try runCLI(["keys", "x25519", "--out", patientKeyPath])
         let patientPublic = try X25519Key(hex: (try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: String])?["publicKey"] ?? "")
-        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.p256), subject: Hash.sha256(Array("patient pseudonym".utf8)), recipientKey: patientPublic)
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.p256), recipientKey: patientPublic)
         let node = setup.node, nodeHTTP = setup.nodeHTTP, chain = setup.chain, keyPath = setup.keyPath, oximeter = setup.device
         let nodeDir = dir + "/node"
         defer { node.terminate() }
@@ -232,7 +240,7 @@ struct GatewayTests {
         #expect(blobReply.status == 200 && cid.matches(Array(blobReply.body)))
         let sealing = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(contentsOf: URL(fileURLWithPath: gwDir + "/sealing-x25519.key")))
         #expect(throws: BlobError.self) { try SealedBlob(bytes: Array(blobReply.body)).open(with: sealing) }
-        let custody = try #require(try GatewayStore(path: gwDir + "/gateway.sqlite").subjectKey(Hash.sha256(Array("patient pseudonym".utf8)), create: false))
+        let custody = try #require(try GatewayStore(path: gwDir + "/gateway.sqlite").subjectKey(setup.subject, create: false))
         let opened = try SealedBlob(bytes: Array(blobReply.body)).open(with: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: custody))
         #expect(opened.contains { $0.reading.kind == .heartRate && $0.reading.values.first?.value == DecimalValue(44) && $0.sequence == UInt64(first) })
         #expect(ReadingBatch(opened).root.description == proofReply.json["batchRoot"] as? String, "the batch root is recomputed from the blob alone")
@@ -299,8 +307,8 @@ struct GatewayTests {
     func alarms() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let subject = Hash.sha256(Array("ward 3 bed 2".utf8))
-        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: subject)
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519))
+        let subject = setup.subject
         let node = setup.node, nodeHTTP = setup.nodeHTTP, chain = setup.chain, keyPath = setup.keyPath, oximeter = setup.device
         defer { node.terminate() }
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
@@ -379,7 +387,7 @@ struct GatewayTests {
     func simulator() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([1]))
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519))
         defer { setup.node.terminate() }
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: setup.node.url, extraArgs: ["--batch-ms", "200"])
         let run = try runCLI(["simulate", "devices", "--node", setup.node.url, "--gateway", gw.url, "--admin-key", dir + "/node/admin.key.json",
@@ -417,7 +425,7 @@ struct GatewayTests {
     func storeAndForward() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([2]))
+        let setup = try await Self.setUp(dir, deviceKey: PrivateKey.generate(.ed25519))
         let chainID = setup.chain.chainID
         setup.node.terminate()
         // The same node folder on a fixed port, so the gateway can find it again after a restart.
@@ -523,7 +531,7 @@ struct MQTTGatewayTests {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let broker = try Broker(dir: dir)
-        let setup = try await GatewayTests.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([3]))
+        let setup = try await GatewayTests.setUp(dir, deviceKey: PrivateKey.generate(.ed25519))
         defer { setup.node.terminate() }
         let chainID = setup.chain.chainID
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: setup.node.url,

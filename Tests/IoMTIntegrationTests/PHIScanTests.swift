@@ -15,7 +15,7 @@ struct PHIScanTests {
     func scan() async throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let setup = try await GatewayTests.setUp(dir, deviceKey: PrivateKey.generate(.ed25519), subject: Hash.sha256([7]))
+        let setup = try await GatewayTests.setUp(dir, deviceKey: PrivateKey.generate(.ed25519))
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: setup.keyPath, node: setup.node.url, extraArgs: ["--batch-ms", "200"])
         let run = try runCLI(["simulate", "devices", "--node", setup.node.url, "--gateway", gw.url, "--admin-key", dir + "/node/admin.key.json",
                               "--devices", "14", "--seconds", "2", "--rate", "200", "--batch", "5", "--anomaly-rate", "0.3", "--seed", "11",
