@@ -67,7 +67,7 @@ extension API {
         var blockTimeMs: Int64
     }
 
-    private func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8], in state: AuthenticatedState) throws -> T? {
+    func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8], in state: AuthenticatedState) throws -> T? {
         guard let bytes = state.value(forKey: key) else { return nil }
         do { return try T(canonicalBytes: bytes, trusted: true) } catch { throw Problem(.internalServerError, code: "corrupt-state", detail: "\(T.self): \(error)") }
     }

@@ -286,7 +286,11 @@ public struct AccessDecision: Hashable, Sendable, Codable {
 public enum Consent {
     /// Decides `q` on `state` at block time `atMs`. Throws only for a malformed query.
     public static func decide(_ q: AccessQuery, state: AuthenticatedState, atMs: Int64) throws(ContractError) -> AccessDecision {
-        let s = StateOverlay(base: state)
+        try decide(q, overlay: StateOverlay(base: state), atMs: atMs)
+    }
+
+    /// `decide` on a state with pending writes (a contract asks it mid-block).
+    static func decide(_ q: AccessQuery, overlay s: StateOverlay, atMs: Int64) throws(ContractError) -> AccessDecision {
         guard DataCategory.all.contains(q.category) else { throw .invalidArgument("category is one of \(DataCategory.all.joined(separator: ", "))") }
         guard Purpose.all.contains(q.purpose) else { throw .invalidArgument("purpose is one of \(Purpose.all.joined(separator: ", "))") }
         guard q.dataFromMs <= q.dataUntilMs else { throw .invalidArgument("dataFromMs is after dataUntilMs") }

@@ -17,6 +17,8 @@ public enum ContractError: Error, Equatable, Sendable, CustomStringConvertible {
     case proposalClosed(Hash)
     case alreadyApproved(Hash)
     case corruptState(String)
+    case insufficientCredits(have: UInt64, need: UInt64)
+    case privacyBudgetExhausted(left: UInt64, asked: UInt64)
 
     public var code: String {
         switch self {
@@ -35,6 +37,8 @@ public enum ContractError: Error, Equatable, Sendable, CustomStringConvertible {
         case .proposalClosed: return "proposal-closed"
         case .alreadyApproved: return "already-approved"
         case .corruptState: return "corrupt-state"
+        case .insufficientCredits: return "insufficient-credits"
+        case .privacyBudgetExhausted: return "privacy-budget-exhausted"
         }
     }
 
@@ -55,6 +59,8 @@ public enum ContractError: Error, Equatable, Sendable, CustomStringConvertible {
         case .proposalClosed(let h): return "proposal \(h) is closed"
         case .alreadyApproved(let h): return "this admin already approved proposal \(h)"
         case .corruptState(let s): return "corrupt state: \(s)"
+        case .insufficientCredits(let have, let need): return "the balance is \(have) credits; \(need) are needed"
+        case .privacyBudgetExhausted(let left, let asked): return "the dataset's privacy budget has \(left) thousandths of ε left; the query asks for \(asked)"
         }
     }
 }
@@ -188,6 +194,12 @@ public enum Runtime {
             case .anchorAudit(let b): try Patients.anchorAudit(b, by: bumped, state: &scratch, context: ctx)
             case .requestErasure(let b): try Patients.requestErasure(b, by: bumped, state: &scratch, context: ctx)
             case .confirmErasure(let b): try Patients.confirmErasure(b, by: bumped, state: &scratch, context: ctx)
+            case .requestDataset(let b): try Research.request(b, by: bumped, state: &scratch, context: ctx)
+            case .sealDataset(let b): try Research.seal(b, by: bumped, state: &scratch, context: ctx)
+            case .cancelDataset(let b): try Research.cancel(b, by: bumped, state: &scratch, context: ctx)
+            case .chargePrivacyBudget(let b): try Research.charge(b, by: bumped, state: &scratch, context: ctx)
+            case .issueCredits(let b): try Credits.issue(b, by: bumped, state: &scratch, context: ctx)
+            case .transferCredits(let b): try Credits.transfer(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -45,6 +45,7 @@ public actor Gateway {
     /// Subjects whose erasure the chain recorded (`processErasures`).
     var erased: Set<Hash>
     private var lastErasureCheckMs: Int64 = 0
+    var lastDatasetCheckMs: Int64 = 0
     private var lastAuditRunMs: Int64 = 0
     /// Own transactions the chain refused and the gateway set aside (`Status.refusedTransactions`).
     private var refusedTransactions: UInt64 = 0
@@ -342,6 +343,16 @@ public actor Gateway {
         // once 1,000 wait (a burst of requests makes few transactions, not one per pass).
         let sinceRun = Self.nowMs() - lastAuditRunMs
         if try store.closeAuditRun(minimum: sinceRun >= 2_000 ? 1 : 1_000) != nil { lastAuditRunMs = Self.nowMs() }
+        for d in try store.unsignedSeals() {
+            let n = try await nextNonce()
+            let tx = sign(.sealDataset(SealDataset(dataset: d.dataset, subjects: d.subjects, rows: d.rows, contentRoot: d.root)), nonce: n)
+            try store.setTransaction(.dataset, id: d.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for c in try store.unsignedCharges() {
+            let n = try await nextNonce()
+            let tx = sign(.chargePrivacyBudget(ChargePrivacyBudget(dataset: c.dataset, epsilonMilli: c.epsilonMilli, queryDigest: c.queryDigest)), nonce: n)
+            try store.setTransaction(.charge, id: c.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
         for run in try store.unsignedAuditRuns() {
             let n = try await nextNonce()
             let tx = sign(.anchorAudit(AnchorAudit(firstSeq: run.firstSeq, lastSeq: run.lastSeq, root: run.root)), nonce: n)
@@ -433,7 +444,7 @@ public actor Gateway {
                     var covered = false
                     if t.kind == .audit, let head = try? await node.state(StateKeys.auditHead(me)).map({ try AuditHead(canonicalBytes: $0) }),
                        let run = try store.auditRun(id: t.id), head.lastSeq >= run.lastSeq { covered = true }
-                    try store.markCommitted(t.kind, id: t.id, height: 0)
+                    try store.markRefused(t.kind, id: t.id, code: code ?? "http-\(status)")
                     lastSubmitMs[t.hash] = nil
                     if !covered {
                         refusedTransactions += 1
@@ -471,6 +482,7 @@ public actor Gateway {
                     sealer.async { c.resume(with: Result { try self.seal(due) }) }
                 }
                 try await processErasures()
+                try await processDatasets()
                 try await anchorOpen()
                 await committer.refreshUnanchored()
                 if nodeError != nil { log("node reachable again; anchoring") }

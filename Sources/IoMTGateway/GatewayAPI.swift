@@ -32,6 +32,9 @@ public struct GatewayAPI: Sendable {
             struct Held: Codable { var cids: [String] }
             return try json(Held(cids: try gateway.store.cids(of: try pseudonym(ctx))))
         }
+        router.get("/v1/datasets/:id/rows") { req, ctx in try await datasetRows(req, ctx) }
+        router.post("/v1/datasets/:id/query") { req, ctx in try await datasetQuery(req, ctx) }
+        router.get("/v1/datasets/:id/queries/:n") { req, ctx in try await datasetQueryResult(req, ctx) }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -154,6 +157,43 @@ public struct GatewayAPI: Sendable {
             throw Self.problem(error)
         }
         return try json(reply)
+    }
+
+    // MARK: research datasets (issue 5 §7)
+
+    func datasetID(_ ctx: BasicRequestContext) throws -> Hash {
+        guard let id = Hash(hex: try ctx.parameters.require("id")) else { throw Problem(.badRequest, code: "invalid-id", detail: "a dataset id is 64 hex digits") }
+        return id
+    }
+
+    /// `GET /v1/datasets/{id}/rows`, signed by the researcher.
+    func datasetRows(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let id = try datasetID(ctx)
+        let export: Gateway.DatasetExport
+        do { export = try await gateway.exportDataset(signedParts(req), id: id) } catch { throw Self.problem(error) }
+        return try json(export)
+    }
+
+    /// `POST /v1/datasets/{id}/query[?waitMs=]`, signed by the researcher over its JSON body.
+    func datasetQuery(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let id = try datasetID(ctx)
+        guard let wait = Int(req.uri.queryParameters.get("waitMs") ?? "20000"), (0...60_000).contains(wait) else {
+            throw Problem(.badRequest, code: "invalid-wait", detail: "waitMs is 0…60000")
+        }
+        var parts = signedParts(req)
+        parts.body = Array(try await req.body.collect(upTo: 16 << 10).readableBytesView)
+        let reply: Gateway.QueryReply
+        do { reply = try await gateway.queryDataset(parts, id: id, waitMs: wait) } catch { throw Self.problem(error) }
+        return try json(reply, status: reply.status == "pending" ? .accepted : .ok)
+    }
+
+    /// `GET /v1/datasets/{id}/queries/{n}`, signed by the researcher.
+    func datasetQueryResult(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let id = try datasetID(ctx)
+        guard let n = Int64(try ctx.parameters.require("n")), n > 0 else { throw Problem(.badRequest, code: "invalid-query", detail: "a query number is a positive integer") }
+        let reply: Gateway.QueryReply
+        do { reply = try await gateway.datasetQuery(signedParts(req), id: id, query: n) } catch { throw Self.problem(error) }
+        return try json(reply, status: reply.status == "pending" ? .accepted : .ok)
     }
 
     struct AuditReply: Codable { var gateway: Address; var entries: [GatewayStore.AuditRecord] }

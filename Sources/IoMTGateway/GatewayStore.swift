@@ -94,6 +94,21 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX audit_subject_seq ON audit(subject, subject_seq);
                 """)
         }
+        m.registerMigration("v8-research") { db in
+            // Research datasets this gateway sealed (issue 5 §7) and the privacy-budget charges of
+            // aggregate queries, each answer kept with its charge until the charge commits.
+            try db.execute(sql: """
+                CREATE TABLE datasets(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, dataset BLOB NOT NULL UNIQUE, subjects BLOB NOT NULL, rows INTEGER NOT NULL, root BLOB NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 1, refusal TEXT,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE TABLE privacy_charges(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, dataset BLOB NOT NULL, researcher BLOB NOT NULL, epsilon_milli INTEGER NOT NULL,
+                    query_digest BLOB NOT NULL, answer BLOB NOT NULL, created_ms INTEGER NOT NULL, refusal TEXT,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE INDEX privacy_charges_dataset ON privacy_charges(dataset, id);
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -323,7 +338,9 @@ public final class GatewayStore: Sendable {
     /// The gateway's outgoing transactions live with what they carry: a batch's `anchor-readings`,
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.
-    public enum Outgoing: String, Sendable, CaseIterable { case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations" }
+    public enum Outgoing: String, Sendable, CaseIterable {
+        case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges"
+    }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
         try db.write { db in
@@ -351,6 +368,10 @@ public final class GatewayStore: Sendable {
                 SELECT 'audit_runs' AS kind, id, nonce, tx_hash, tx_bytes FROM audit_runs WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'erasure_confirmations' AS kind, id, nonce, tx_hash, tx_bytes FROM erasure_confirmations WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'datasets' AS kind, id, nonce, tx_hash, tx_bytes FROM datasets WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'privacy_charges' AS kind, id, nonce, tx_hash, tx_bytes FROM privacy_charges WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))
@@ -375,6 +396,17 @@ public final class GatewayStore: Sendable {
 
     public func markCommitted(_ kind: Outgoing, id: Int64, height: UInt64) throws {
         try db.write { db in try db.execute(sql: "UPDATE \(kind.rawValue) SET committed_height = ? WHERE id = ?", arguments: [Int64(height), id]) }
+    }
+
+    /// Sets a transaction the chain refused aside (height 0), keeping the refusal where the row has room for it.
+    public func markRefused(_ kind: Outgoing, id: Int64, code: String) throws {
+        try db.write { db in
+            if kind == .dataset || kind == .charge {
+                try db.execute(sql: "UPDATE \(kind.rawValue) SET committed_height = 0, refusal = ? WHERE id = ?", arguments: [code, id])
+            } else {
+                try db.execute(sql: "UPDATE \(kind.rawValue) SET committed_height = 0 WHERE id = ?", arguments: [id])
+            }
+        }
     }
 
     // MARK: reads and their audit log (issue 5)

@@ -10,7 +10,8 @@ struct IoMTChainCLI: AsyncParsableCommand {
         subcommands: [NodeCommand.self, KeysCommand.self, TxCommand.self, BlockCommand.self, StateCommand.self,
                       ChainCommand.self, ProofCommand.self, BenchCommand.self, SimulateCommand.self, LightCommand.self,
                       DevnetCommand.self, BenchConsortiumCommand.self, GatewayCommand.self, DeviceCommand.self, VerifyReadingCommand.self, BlobCommand.self,
-                      PatientCommand.self, AccessCommand.self, DataCommand.self, AuditCommand.self, BenchConsentCommand.self])
+                      PatientCommand.self, AccessCommand.self, DataCommand.self, AuditCommand.self, BenchConsentCommand.self,
+                      DatasetCommand.self, CreditsCommand.self])
 }
 
 /// An error the CLI prints as one line and exits non-zero with.

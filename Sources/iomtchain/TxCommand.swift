@@ -17,7 +17,7 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "register-account: role.") var role: String?
         @Option(help: "register-account: organisation id.") var organisation: String?
         @Option(help: "register-account: label (no personal data).") var label = ""
-        @Option(help: "set-account-status: account address.") var account: String?
+        @Option(help: "set-account-status, attest-practitioner, issue-credits: account address.") var account: String?
         @Option(help: "set-account-status: active, suspended or revoked.") var status: String?
         @Option(help: "set-account-status, set-device-sampling: reason.") var reason = ""
         @Option(help: "rotate-key: the new public key.") var newPublicKey: String?
@@ -34,10 +34,10 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "grant-consent: the grantee organisation (every attested practitioner, researcher and public-health officer of it), or with --grantee-role/--grantee-profession the organisation attribute.") var granteeOrganisation: String?
         @Option(help: "grant-consent: grantee attribute: role.") var granteeRole: String?
         @Option(help: "grant-consent: grantee attribute: profession.") var granteeProfession: String?
-        @Option(help: "grant-consent, declare-emergency-access: data categories, comma-separated (\(DataCategory.all.joined(separator: ", "))).") var categories: String?
+        @Option(help: "grant-consent, declare-emergency-access, request-dataset: data categories, comma-separated (\(DataCategory.all.joined(separator: ", "))).") var categories: String?
         @Option(help: "grant-consent: purposes, comma-separated (\(Purpose.all.joined(separator: ", "))).") var purposes: String?
-        @Option(help: "grant-consent: first reading time covered (ms since 1970).") var dataFrom: Int64 = 0
-        @Option(help: "grant-consent: last reading time covered (ms since 1970).") var dataUntil: Int64 = .max
+        @Option(help: "grant-consent, request-dataset: first reading time covered (ms since 1970).") var dataFrom: Int64 = 0
+        @Option(help: "grant-consent, request-dataset: last reading time covered (ms since 1970).") var dataUntil: Int64 = .max
         @Option(help: "grant-consent: days until the grant lapses.") var days: Int64 = 30
         @Option(help: "grant-consent: a FHIR R4 Consent resource (JSON file) to grant instead of the flags above.") var fhir: String?
         @Option(help: "grant-consent with --fhir: the consortium organisation a FHIR Organization reference stands for.") var fhirOrganisation: String?
@@ -48,7 +48,13 @@ struct TxCommand: AsyncParsableCommand {
         @Option(help: "review-emergency-access: the access's id.") var access: String?
         @Option(help: "review-emergency-access: justified or unjustified.") var verdict: String?
         @Option(help: "review-emergency-access: a note (only its SHA-256 goes on-chain).") var note: String?
-        @Option(help: "set-rewrap-delegation: the gateway account that may re-wrap the patient's data keys for allowed readers (with --withdraw: may no longer).") var gateway: String?
+        @Option(help: "set-rewrap-delegation: the gateway account that may re-wrap the patient's data keys for allowed readers (with --withdraw: may no longer); request-dataset: the gateway holding the data.") var gateway: String?
+        @Option(help: "request-dataset: rows (pseudonymised rows may be downloaded) or aggregates (differentially private answers only).") var datasetAccess: String?
+        @Option(help: "request-dataset: credits paid, split among the patients in the dataset.") var price: UInt64 = 0
+        @Option(help: "request-dataset: the privacy budget ε for aggregate queries (e.g. 1.0; at most 10).") var epsilon: Double = 1.0
+        @Option(help: "cancel-dataset: the dataset's id.") var dataset: String?
+        @Option(help: "issue-credits, transfer-credits: credits.") var amount: UInt64?
+        @Option(help: "transfer-credits: the receiving account.") var to: String?
 
         /// A salted commitment to `text` (SHA-256 of a fresh 16-byte salt and the text): a licence
         /// number or a templated statement is short enough to guess from a plain hash. The salt
@@ -139,6 +145,24 @@ struct TxCommand: AsyncParsableCommand {
             case "review-emergency-access":
                 guard let a = Hash(hex: try need(access, "access")) else { throw CLIError("--access must be 64 hex digits") }
                 return .reviewEmergencyAccess(ReviewEmergencyAccess(access: a, verdict: try need(verdict, "verdict"), noteHash: note.map { commitment($0, "note") }))
+            case "request-dataset":
+                guard let g = Address(hex: try need(gateway, "gateway")) else { throw CLIError("--gateway must be an account address (40 hex digits)") }
+                guard epsilon.isFinite, epsilon >= 0, epsilon <= 10 else { throw CLIError("--epsilon is 0…10") }
+                return .requestDataset(RequestDataset(gateway: g, categories: list(try need(categories, "categories")), fromMs: dataFrom, untilMs: dataUntil,
+                                                      access: try need(datasetAccess, "dataset-access"), price: price, epsilonMilli: UInt64((epsilon * 1000).rounded())))
+            case "cancel-dataset":
+                guard let d = Hash(hex: try need(dataset, "dataset")) else { throw CLIError("--dataset must be 64 hex digits") }
+                return .cancelDataset(CancelDataset(dataset: d))
+            case "issue-credits":
+                guard let a = Address(hex: try need(account, "account")) else { throw CLIError("--account must be 40 hex digits") }
+                guard let amount else { throw CLIError("issue-credits needs --amount") }
+                return .issueCredits(IssueCredits(account: a, amount: amount))
+            case "transfer-credits":
+                guard let a = Address(hex: try need(to, "to")) else { throw CLIError("--to must be 40 hex digits") }
+                guard let amount else { throw CLIError("transfer-credits needs --amount") }
+                return .transferCredits(TransferCredits(to: a, amount: amount))
+            case "seal-dataset", "charge-privacy-budget":
+                throw CLIError("\(type) is signed by the dataset's gateway, not from the command line")
             case "propose-governance":
                 throw CLIError("propose-governance takes --payload '{\"type\":\"propose-governance\",\"action\":…}'")
             default:

@@ -28,6 +28,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case anchorAudit(AnchorAudit)
     case requestErasure(RequestErasure)
     case confirmErasure(ConfirmErasure)
+    // Research and credits (issue 5 §7, §8)
+    case requestDataset(RequestDataset)
+    case sealDataset(SealDataset)
+    case cancelDataset(CancelDataset)
+    case chargePrivacyBudget(ChargePrivacyBudget)
+    case issueCredits(IssueCredits)
+    case transferCredits(TransferCredits)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -54,10 +61,16 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorAudit: return "anchor-audit"
         case .requestErasure: return "request-erasure"
         case .confirmErasure: return "confirm-erasure"
+        case .requestDataset: return "request-dataset"
+        case .sealDataset: return "seal-dataset"
+        case .cancelDataset: return "cancel-dataset"
+        case .chargePrivacyBudget: return "charge-privacy-budget"
+        case .issueCredits: return "issue-credits"
+        case .transferCredits: return "transfer-credits"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -83,6 +96,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorAudit(let b): w.write(UInt8(20)); w.write(b)
         case .requestErasure(let b): w.write(UInt8(21)); w.write(b)
         case .confirmErasure(let b): w.write(UInt8(22)); w.write(b)
+        case .requestDataset(let b): w.write(UInt8(23)); w.write(b)
+        case .sealDataset(let b): w.write(UInt8(24)); w.write(b)
+        case .cancelDataset(let b): w.write(UInt8(25)); w.write(b)
+        case .chargePrivacyBudget(let b): w.write(UInt8(26)); w.write(b)
+        case .issueCredits(let b): w.write(UInt8(27)); w.write(b)
+        case .transferCredits(let b): w.write(UInt8(28)); w.write(b)
         }
     }
 
@@ -111,6 +130,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 20: self = .anchorAudit(try r.read())
         case 21: self = .requestErasure(try r.read())
         case 22: self = .confirmErasure(try r.read())
+        case 23: self = .requestDataset(try r.read())
+        case 24: self = .sealDataset(try r.read())
+        case 25: self = .cancelDataset(try r.read())
+        case 26: self = .chargePrivacyBudget(try r.read())
+        case 27: self = .issueCredits(try r.read())
+        case 28: self = .transferCredits(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -143,6 +168,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "anchor-audit": self = .anchorAudit(try AnchorAudit(from: decoder))
         case "request-erasure": self = .requestErasure(try RequestErasure(from: decoder))
         case "confirm-erasure": self = .confirmErasure(try ConfirmErasure(from: decoder))
+        case "request-dataset": self = .requestDataset(try RequestDataset(from: decoder))
+        case "seal-dataset": self = .sealDataset(try SealDataset(from: decoder))
+        case "cancel-dataset": self = .cancelDataset(try CancelDataset(from: decoder))
+        case "charge-privacy-budget": self = .chargePrivacyBudget(try ChargePrivacyBudget(from: decoder))
+        case "issue-credits": self = .issueCredits(try IssueCredits(from: decoder))
+        case "transfer-credits": self = .transferCredits(try TransferCredits(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -174,6 +205,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorAudit(let b): try b.encode(to: encoder)
         case .requestErasure(let b): try b.encode(to: encoder)
         case .confirmErasure(let b): try b.encode(to: encoder)
+        case .requestDataset(let b): try b.encode(to: encoder)
+        case .sealDataset(let b): try b.encode(to: encoder)
+        case .cancelDataset(let b): try b.encode(to: encoder)
+        case .chargePrivacyBudget(let b): try b.encode(to: encoder)
+        case .issueCredits(let b): try b.encode(to: encoder)
+        case .transferCredits(let b): try b.encode(to: encoder)
         }
     }
 }

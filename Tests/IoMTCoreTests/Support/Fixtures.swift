@@ -72,6 +72,13 @@ enum Fixture {
         .anchorAudit(AnchorAudit(firstSeq: 1, lastSeq: 250, root: hash(0x3D))),
         .requestErasure(RequestErasure(subject: hash(0x3E))),
         .confirmErasure(ConfirmErasure(subject: hash(0x3F), batchRoots: [hash(0x40), hash(0x41)], final: true)),
+        .requestDataset(RequestDataset(gateway: address(0x42), categories: ["vital-signs", "ecg"], fromMs: -5, untilMs: .max, access: "aggregates", price: 90, epsilonMilli: 1_000)),
+        .sealDataset(SealDataset(dataset: hash(0x43), subjects: [hash(0x44), hash(0x45)], rows: 12, contentRoot: hash(0x46))),
+        .cancelDataset(CancelDataset(dataset: hash(0x47))),
+        .chargePrivacyBudget(ChargePrivacyBudget(dataset: hash(0x48), epsilonMilli: 250, queryDigest: hash(0x49))),
+        .issueCredits(IssueCredits(account: address(0x4A), amount: 1_000)),
+        .transferCredits(TransferCredits(to: address(0x4B), amount: 7, reference: hash(0x4C))),
+        .transferCredits(TransferCredits(to: address(0x4D), amount: .max)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
