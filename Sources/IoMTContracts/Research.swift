@@ -41,6 +41,7 @@ enum Research {
             throw .invalidArgument("subjects must be distinct and in ascending order")
         }
         guard !b.subjects.isEmpty || b.rows == 0 else { throw .invalidArgument("a dataset with no patient has no rows") }
+        guard let researcher = try state.read(Account.self, StateKeys.account(d.researcher)) else { throw .unknownAccount(d.researcher) }
         var accounts: [Address] = []
         accounts.reserveCapacity(b.subjects.count)
         for subject in b.subjects {
@@ -59,6 +60,15 @@ enum Research {
             guard (try state.read(UInt64.self, StateKeys.anchorCount(subject, gateway: sender.address)) ?? 0) > 0 else {
                 throw .invalidArgument("this gateway anchored no data of patient \(subject)")
             }
+            // The dataset's whole budget is reserved against each patient's allowance for the
+            // researcher's organisation: many datasets over the same patients cannot add up past it.
+            let lossKey = StateKeys.privacyLoss(subject, organisation: researcher.organisation)
+            let loss = try state.read(UInt64.self, lossKey) ?? 0
+            let allowance = PrivacyLimits.maxLossPerOrganisationMilli
+            guard d.request.epsilonMilli <= allowance - min(allowance, loss) else {
+                throw .privacyBudgetExhausted(left: allowance - min(allowance, loss), asked: d.request.epsilonMilli)
+            }
+            if d.request.epsilonMilli > 0 { state.put(lossKey, loss + d.request.epsilonMilli) }
             accounts.append(p.account)
         }
         // The price is split equally; the remainder goes one credit each to the first patients in
@@ -111,14 +121,22 @@ enum Research {
 /// to their own organisation's accounts, moved by transfers between accounts and by dataset
 /// payments. Every movement is an entry in the account's list; nothing leaves the consortium.
 enum Credits {
+    static let maxIssuedPerOrganisation: UInt64 = 1 << 40
+
     static func issue(_ b: IssueCredits, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
         guard sender.role == .memberAdmin else { throw .unauthorised("only a member-admin issues credits") }
         guard let target = try state.read(Account.self, StateKeys.account(b.account)) else { throw .unknownAccount(b.account) }
         guard target.organisation == sender.organisation else { throw .unauthorised("a member-admin issues credits only to accounts of \"\(sender.organisation)\"") }
+        guard target.status == .active else { throw .invalidArgument("account \(b.account) is \(target.status.name)") }
         guard b.amount > 0 else { throw .invalidArgument("amount must be positive") }
         let key = StateKeys.creditsIssued(sender.organisation)
-        let (total, overflow) = (try state.read(UInt64.self, key) ?? 0).addingReportingOverflow(b.amount)
-        guard !overflow else { throw .invalidArgument("the organisation's issued total would overflow") }
+        let issued = try state.read(UInt64.self, key) ?? 0
+        // A cap per organisation keeps every balance far from overflowing (a share or transfer
+        // refused for overflow would block a dataset's seal).
+        guard b.amount <= maxIssuedPerOrganisation - min(maxIssuedPerOrganisation, issued) else {
+            throw .invalidArgument("an organisation issues at most \(maxIssuedPerOrganisation) credits in all; \"\(sender.organisation)\" has issued \(issued)")
+        }
+        let total = issued + b.amount
         state.put(key, total)
         try move(b.account, credit: true, amount: b.amount, kind: "issued", counterparty: sender.address, reference: context.transactionHash, state: &state, height: context.height)
     }

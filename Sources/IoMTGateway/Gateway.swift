@@ -475,6 +475,8 @@ public actor Gateway {
 
     /// Runs sealing and anchoring until cancelled.
     public func run(intervalMs: UInt64 = 100) async {
+        let datasets = Task { await self.runDatasets() }
+        defer { datasets.cancel() }
         while !Task.isCancelled {
             do {
                 let due = try await dueForSealing()
@@ -482,7 +484,6 @@ public actor Gateway {
                     sealer.async { c.resume(with: Result { try self.seal(due) }) }
                 }
                 try await processErasures()
-                try await processDatasets()
                 try await anchorOpen()
                 await committer.refreshUnanchored()
                 if nodeError != nil { log("node reachable again; anchoring") }

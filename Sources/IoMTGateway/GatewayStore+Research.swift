@@ -66,32 +66,26 @@ extension GatewayStore {
         try db.write { db in try db.execute(sql: "UPDATE datasets SET refusal = 'abandoned' WHERE id = ?", arguments: [id]) }
     }
 
-    /// The chain pseudonyms with committed batches of these categories overlapping the window.
-    public func datasetCandidates(categories: [String], fromMs: Int64, untilMs: Int64) throws -> [Hash] {
+    /// The chain pseudonyms with committed batches overlapping the window (categories are checked per reading).
+    public func datasetCandidates(fromMs: Int64, untilMs: Int64) throws -> [Hash] {
         try db.read { db in
-            let marks = Array(repeating: "?", count: categories.count).joined(separator: ", ")
-            var args: [any DatabaseValueConvertible] = categories
-            args += [fromMs, untilMs]
-            return try Data.fetchAll(db, sql: """
-                SELECT DISTINCT subject FROM batches WHERE subject IS NOT NULL AND committed_height > 0 AND categories IN (\(marks))
-                    AND last_ms >= ? AND first_ms <= ? ORDER BY subject
-                """, arguments: StatementArguments(args)).compactMap { Hash(bytes: Array($0)) }
+            try Data.fetchAll(db, sql: """
+                SELECT DISTINCT subject FROM batches WHERE subject IS NOT NULL AND committed_height > 0 AND last_ms >= ? AND first_ms <= ? ORDER BY subject
+                """, arguments: [fromMs, untilMs]).compactMap { Hash(bytes: Array($0)) }
         }
     }
 
-    /// The readings of `subject` in committed batches of these categories whose time is in the window, oldest first.
-    public func datasetReadings(subject: Hash, categories: [String], fromMs: Int64, untilMs: Int64) throws -> [Reading] {
+    /// The readings of `subject` in committed batches whose category is one of `categories` and
+    /// whose time is in the window, in the order they were received.
+    public func datasetReadings(subject: Hash, categories: [String], fromMs: Int64, untilMs: Int64) throws -> [(seq: Int64, reading: Reading)] {
         try db.read { db in
-            let marks = Array(repeating: "?", count: categories.count).joined(separator: ", ")
-            var args: [any DatabaseValueConvertible] = [Data(subject.bytes)]
-            args += categories
-            args += [fromMs, untilMs]
-            return try Data.fetchAll(db, sql: """
-                SELECT r.body FROM readings r JOIN batches b ON r.batch = b.id
-                WHERE b.subject = ? AND b.committed_height > 0 AND b.categories IN (\(marks)) AND b.last_ms >= ? AND b.first_ms <= ?
+            try Row.fetchAll(db, sql: """
+                SELECT r.seq, r.body FROM readings r JOIN batches b ON r.batch = b.id
+                WHERE b.subject = ? AND b.committed_height > 0 AND b.last_ms >= ? AND b.first_ms <= ?
                 ORDER BY r.seq
-                """, arguments: StatementArguments(args)).map { try Reading(canonicalBytes: Array($0), trusted: true) }
-                .filter { $0.effectiveMs >= fromMs && $0.effectiveMs <= untilMs }
+                """, arguments: [Data(subject.bytes), fromMs, untilMs]).map { row -> (seq: Int64, reading: Reading) in
+                (row["seq"], try Reading(canonicalBytes: Array(row["body"] as Data), trusted: true))
+            }.filter { $0.reading.effectiveMs >= fromMs && $0.reading.effectiveMs <= untilMs && categories.contains($0.reading.kind.dataCategory) }
         }
     }
 
@@ -115,9 +109,18 @@ extension GatewayStore {
                refusal: r["refusal"], transaction: (r["tx_hash"] as Data?).flatMap { Hash(bytes: Array($0)) }, committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
     }
 
-    /// Keeps an answer with the charge that must commit before it is released; returns the charge's id.
-    public func addCharge(dataset: Hash, researcher: Address, epsilonMilli: UInt64, queryDigest: Hash, answer: [UInt8], nowMs: Int64) throws -> Int64 {
+    /// Keeps an answer with the charge that must commit before it is released; returns the charge's
+    /// id, or nil if the budget cannot cover it. Only this gateway charges its datasets, so the
+    /// charges it holds (committed or on their way, not refused) are what is spent: a query is
+    /// refused here, in the same write, rather than by the chain after its answer was computed.
+    public func addCharge(dataset: Hash, researcher: Address, epsilonMilli: UInt64, budgetMilli: UInt64, spentOnChainMilli: UInt64,
+                          queryDigest: Hash, answer: [UInt8], nowMs: Int64) throws -> Int64? {
         try db.write { db in
+            let held = UInt64(try Int64.fetchOne(db, sql: """
+                SELECT coalesce(sum(epsilon_milli), 0) FROM privacy_charges WHERE dataset = ? AND (committed_height IS NULL OR committed_height > 0)
+                """, arguments: [Data(dataset.bytes)]) ?? 0)
+            let spent = max(held, spentOnChainMilli)
+            guard spent <= budgetMilli, epsilonMilli <= budgetMilli - spent else { return nil }
             try db.execute(sql: "INSERT INTO privacy_charges(dataset, researcher, epsilon_milli, query_digest, answer, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [Data(dataset.bytes), Data(researcher.bytes), Int64(epsilonMilli), Data(queryDigest.bytes), Data(answer), nowMs])
             return db.lastInsertedRowID

@@ -73,7 +73,7 @@ extension Gateway {
 
     /// Of `subjects`, those whose consent (now, at the node's latest height) covers every category
     /// of the dataset for research by its researcher, and who let this gateway serve others.
-    func consenting(_ subjects: [Hash], to d: DatasetRecord) async throws -> [Hash] {
+    func consenting(_ subjects: [Hash], to d: DatasetRecord, allowanceFor: String? = nil) async throws -> [Hash] {
         let node = self.node, me = account.publicKey.address
         var out: [Hash] = []
         for start in stride(from: 0, to: subjects.count, by: 16) {
@@ -87,7 +87,14 @@ extension Gateway {
                             guard decision.allowed, decision.basis == "grant" else { return nil }
                         }
                         let delegated = try await node.state(StateKeys.delegations(of: subject)).map { try AddressSet(canonicalBytes: $0) }?.contains(me) ?? false
-                        return delegated ? subject : nil
+                        guard delegated else { return nil }
+                        // Only when sealing: the patient's privacy allowance for the researcher's organisation must cover the budget.
+                        if let organisation = allowanceFor {
+                            let loss = try await node.state(StateKeys.privacyLoss(subject, organisation: organisation)).map { try UInt64(canonicalBytes: $0) } ?? 0
+                            let allowance = PrivacyLimits.maxLossPerOrganisationMilli
+                            guard d.request.epsilonMilli <= allowance - min(allowance, loss) else { return nil }
+                        }
+                        return subject
                     }
                 }
                 for try await s in group { if let s { out.append(s) } }
@@ -98,11 +105,11 @@ extension Gateway {
 
     /// The dataset's rows for these patients, ordered by pseudonym and time.
     func datasetRows(_ d: DatasetRecord, subjects: [Hash]) throws -> [DatasetRow] {
-        var rows: [DatasetRow] = []
+        var rows: [(seq: Int64, row: DatasetRow)] = []
         for subject in subjects {
             let pseudonym = datasetPseudonym(d.id, subject)
-            for r in try store.datasetReadings(subject: subject, categories: d.request.categories, fromMs: d.request.fromMs, untilMs: d.request.untilMs) {
-                rows.append(DatasetRow(
+            for (seq, r) in try store.datasetReadings(subject: subject, categories: d.request.categories, fromMs: d.request.fromMs, untilMs: d.request.untilMs) {
+                rows.append((seq, DatasetRow(
                     pseudonym: pseudonym, category: r.kind.dataCategory, kind: r.kind.name, code: r.code.description,
                     minuteMs: r.effectiveMs - ((r.effectiveMs % 60_000) + 60_000) % 60_000,
                     values: r.values.map { .init(code: $0.code.description, value: $0.value.description, unit: $0.unit) },
@@ -111,19 +118,41 @@ extension Gateway {
                               dimensions: s.dimensions, samples: s.samples.map { v in
                                   switch v { case .value(let x): return x.description; case .error: return "E"; case .belowRange: return "L"; case .aboveRange: return "U" }
                               })
-                    }))
+                    })))
             }
         }
-        rows.sort { ($0.pseudonym, $0.minuteMs, $0.kind) < ($1.pseudonym, $1.minuteMs, $1.kind) }
-        return rows
+        // A total order (the reading's number breaks ties), so the root is the same on every build.
+        rows.sort { ($0.row.pseudonym, $0.row.minuteMs, $0.seq) < ($1.row.pseudonym, $1.row.minuteMs, $1.seq) }
+        return rows.map(\.row)
     }
 
     func build(_ d: DatasetRecord) async throws -> (subjects: [Hash], rows: UInt64, root: Hash) {
-        let candidates = try store.datasetCandidates(categories: d.request.categories, fromMs: d.request.fromMs, untilMs: d.request.untilMs)
-        // More consenting patients than a seal holds: the first in pseudonym order (documented).
-        let subjects = Array(try await consenting(candidates, to: d).prefix(SealDataset.maxSubjects))
+        let candidates = try store.datasetCandidates(fromMs: d.request.fromMs, untilMs: d.request.untilMs)
+        let organisation = try await node.state(StateKeys.account(d.researcher)).map { try Account(canonicalBytes: $0).organisation } ?? ""
+        // Only patients with rows are in it (and paid); more than a seal holds: the first in pseudonym order (documented).
+        var subjects: [Hash] = []
+        for s in try await consenting(candidates, to: d, allowanceFor: organisation) where subjects.count < SealDataset.maxSubjects {
+            if try !store.datasetReadings(subject: s, categories: d.request.categories, fromMs: d.request.fromMs, untilMs: d.request.untilMs).isEmpty { subjects.append(s) }
+        }
         let rows = try datasetRows(d, subjects: subjects)
         return (subjects, UInt64(rows.count), MerkleTree.root(leaves: rows.map(\.canonicalBytes)))
+    }
+
+    /// Dataset work, apart from sealing and anchoring (a large build must not hold readings back).
+    func runDatasets() async {
+        var failing: String?
+        while !Task.isCancelled {
+            do {
+                try await processDatasets()
+                if failing != nil { log("datasets: node reachable again") }
+                failing = nil
+            } catch {
+                let text = "\(error)"
+                if failing != text { log("datasets paused: \(text)") }
+                failing = text
+            }
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+        }
     }
 
     /// Follows the chain's dataset requests for this gateway (at most once a second): builds and
@@ -267,7 +296,7 @@ extension Gateway {
         public var dataset: Hash
         /// The charge's number at this gateway (poll `GET /v1/datasets/{id}/queries/{n}` while pending).
         public var query: Int64
-        /// `released` (the charge committed), `pending`, or `refused`.
+        /// `released` (the charge committed) or `pending` (a refused charge is a 409 problem, never an answer).
         public var status: String
         public var epsilonMilli: UInt64
         public var chargeTransaction: Hash?
@@ -283,7 +312,10 @@ extension Gateway {
         }
         guard let range = entry.units.first(where: { $0.unit == q.unit }) else { throw bad("unit for \(q.measure) is one of \(entry.units.map(\.unit).joined(separator: ", "))") }
         let lower = q.lower ?? range.min, upper = q.upper ?? range.max
-        guard lower.isFinite, upper.isFinite, lower < upper else { throw bad("lower must be below upper") }
+        // Inside the physical range, and wide enough that every bin has a normal width.
+        guard lower.isFinite, upper.isFinite, lower >= range.min, upper <= range.max, upper - lower >= (range.max - range.min) * 1e-6 else {
+            throw bad("lower and upper lie in \(range.min)…\(range.max) \(q.unit), lower below upper by at least a millionth of that range")
+        }
         if q.statistic == "histogram" { guard let b = q.bins, (1...100).contains(b) else { throw bad("a histogram has 1…100 bins") } }
         guard (1...RequestDataset.maxEpsilonMilli).contains(q.epsilonMilli) else { throw bad("epsilonMilli is 1…\(RequestDataset.maxEpsilonMilli)") }
         return (kind, lower, upper)
@@ -321,7 +353,7 @@ extension Gateway {
         default:
             let bins = q.bins ?? 10, width = (upper - lower) / Double(bins)
             var counts = [Int64](repeating: 0, count: bins)
-            for v in clamped { counts[min(bins - 1, Int((v - lower) / width))] += 1 }
+            for v in clamped { counts[min(bins - 1, max(0, Int(exactly: ((v - lower) / width).rounded(.down)) ?? 0))] += 1 }
             a.histogram = counts.enumerated().map { i, c in
                 AggregateAnswer.Bin(from: lower + Double(i) * width, to: lower + Double(i + 1) * width, count: max(0, c + DiscreteLaplace.sample(scale: 1 / epsilon, using: &rng)))
             }
@@ -347,9 +379,12 @@ extension Gateway {
             let values = Self.patientMeans(try datasetRows(d, subjects: subjects), kind: kind, unit: q.unit)
             var rng = SystemRandomNumberGenerator()
             let answer = Self.answer(q, values: values, lower: lower, upper: upper, using: &rng)
+            guard let charge = try store.addCharge(dataset: id, researcher: d.researcher, epsilonMilli: q.epsilonMilli, budgetMilli: d.request.epsilonMilli,
+                                                   spentOnChainMilli: d.epsilonSpentMilli, queryDigest: digest, answer: Array(try JSONEncoder().encode(answer)), nowMs: Self.nowMs()) else {
+                throw ReadRefusal(code: "privacy-budget-exhausted", status: 409, description: "dataset \(id)'s budget, with the queries already charged or on their way, cannot cover ε \(q.epsilonMilli) thousandths")
+            }
+            chargeID = charge
             try auditDatasetUse(d, subjects: subjects, code: "dataset-aggregate", digest: digest)
-            chargeID = try store.addCharge(dataset: id, researcher: d.researcher, epsilonMilli: q.epsilonMilli, queryDigest: digest,
-                                           answer: Array(try JSONEncoder().encode(answer)), nowMs: Self.nowMs())
         } catch let e as ReadRefusal { throw e } catch {
             throw ReadRefusal(code: "internal-error", status: 500, description: "\(error)")
         }

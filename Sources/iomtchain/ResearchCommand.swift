@@ -51,7 +51,12 @@ struct DatasetCommand: AsyncParsableCommand {
             let export = try JSONDecoder().decode(Gateway.DatasetExport.self, from: r.body)
             let root = MerkleTree.root(leaves: export.rows.map(\.canonicalBytes))
             guard root == export.root else { throw CLIError("REFUSED: the rows do not hash to the root the gateway states") }
-            let matches = export.withdrawn == 0 && root == export.sealedRoot
+            // The sealed root comes from the chain, not from the gateway.
+            guard let bytes = try await stateValue(node, StateKeys.dataset(export.dataset)), let sealed = try? DatasetRecord(canonicalBytes: bytes) else {
+                throw CLIError("REFUSED: dataset \(export.dataset) is not on the chain")
+            }
+            let matches = root == sealed.contentRoot
+            if !matches && export.withdrawn == 0 { throw CLIError("REFUSED: the rows' root \(root) is not the root sealed on-chain and no patient withdrew") }
             FileHandle.standardError.write(Data("\(export.rows.count) rows of \(export.patients) patients; root \(root) \(matches ? "equals the sealed root" : "differs from the sealed root (\(export.withdrawn) patients withdrawn since the seal)")\n".utf8))
             print(String(decoding: r.body, as: UTF8.self))
         }

@@ -166,6 +166,51 @@ struct ResearchTests {
         #expect(try l.state.read(PrivacyCharge.self, StateKeys.datasetCharge(id, 2))?.epsilonMilli == 400)
     }
 
+    @Test("each patient's privacy allowance per organisation (ε 10) spans all datasets: a new dataset does not reset it")
+    func allowanceAcrossDatasets() throws {
+        var l = Self.ledger()
+        let subjects = Self.sorted(Array(Self.patients[0..<2]))
+        func sealNew(_ epsilonMilli: UInt64, by researcher: PrivateKey = Self.researcher) -> (id: Hash, payload: TransactionPayload) {
+            let id = l.apply(researcher, Self.request(price: 0, epsilonMilli: epsilonMilli))
+            return (id, .sealDataset(SealDataset(dataset: id, subjects: subjects, rows: 2, contentRoot: .zero)))
+        }
+        for _ in 0..<2 { l.apply(Self.gateway, sealNew(4_000).payload) }
+        // 8,000 used: a third dataset of ε 4 cannot include these patients; one of ε 2 can.
+        l.reject(Self.gateway, sealNew(4_000).payload, "privacy-budget-exhausted")
+        l.apply(Self.gateway, sealNew(2_000).payload)
+        #expect(try l.state.read(UInt64.self, StateKeys.privacyLoss(subjects[0], organisation: "st-marys")) == 10_000)
+        // Another researcher of the same organisation gets no fresh allowance.
+        l.apply(Self.patients[0], .grantConsent(GrantConsent(grantee: .account(Self.otherResearcher.publicKey.address), categories: ["vital-signs"], purposes: ["research"],
+                                                             expiresMs: l.context.timestampMs + Self.day)))
+        let other = l.apply(Self.otherResearcher, Self.request(price: 0, epsilonMilli: 1))
+        l.reject(Self.gateway, .sealDataset(SealDataset(dataset: other, subjects: [Self.subject(Self.patients[0])], rows: 1, contentRoot: .zero)), "privacy-budget-exhausted")
+        // A rows dataset with no budget still fits (rows are the grant's, not a DP release).
+        let rows = l.apply(Self.researcher, Self.request(price: 0, epsilonMilli: 0, access: "rows"))
+        l.apply(Self.gateway, .sealDataset(SealDataset(dataset: rows, subjects: subjects, rows: 2, contentRoot: .zero)))
+    }
+
+    @Test("a grant narrower than the dataset's window does not cover it; issuance goes to active accounts only and is capped per organisation")
+    func windowAndIssuance() throws {
+        var l = Self.ledger()
+        let p = Self.patients[3]
+        l.apply(p, .grantConsent(GrantConsent(grantee: .account(Self.researcher.publicKey.address), categories: ["vital-signs"], purposes: ["research"],
+                                              dataFromMs: 0, dataUntilMs: 5_000, expiresMs: l.context.timestampMs + Self.day)))
+        l.apply(p, .setRewrapDelegation(SetRewrapDelegation(gateway: Self.gateway.publicKey.address)))
+        let id = l.apply(Self.researcher, Self.request(price: 0)) // data window 0…10,000
+        l.reject(Self.gateway, .sealDataset(SealDataset(dataset: id, subjects: [Self.subject(p)], rows: 1, contentRoot: .zero)), "unauthorised")
+        // A gateway with no anchored data of a consenting patient cannot seal it in.
+        let q = C.ed25519(0x6A)
+        l.apply(C.adminA, .enrol(q))
+        l.apply(q, .grantConsent(GrantConsent(grantee: .account(Self.researcher.publicKey.address), categories: ["vital-signs"], purposes: ["research"], expiresMs: l.context.timestampMs + Self.day)))
+        l.apply(q, .setRewrapDelegation(SetRewrapDelegation(gateway: Self.gateway.publicKey.address)))
+        l.reject(Self.gateway, .sealDataset(SealDataset(dataset: id, subjects: [Self.subject(q)], rows: 1, contentRoot: .zero)), "invalid-argument")
+
+        l.apply(C.adminA, .status(Self.otherResearcher, .suspended))
+        l.reject(C.adminA, .issueCredits(IssueCredits(account: Self.otherResearcher.publicKey.address, amount: 1)), "invalid-argument")
+        l.apply(C.adminA, .issueCredits(IssueCredits(account: Self.researcher.publicKey.address, amount: (1 << 40) - 1_000)))
+        l.reject(C.adminA, .issueCredits(IssueCredits(account: Self.researcher.publicKey.address, amount: 1)), "invalid-argument")
+    }
+
     @Test("an organisation grant covers that organisation's researchers only; an erased patient can never be sealed in")
     func granteesAndErasure() throws {
         var l = Self.ledger()

@@ -71,6 +71,33 @@ struct DifferentialPrivacyTests {
         #expect(abs(bins[0].count - 1) <= 4 && abs(bins[3].count - (Int64(values.filter { $0 >= 95 }.count) + 1)) <= 4, "\(bins)")
     }
 
+    @Test("the noise has the scale the sensitivity calls for: 1/ε on counts and bins, range/(n·ε/2)·√2 on a mean of n patients")
+    func noiseScale() throws {
+        var rng = SplitMix(state: 23)
+        func sd(_ xs: [Double]) -> Double {
+            let m = xs.reduce(0, +) / Double(xs.count)
+            return (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count)).squareRoot()
+        }
+        func geometricSD(_ scale: Double) -> Double { let q = exp(-1 / scale); return (2 * q).squareRoot() / (1 - q) }
+        let values = [Double](repeating: 90, count: 400)
+        let counts = try (0..<3_000).map { _ in
+            Double(try #require(Gateway.answer(.init(statistic: "count", measure: "oxygen-saturation", unit: "%", epsilonMilli: 500), values: values, lower: 0, upper: 100, using: &rng).count))
+        }
+        #expect(abs(sd(counts) / geometricSD(2) - 1) < 0.1, "count noise sd \(sd(counts)), expected \(geometricSD(2))")
+        let bins = try (0..<3_000).map { _ in
+            Double(try #require(Gateway.answer(.init(statistic: "histogram", measure: "oxygen-saturation", unit: "%", lower: 80, upper: 100, bins: 2, epsilonMilli: 1_000),
+                                               values: values, lower: 80, upper: 100, using: &rng).histogram?[1].count))
+        }
+        #expect(abs(sd(bins) / geometricSD(1) - 1) < 0.1, "bin noise sd \(sd(bins))")
+        // Mean over 400 patients, range 20, ε 1: sum noise scale 1000/(0.5) steps → sd ≈ 20·(√2·2000/1000)/400 ≈ 0.14.
+        let means = try (0..<3_000).map { _ in
+            try #require(Gateway.answer(.init(statistic: "mean", measure: "oxygen-saturation", unit: "%", lower: 80, upper: 100, epsilonMilli: 1_000),
+                                        values: values, lower: 80, upper: 100, using: &rng).mean)
+        }
+        let expected = 20 * geometricSD(2_000) / 1_000 / 400
+        #expect(abs(sd(means) / expected - 1) < 0.15, "mean noise sd \(sd(means)), expected \(expected)")
+    }
+
     @Test("bad questions are refused before anything is computed")
     func validation() {
         func code(_ q: Gateway.AggregateQuery) -> String? {
@@ -82,6 +109,10 @@ struct DifferentialPrivacyTests {
         #expect(code(.init(statistic: "mean", measure: "heart-rate", unit: "/min", lower: 100, upper: 50, epsilonMilli: 100)) == "invalid-query")
         #expect(code(.init(statistic: "histogram", measure: "heart-rate", unit: "/min", bins: 0, epsilonMilli: 100)) == "invalid-query")
         #expect(code(.init(statistic: "count", measure: "heart-rate", unit: "/min", epsilonMilli: 0)) == "invalid-query")
+        // A range outside the physical one, or too narrow for normal bin widths (it would trap).
+        #expect(code(.init(statistic: "histogram", measure: "heart-rate", unit: "/min", lower: 0, upper: 4.9e-324, bins: 2, epsilonMilli: 100)) == "invalid-query")
+        #expect(code(.init(statistic: "mean", measure: "heart-rate", unit: "/min", lower: -1e300, upper: 1e300, epsilonMilli: 100)) == "invalid-query")
+        #expect(code(.init(statistic: "mean", measure: "heart-rate", unit: "/min", lower: .nan, upper: 100, epsilonMilli: 100)) == "invalid-query")
         #expect(code(.init(statistic: "count", measure: "heart-rate", unit: "/min", epsilonMilli: 100)) == nil)
     }
 }
@@ -210,6 +241,25 @@ struct ResearchDatasetTests {
         cli = try runCLI(["dataset", "query", "--gateway", gw.url, "--node", node.url, "--key", researcherPath, "--statistic", "count",
                           "--measure", "oxygen-saturation", "--unit", "%", "--epsilon", "0.1", first.hex])
         #expect(cli.status != 0 && cli.stderr.contains("privacy-budget-exhausted"), "\(cli.stderr)")
+        // A fresh aggregates dataset (ε 1.0): three concurrent queries of ε 0.4 — exactly two are
+        // answered, the third refused at the gateway, and no charge is left for the chain to refuse.
+        let fourth = try request("aggregates", price: 0, epsilon: "1.0")
+        _ = try await sealed(fourth)
+        let query = try JSONEncoder().encode(Gateway.AggregateQuery(statistic: "count", measure: "oxygen-saturation", unit: "%", epsilonMilli: 400))
+        let audience = gatewayKey.publicKey.address
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    let target = "/v1/datasets/\(fourth.hex)/query"
+                    let h = SignedRequest.headers(key: researcher, chainID: id, audience: audience, method: "POST", target: target, body: Array(query),
+                                                  nowMs: Int64(Date().timeIntervalSince1970 * 1000), nonce: SignedRequest.newNonce())
+                    return try await gw.http.send("POST", target, body: query, headers: h).status
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }.sorted()
+        }
+        #expect(statuses == [200, 200, 409], "\(statuses)")
+        #expect(try await gw.http.get("/v1/status").json["refusedTransactions"] as? Int == 0)
         let spent = try await http.get("/v1/datasets/\(first.hex)").json
         #expect((spent["dataset"] as? [String: Any])?["epsilonSpentMilli"] as? Int == 1_000 && (spent["charges"] as? [Any])?.count == 2, "\(spent)")
         // The chain refuses an overspending charge even from the gateway itself.
@@ -226,7 +276,7 @@ struct ResearchDatasetTests {
             let a = try await DataReadTests.signedGET(gw.http, target, key: patients[i], chainID: id).0
             return ((a.json["entries"] as? [[String: Any]]) ?? []).compactMap { ($0["entry"] as? [String: Any])?["code"] as? String }
         }
-        #expect(try await auditCodes(0) == ["dataset-rows", "dataset-aggregate", "dataset-aggregate"])
+        #expect(try await auditCodes(0) == ["dataset-rows"] + Array(repeating: "dataset-aggregate", count: 4))
         #expect(try await auditCodes(2).allSatisfy { !$0.hasPrefix("dataset") })
 
         // A second dataset gives the same patients other pseudonyms; after patient 1 revokes, the

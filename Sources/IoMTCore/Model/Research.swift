@@ -153,6 +153,15 @@ extension StateKeys {
     /// How many datasets were requested of a gateway (`UInt64`); the n-th's id is `datasetRequest(gateway, n)`.
     public static func datasetRequestCount(_ gateway: Address) -> [UInt8] { Array("dataset-requests/".utf8) + gateway.bytes }
     public static func datasetRequest(_ gateway: Address, _ n: UInt64) -> [UInt8] { Array("dataset-requests/".utf8) + gateway.bytes + n.canonicalBytes }
+    /// The privacy budget (ε in thousandths, `UInt64`) a patient's data has given the researchers
+    /// of one organisation, over every dataset they were sealed into: a new dataset cannot reset it.
+    public static func privacyLoss(_ subject: Hash, organisation: String) -> [UInt8] { Array("privacy-loss/".utf8) + subject.bytes + Array(organisation.utf8) }
+}
+
+public enum PrivacyLimits {
+    /// Most ε (in thousandths) one patient's data gives one organisation's researchers, over all
+    /// their datasets: ε 10.
+    public static let maxLossPerOrganisationMilli: UInt64 = 10_000
 }
 
 // MARK: credits
