@@ -32,6 +32,8 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
     @Option(help: "Catch-up: at most this many seconds of lag before the restart, whatever the block count.") var catchUpSeconds = 90.0
     @Option(help: "Catch-up: offered load (tx/s) on the remaining validators while one is down.") var catchUpLoad = 500.0
     @Flag(help: "Skip the catch-up phase.") var skipCatchUp = false
+    @Option(help: "Sustained phase: offered load (tx/s, open loop, spread over the lanes and validators) while finality is sampled; 0 skips it.") var sustainedRate = 0.0
+    @Option(help: "Sustained phase: how long the load is offered (s).") var sustainedSeconds = 20.0
     @Option(help: "Consensus mode of the benchmark chain: bft, poa or pow (the consensus comparison).") var consensus: ConsensusMode.Kind = .bft
     @Option(help: "PoA/PoW: confirmation depth (default: poa 2, pow 6).") var confirmationDepth: UInt32?
     @Option(help: "PoW: expected hashes per block at the start (retargeted towards the block interval).") var powHashesPerBlock: UInt64 = 20_000
@@ -115,11 +117,18 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
         }
         fflush(nil)
 
+        // (d') Finality at a sustained load below capacity (open loop).
+        if sustainedRate > 0 {
+            let s = try await sustained(cluster, laneAdmins: laneAdmins, samplerAdmins: samplerAdmins)
+            print(String(format: "sustained load: %.0f tx/s offered for %.0f s (open loop, %d lanes), %d sent, %.0f tx/s committed; finality p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d tx (one every %d ms, validators round-robin); lanes late %d times",
+                         sustainedRate, sustainedSeconds, clients, s.sent, s.committedRate, s.finality.p50, s.finality.p99, s.finality.max, s.finality.count, samplerIntervalMs, s.late))
+            fflush(nil)
+        }
+
         // (f) Catch-up after kill -9.
         if skipCatchUp { print("catch-up: skipped"); return }
         guard n >= 4 else { print("catch-up: skipped (needs n ≥ 4 so that the others keep a quorum)"); return }
-        let lanes = planLanes()
-        let nextNonces = lanes.map { UInt64($0) }
+        let nextNonces = try await cluster.nextNonces(laneAdmins)
         let c = try await catchUp(cluster, laneAdmins: laneAdmins, nextNonces: nextNonces)
         print(String(format: "catch-up: %@ killed (kill -9) at height %llu, restarted %llu blocks behind after %.1f s; caught up %llu blocks in %.2f s = %.0f blocks/s from healthy (%.2f s, %.0f blocks/s from launch); block %llu hash identical", c.name, c.killedAt, c.behind, c.lagSeconds, c.blocks, c.secondsFromHealthy, Double(c.blocks) / c.secondsFromHealthy, c.secondsFromLaunch, Double(c.blocks) / c.secondsFromLaunch, c.checkedHeight))
     }
@@ -274,6 +283,97 @@ struct BenchConsortiumCommand: AsyncParsableCommand {
         struct Problem: Decodable { var code: String?; var detail: String? }
         var status: String
         var error: Problem?
+    }
+
+    // MARK: (d') sustained load
+
+    struct Sustained {
+        var sent: Int
+        var committedRate: Double
+        var finality: Percentiles
+        var late: Int
+    }
+
+    /// Offers `sustainedRate` tx/s for `sustainedSeconds`: each lane sends a small batch to its
+    /// validator on a fixed schedule (open loop: a slow reply does not slow the offer, only that
+    /// lane's next send, counted as late), while one sequential sender samples finality. Then waits
+    /// until every lane's last transaction is committed.
+    func sustained(_ cluster: ClusterProcesses, laneAdmins: [PrivateKey], samplerAdmins: [PrivateKey]) async throws -> Sustained {
+        let n = validators, lanes = clients
+        let perLane = sustainedRate / Double(lanes)
+        let perSend = max(1, Int((perLane * 0.2).rounded()))
+        let interval = Double(perSend) / perLane
+        let duration = sustainedSeconds
+        let laneNonces = try await cluster.nextNonces(laneAdmins)
+        let samplerNonces = try await cluster.nextNonces(samplerAdmins)
+        let chainID = cluster.chainID
+        let samplerMs = samplerIntervalMs
+        let t0 = DispatchTime.now()
+        enum Out: Sendable { case lane(sent: Int, late: Int, last: String?, node: Int), sampler([Double]) }
+        let outs = try await withThrowingTaskGroup(of: Out.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var nonce = laneNonces[lane], k = 0, sent = 0, late = 0
+                    var last: String?
+                    let node = lane % n
+                    while true {
+                        let due = Double(k) * interval
+                        guard due < duration else { break }
+                        let now = seconds(since: t0)
+                        if now < due { try await Task.sleep(nanoseconds: UInt64((due - now) * 1e9)) } else if now - due > interval { late += 1 }
+                        k += 1
+                        let txs = (0..<perSend).map { i in Self.registerDevice(admin: laneAdmins[lane], nonce: nonce + UInt64(i), chainID: chainID) }
+                        let r = try await cluster.http.send("POST", cluster.urls[node] + "/v1/transactions/batch", body: try JSONEncoder().encode(txs))
+                        guard r.status == 200 else { throw CLIError("sustained: lane \(lane) on \(cluster.members[node].name): HTTP \(r.status) \(r.text)") }
+                        let items = try JSONDecoder().decode([BatchItem].self, from: r.body)
+                        if let bad = items.first(where: { $0.status == "rejected" }) { throw CLIError("sustained: lane \(lane): rejected \(bad.error?.code ?? "?"): \(bad.error?.detail ?? "")") }
+                        nonce += UInt64(perSend)
+                        sent += perSend
+                        last = txs.last?.hash.hex
+                    }
+                    return .lane(sent: sent, late: late, last: last, node: node)
+                }
+            }
+            group.addTask {
+                var nonces = samplerNonces
+                var latencies: [Double] = []
+                var k = 0
+                while seconds(since: t0) < duration {
+                    let j = k % n
+                    k += 1
+                    let tx = Self.registerDevice(admin: samplerAdmins[j], nonce: nonces[j], chainID: chainID)
+                    nonces[j] += 1
+                    let t = DispatchTime.now()
+                    try await cluster.submitAndWaitForCommit(tx, on: j, what: "sustained finality sampler")
+                    let ms = seconds(since: t) * 1000
+                    latencies.append(ms)
+                    if ms < Double(samplerMs) { try await Task.sleep(nanoseconds: UInt64((Double(samplerMs) - ms) * 1e6)) }
+                }
+                return .sampler(latencies)
+            }
+            var all: [Out] = []
+            for try await o in group { all.append(o) }
+            return all
+        }
+        var sent = 0, late = 0
+        var finality = Percentiles([])
+        var lasts: [(String, Int)] = []
+        for o in outs {
+            switch o {
+            case .lane(let s, let l, let last, let node): sent += s; late += l; if let last { lasts.append((last, node)) }
+            case .sampler(let l): finality = Percentiles(l)
+            }
+        }
+        // Every lane's last transaction committed (each lane's are committed in nonce order).
+        for (hash, node) in lasts {
+            while true {
+                guard seconds(since: t0) < duration + 120 else { throw CLIError("sustained: \(hash) not committed 120 s after the load stopped") }
+                let r = try await cluster.http.send("GET", cluster.urls[node] + "/v1/transactions/" + hash)
+                if r.status == 200, (try? JSONDecoder().decode(BatchItem.self, from: r.body))?.status == "committed" { break }
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+        }
+        return Sustained(sent: sent, committedRate: Double(sent) / seconds(since: t0), finality: finality, late: late)
     }
 
     // MARK: (f) catch-up
@@ -470,6 +570,19 @@ final class ClusterProcesses: @unchecked Sendable {
         }
         let last = try? await http.send("GET", urls[i] + "/v1/transactions/" + tx.hash.hex)
         throw CLIError("\(what) on \(members[i].name): \(tx.hash) not committed within 120 s (last reply \(last?.status ?? 0) \(last?.text ?? ""))")
+    }
+
+    struct AccountReply: Decodable { var nextNonce: UInt64? }
+
+    /// The accounts' next nonces, from the first validator.
+    func nextNonces(_ keys: [PrivateKey]) async throws -> [UInt64] {
+        var out: [UInt64] = []
+        for k in keys {
+            let r = try await http.send("GET", urls[0] + "/v1/accounts/" + k.publicKey.address.hex)
+            guard r.status == 200 else { throw CLIError("GET account on \(members[0].name): HTTP \(r.status)") }
+            out.append(try JSONDecoder().decode(AccountReply.self, from: r.body).nextNonce ?? 0)
+        }
+        return out
     }
 
     struct Status: Decodable { var height: UInt64 }
