@@ -90,6 +90,10 @@ public struct StateOverlay: Sendable {
     public let base: AuthenticatedState
     public private(set) var writes: [[UInt8]: [UInt8]?] = [:]
     private var journal: [(key: [UInt8], previous: [UInt8]??)]?
+    /// When set, every value read from state before this overlay wrote it is recorded (the mempool
+    /// keeps what each transaction saw, so that after a block it can tell which ones would run
+    /// the same).
+    public var recorder: ReadRecorder?
 
     public init(base: AuthenticatedState, writes: [[UInt8]: [UInt8]?] = [:]) {
         self.base = base
@@ -97,8 +101,10 @@ public struct StateOverlay: Sendable {
     }
 
     public func value(forKey key: [UInt8]) -> [UInt8]? {
-        if let w = writes[key] { return w }
-        return base.value(forKey: key)
+        let v: [UInt8]?
+        if let w = writes[key] { v = w } else { v = base.value(forKey: key) }
+        recorder?.read(key, v)
+        return v
     }
 
     public mutating func set(_ key: [UInt8], _ value: [UInt8]) { record(key); writes[key] = .some(value) }
@@ -106,6 +112,7 @@ public struct StateOverlay: Sendable {
 
     private mutating func record(_ key: [UInt8]) {
         journal?.append((key, writes[key]))
+        recorder?.wrote(key)
     }
 
     public func read<T: CanonicalDecodable>(_: T.Type, _ key: [UInt8]) throws(ContractError) -> T? {
@@ -136,6 +143,21 @@ public struct StateOverlay: Sendable {
 
     /// The committed state with these writes applied.
     public func committed() -> AuthenticatedState { base.applying(writes) }
+}
+
+/// The values a transaction read from the state it ran on: the first read of each key it had not
+/// written itself. Its outcome and writes are a function of these, the transaction and the context.
+public final class ReadRecorder: @unchecked Sendable {
+    public private(set) var reads: [[UInt8]: [UInt8]?] = [:]
+    private var written: Set<[UInt8]> = []
+
+    public init() {}
+
+    func read(_ key: [UInt8], _ value: [UInt8]?) {
+        if reads[key] == nil, !written.contains(key) { reads[key] = .some(value) }
+    }
+
+    func wrote(_ key: [UInt8]) { if reads[key] == nil { written.insert(key) } }
 }
 
 /// The application boundary (like ABCI): consensus hands it transactions, it hands back state.

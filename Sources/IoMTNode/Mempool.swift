@@ -48,6 +48,8 @@ struct Mempool {
         var size: Int { tx.bytes.count }
         /// What this transaction wrote on top of the ones before it.
         var writes: [[UInt8]: [UInt8]?]
+        /// What it read from the state before it (first read of each key it had not written).
+        var reads: [[UInt8]: [UInt8]?]
     }
 
     let capacity: Int
@@ -63,9 +65,8 @@ struct Mempool {
     var count: Int { entries.count }
 
     /// The signature each admitted transaction was verified with, by transaction hash.
-    var verifiedSignatures: [Hash: Signature] {
-        Dictionary(entries.map { ($0.tx.hash, $0.tx.signed.signature) }, uniquingKeysWith: { a, _ in a })
-    }
+    private(set) var signatures: [Hash: Signature] = [:]
+    var verifiedSignatures: [Hash: Signature] { signatures }
 
     /// Admits a transaction whose size and signature were already checked.
     /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
@@ -74,11 +75,15 @@ struct Mempool {
         guard !hashes.contains(tx.hash) else { throw .duplicate(tx.hash) }
         guard ignoringCapacity || entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
         let touched: [[UInt8]]
+        let recorder = ReadRecorder()
+        pendingState.recorder = recorder
+        defer { pendingState.recorder = nil }
         do { touched = try Runtime.apply(tx, to: &pendingState, context: context) } catch { throw .rejected(error) }
         var writes: [[UInt8]: [UInt8]?] = [:]
         for k in touched { writes[k] = pendingState.writes[k] ?? nil }
-        entries.append(Entry(tx: tx, writes: writes))
+        entries.append(Entry(tx: tx, writes: writes, reads: recorder.reads))
         hashes.insert(tx.hash)
+        signatures[tx.hash] = tx.signed.signature
     }
 
     /// The longest prefix within the block limits.
@@ -100,11 +105,16 @@ struct Mempool {
     }
 
     /// After a block commits: removes its transactions. If the block ran exactly the pending
-    /// prefix (`exact`), the rest keep their recorded writes; otherwise they are re-run on the new
-    /// state and any that no longer apply are dropped and returned.
-    mutating func rebase(on committed: AuthenticatedState, removing included: Set<Hash>, exact: Bool, context: ExecutionContext) -> [(SealedTransaction, ContractError)] {
+    /// prefix (`exact`), the rest keep their recorded writes. Otherwise each remaining transaction,
+    /// in order, is checked against the new pending state: if every value it read is still the
+    /// value it would read now, it would run the same, and keeps its writes (Block-STM's
+    /// validation); else it is run again, and dropped (returned) if it no longer applies.
+    /// `reexecuteAll` runs every one again (the reference the validation is tested against).
+    mutating func rebase(on committed: AuthenticatedState, removing included: Set<Hash>, exact: Bool, context: ExecutionContext,
+                         reexecuteAll: Bool = false) -> [(SealedTransaction, ContractError)] {
         let remaining = entries.filter { !included.contains($0.tx.hash) }
         hashes.subtract(included)
+        for h in included { signatures.removeValue(forKey: h) }
         if exact {
             var writes: [[UInt8]: [UInt8]?] = [:]
             for e in remaining { for (k, v) in e.writes { writes[k] = v } }
@@ -114,9 +124,19 @@ struct Mempool {
         }
         entries = []
         hashes = []
+        signatures = [:]
         pendingState = StateOverlay(base: committed)
         var dropped: [(SealedTransaction, ContractError)] = []
         for e in remaining {
+            if !reexecuteAll, e.reads.allSatisfy({ pendingState.value(forKey: $0.key) == $0.value }) {
+                for (k, v) in e.writes {
+                    if let v { pendingState.set(k, v) } else { pendingState.delete(k) }
+                }
+                entries.append(e)
+                hashes.insert(e.tx.hash)
+                signatures[e.tx.hash] = e.tx.signed.signature
+                continue
+            }
             do throws(AdmissionError) { try admit(e.tx, context: context, ignoringCapacity: true) } catch {
                 if case .rejected(let c) = error { dropped.append((e.tx, c)) }
             }

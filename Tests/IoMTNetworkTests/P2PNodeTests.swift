@@ -161,7 +161,11 @@ struct P2PNodeTests {
     /// per write; the server assembles them and delivers the envelopes intact.
     @Test func handshakeAndFramesFedByteByByte() async throws {
         let keyS = PrivateKey.generate(.ed25519), member = PrivateKey.generate(.p256)
-        let s = P2PNode(configuration: makeConfig(keyS, admitted: admitting([keyS, member])))
+        var config = makeConfig(keyS, admitted: admitting([keyS, member]))
+        // Hundreds of one-byte writes: on a loaded machine they can take longer than the 5 s
+        // default, and this test is about decoding, not the timeout.
+        config.handshakeTimeout = .seconds(60)
+        let s = P2PNode(configuration: config)
         try await s.start()
         let inboxS = Inbox(s)
         let raw = try await RawClient.connect(to: try #require(s.boundPort), from: "127.0.0.8")
