@@ -78,7 +78,8 @@ public actor ChainDriver {
                                                difficulty: difficulty, cumulativeWork: 0),
                          depth: UInt64(node.genesis.mode.confirmationDepth))
         (eventStream, events) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingOldest(20_000))
-        (gossipStream, gossip) = AsyncStream.makeStream(of: [SignedTransaction].self, bufferingPolicy: .bufferingNewest(1_000))
+        // Not dropping (admissions are bounded by the mempool); `regossip` is the backstop.
+        (gossipStream, gossip) = AsyncStream.makeStream(of: [SignedTransaction].self, bufferingPolicy: .unbounded)
         startedAtMs = clock()
     }
 
@@ -102,11 +103,20 @@ public actor ChainDriver {
                 try? await Task.sleep(nanoseconds: tickMs * 1_000_000)
                 events.yield(.tick)
                 n += 1
-                if n % max(1, 1_000 / tickMs) == 0 { await self.announce() }
+                if n % max(1, 1_000 / tickMs) == 0 { await self.announce(); await self.regossip() }
             }
         })
         if mode.kind == .pow, signer != nil {
             tasks.append(Task.detached { [weak self] in await self?.mine() })
+        }
+    }
+
+    /// What has waited here for 2 s or more goes out again, as in the BFT driver: a transaction a
+    /// peer missed must not wait for this node's turn to seal or mine (an observer never has one).
+    private func regossip() async {
+        let waiting = await node.waitingTransactions(ageMs: 2_000, limit: 2_000)
+        for start in stride(from: 0, to: waiting.count, by: 500) {
+            await network.broadcast(PeerMessage.transactions(Array(waiting[start..<min(waiting.count, start + 500)])).canonicalBytes, from: publicKey)
         }
     }
 

@@ -100,6 +100,7 @@ public actor ConsensusDriver {
     private var tasks: [Task<Void, Never>] = []
     private var lastMarker: String?
     private var stalledTicks: UInt64 = 0
+    private var ticks: UInt64 = 0
     private var servedSync: [PublicKey: (height: UInt64, atMs: Int64)] = [:]
     private var evidenceSeen: Set<Hash> = []
     /// Decided blocks received from peers for heights we have not reached (block sync).
@@ -124,7 +125,9 @@ public actor ConsensusDriver {
         var restored: PersistedConsensusState?
         if let bytes = try node.store.loadConsensusState() { restored = try PersistedConsensusState(canonicalBytes: bytes) }
         core = TendermintCore(configuration: configuration, signer: signer, restoring: restored)
-        (gossipStream, gossip) = AsyncStream.makeStream(of: [SignedTransaction].self, bufferingPolicy: .bufferingNewest(1_000))
+        // Not dropping: admissions are bounded by the mempool, and a dropped batch would leave
+        // acknowledged transactions with this node alone (re-gossip in `tick` is the backstop).
+        (gossipStream, gossip) = AsyncStream.makeStream(of: [SignedTransaction].self, bufferingPolicy: .unbounded)
     }
 
     /// Starts consensus at the height after the latest committed block.
@@ -362,6 +365,15 @@ public actor ConsensusDriver {
         }
         lastMarker = marker
         await network.broadcast(PeerMessage.status(height: core.height).canonicalBytes, from: publicKey)
+        // Once a second, what has waited here for 2 s or more goes out again (peers drop what they
+        // hold already without checking its signature again).
+        ticks += 1
+        if ticks % max(1, 1_000 / max(1, tickMs)) == 0 {
+            let waiting = await node.waitingTransactions(ageMs: 2_000, limit: 2_000)
+            for start in stride(from: 0, to: waiting.count, by: 500) {
+                await network.broadcast(PeerMessage.transactions(Array(waiting[start..<min(waiting.count, start + 500)])).canonicalBytes, from: publicKey)
+            }
+        }
     }
 }
 

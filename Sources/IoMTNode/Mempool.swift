@@ -50,6 +50,8 @@ struct Mempool {
         var writes: [[UInt8]: [UInt8]?]
         /// What it read from the state before it (first read of each key it had not written).
         var reads: [[UInt8]: [UInt8]?]
+        /// When it was first admitted (ms): what has waited long is gossiped again.
+        var admittedAtMs: Int64
     }
 
     let capacity: Int
@@ -71,7 +73,7 @@ struct Mempool {
     /// Admits a transaction whose size and signature were already checked.
     /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
     /// re-run after a block): the bound applies to new admissions only.
-    mutating func admit(_ tx: SealedTransaction, context: ExecutionContext, ignoringCapacity: Bool = false) throws(AdmissionError) {
+    mutating func admit(_ tx: SealedTransaction, context: ExecutionContext, ignoringCapacity: Bool = false, admittedAtMs: Int64? = nil) throws(AdmissionError) {
         guard !hashes.contains(tx.hash) else { throw .duplicate(tx.hash) }
         guard ignoringCapacity || entries.count < capacity else { throw .mempoolFull(capacity: capacity) }
         let touched: [[UInt8]]
@@ -81,7 +83,7 @@ struct Mempool {
         do { touched = try Runtime.apply(tx, to: &pendingState, context: context) } catch { throw .rejected(error) }
         var writes: [[UInt8]: [UInt8]?] = [:]
         for k in touched { writes[k] = pendingState.writes[k] ?? nil }
-        entries.append(Entry(tx: tx, writes: writes, reads: recorder.reads))
+        entries.append(Entry(tx: tx, writes: writes, reads: recorder.reads, admittedAtMs: admittedAtMs ?? context.timestampMs))
         hashes.insert(tx.hash)
         signatures[tx.hash] = tx.signed.signature
     }
@@ -94,6 +96,16 @@ struct Mempool {
             if bytes + e.size > maxBytes { break }
             bytes += e.size
             out.append(e.tx)
+        }
+        return out
+    }
+
+    /// Up to `limit` transactions admitted at or before `cutoffMs`, oldest first.
+    func waiting(since cutoffMs: Int64, limit: Int) -> [SealedTransaction] {
+        var out: [SealedTransaction] = []
+        for e in entries where e.admittedAtMs <= cutoffMs {
+            out.append(e.tx)
+            if out.count >= limit { break }
         }
         return out
     }
@@ -137,7 +149,7 @@ struct Mempool {
                 signatures[e.tx.hash] = e.tx.signed.signature
                 continue
             }
-            do throws(AdmissionError) { try admit(e.tx, context: context, ignoringCapacity: true) } catch {
+            do throws(AdmissionError) { try admit(e.tx, context: context, ignoringCapacity: true, admittedAtMs: e.admittedAtMs) } catch {
                 if case .rejected(let c) = error { dropped.append((e.tx, c)) }
             }
         }

@@ -166,7 +166,10 @@ public actor Node {
     /// Returns the transaction sealed (encoded and hashed once, for everything after).
     @discardableResult
     public nonisolated func precheck(_ tx: SignedTransaction) throws(AdmissionError) -> SealedTransaction {
-        let sealed = SealedTransaction(tx)
+        try precheck(sealed: SealedTransaction(tx))
+    }
+
+    nonisolated func precheck(sealed: SealedTransaction) throws(AdmissionError) -> SealedTransaction {
         let size = sealed.bytes.count
         guard size <= Int(parameters.maxTransactionBytes) else { throw .tooLarge(bytes: size, limit: Int(parameters.maxTransactionBytes)) }
         guard sealed.hasValidSignature() else { throw .badSignature }
@@ -187,13 +190,20 @@ public actor Node {
     /// Admits a batch (signatures verified in parallel on all cores); one result per transaction.
     /// `relay: false` for transactions gossiped by a peer (they are not gossiped on again).
     public nonisolated func submit(batch txs: [SignedTransaction], relay: Bool = true) async -> [Result<Hash, AdmissionError>] {
+        // Transactions this node already holds (pending, or committed lately: gossip often brings
+        // a transaction after the block that carried it) are duplicates: their signatures are not
+        // verified again, which is most of admission's cost.
+        let sealedAll = txs.map(SealedTransaction.init)
+        let known = await knownTransactions(sealedAll.map(\.hash))
         // Each slot is written by exactly one iteration: distinct indices, no shared element.
         var pre = [Result<SealedTransaction, AdmissionError>?](repeating: nil, count: txs.count)
         pre.withUnsafeMutableBufferPointer { out in
             guard let base = out.baseAddress else { return }  // empty batch
             nonisolated(unsafe) let ptr = base
             DispatchQueue.concurrentPerform(iterations: txs.count) { i in
-                ptr[i] = Result { () throws(AdmissionError) -> SealedTransaction in try precheck(txs[i]) }
+                let sealed = sealedAll[i]
+                ptr[i] = known.contains(sealed.hash) ? .failure(.duplicate(sealed.hash))
+                    : Result { () throws(AdmissionError) -> SealedTransaction in try precheck(sealed: sealed) }
             }
         }
         var passed: [(index: Int, tx: SealedTransaction)] = []
@@ -318,6 +328,18 @@ public actor Node {
 
     /// Admitted and not yet durable (in the mempool, or in a block whose commit is running).
     public func isPending(_ hash: Hash) -> Bool { mempool.hashes.contains(hash) || inFlight.contains(hash) }
+
+    /// Up to `limit` pending transactions admitted at least `ageMs` ago, oldest first: gossiped
+    /// again, so that one a peer missed (a dropped frame, a link down at the time) still reaches
+    /// every validator and does not wait for this node's turn to propose.
+    public func waitingTransactions(ageMs: Int64, limit: Int) -> [SignedTransaction] {
+        mempool.waiting(since: clock() - ageMs, limit: limit).map(\.signed)
+    }
+
+    /// Of `hashes`, those pending here or committed lately.
+    func knownTransactions(_ hashes: [Hash]) -> Set<Hash> {
+        Set(hashes.filter { mempool.hashes.contains($0) || recentlyCommitted[$0] != nil })
+    }
 
     /// Waits until every executed block is durable.
     public func settle() async { await persistTail?.value }

@@ -201,6 +201,28 @@ struct ConsensusClusterTests {
         for i in 0..<5 { await c.crash(i) }
     }
 
+    @Test("a transaction an observer acknowledged while cut off reaches the validators once it reconnects, and commits (re-gossip)", .timeLimit(.minutes(2)))
+    func observerRegossips() async throws {
+        let c = Cluster()
+        for i in 0..<5 { try await c.start(i) }  // node 4 is an observer: it never proposes
+        for r in await c.nodes[4]!.submit(batch: c.registrations(2)) { _ = try r.get() }
+        try await c.eventually("the first two commit") { await c.nodes[0]!.metrics.transactionsCommitted >= 2 }
+        // Cut off, the observer acknowledges three more: their gossip is lost.
+        await c.network.isolate(c.keys[4].publicKey)
+        let lost = c.registrations(3)
+        for r in await c.nodes[4]!.submit(batch: lost) { _ = try r.get() }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        for i in 0..<4 { #expect(await !c.nodes[i]!.isPending(lost[0].hash)) }
+        await c.network.isolate(c.keys[4].publicKey, false)
+        // Only the observer held them; gossiped again, they commit on the validators.
+        try await c.eventually("the three commit", seconds: 30) {
+            for i in 0..<4 { if await c.nodes[i]!.metrics.transactionsCommitted < 5 { return false } }
+            return true
+        }
+        try await c.eventually("the observer sees them committed") { await c.nodes[4]!.metrics.transactionsCommitted >= 5 }
+        for i in 0..<5 { await c.crash(i) }
+    }
+
     @Test("two of four cut off: commits stop without a fork; reconnected, they resume", .timeLimit(.minutes(3)))
     func noQuorumNoFork() async throws {
         let c = Cluster()
