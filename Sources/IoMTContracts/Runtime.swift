@@ -222,6 +222,10 @@ public enum Runtime {
             case .chargePrivacyBudget(let b): try Research.charge(b, by: bumped, state: &scratch, context: ctx)
             case .issueCredits(let b): try Credits.issue(b, by: bumped, state: &scratch, context: ctx)
             case .transferCredits(let b): try Credits.transfer(b, by: bumped, state: &scratch, context: ctx)
+            case .registerBatch(let b): try SupplyChain.register(b, by: bumped, state: &scratch, context: ctx)
+            case .transferCustody(let b): try SupplyChain.transfer(b, by: bumped, state: &scratch, context: ctx)
+            case .recallBatch(let b): try SupplyChain.recall(b, by: bumped, state: &scratch, context: ctx)
+            case .administerDose(let b): try SupplyChain.administer(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -35,6 +35,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case chargePrivacyBudget(ChargePrivacyBudget)
     case issueCredits(IssueCredits)
     case transferCredits(TransferCredits)
+    // Supply chain (issue 6 §1)
+    case registerBatch(RegisterBatch)
+    case transferCustody(TransferCustody)
+    case recallBatch(RecallBatch)
+    case administerDose(AdministerDose)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -67,10 +72,14 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .chargePrivacyBudget: return "charge-privacy-budget"
         case .issueCredits: return "issue-credits"
         case .transferCredits: return "transfer-credits"
+        case .registerBatch: return "register-batch"
+        case .transferCustody: return "transfer-custody"
+        case .recallBatch: return "recall-batch"
+        case .administerDose: return "administer-dose"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -102,6 +111,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .chargePrivacyBudget(let b): w.write(UInt8(26)); w.write(b)
         case .issueCredits(let b): w.write(UInt8(27)); w.write(b)
         case .transferCredits(let b): w.write(UInt8(28)); w.write(b)
+        case .registerBatch(let b): w.write(UInt8(29)); w.write(b)
+        case .transferCustody(let b): w.write(UInt8(30)); w.write(b)
+        case .recallBatch(let b): w.write(UInt8(31)); w.write(b)
+        case .administerDose(let b): w.write(UInt8(32)); w.write(b)
         }
     }
 
@@ -136,6 +149,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 26: self = .chargePrivacyBudget(try r.read())
         case 27: self = .issueCredits(try r.read())
         case 28: self = .transferCredits(try r.read())
+        case 29: self = .registerBatch(try r.read())
+        case 30: self = .transferCustody(try r.read())
+        case 31: self = .recallBatch(try r.read())
+        case 32: self = .administerDose(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -174,6 +191,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "charge-privacy-budget": self = .chargePrivacyBudget(try ChargePrivacyBudget(from: decoder))
         case "issue-credits": self = .issueCredits(try IssueCredits(from: decoder))
         case "transfer-credits": self = .transferCredits(try TransferCredits(from: decoder))
+        case "register-batch": self = .registerBatch(try RegisterBatch(from: decoder))
+        case "transfer-custody": self = .transferCustody(try TransferCustody(from: decoder))
+        case "recall-batch": self = .recallBatch(try RecallBatch(from: decoder))
+        case "administer-dose": self = .administerDose(try AdministerDose(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -211,6 +232,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .chargePrivacyBudget(let b): try b.encode(to: encoder)
         case .issueCredits(let b): try b.encode(to: encoder)
         case .transferCredits(let b): try b.encode(to: encoder)
+        case .registerBatch(let b): try b.encode(to: encoder)
+        case .transferCustody(let b): try b.encode(to: encoder)
+        case .recallBatch(let b): try b.encode(to: encoder)
+        case .administerDose(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -79,6 +79,11 @@ enum Fixture {
         .issueCredits(IssueCredits(account: address(0x4A), amount: 1_000)),
         .transferCredits(TransferCredits(to: address(0x4B), amount: 7, reference: hash(0x4C))),
         .transferCredits(TransferCredits(to: address(0x4D), amount: .max)),
+        .registerBatch(RegisterBatch(gtin: "09506000134352", lot: "LOT-42", productCode: "CVX208", units: 1_000, serialsRoot: hash(0x4E), materials: [hash(0x4F)],
+                                     manufacturedMs: 1_700_000_000_000, expiresMs: 1_800_000_000_000, minCentiC: -8_000, maxCentiC: -6_000)),
+        .transferCustody(TransferCustody(batch: hash(0x50), units: 100, receiver: address(0x51), sequence: 3, receiverSignature: signature(0x52))),
+        .recallBatch(RecallBatch(batch: hash(0x53), reasonCode: "cold-chain-excursion")),
+        .administerDose(AdministerDose(batch: hash(0x54), subject: hash(0x55), serialHash: hash(0x56), atMs: 1_750_000_000_000)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import IoMTCore
+import IoMTNode
+
+/// The supply chain, read from the latest committed state (issue 6 §1): a batch with its custody
+/// chain and holdings, its trace back to materials and forward to organisations and patients, and
+/// the check a scanner makes of a GTIN and lot (unknown, recalled or expired: flagged).
+extension API {
+    func supplyChainRoutes(_ router: Router<BasicRequestContext>) {
+        router.get("/v1/batches/:id") { _, ctx in try await batchView(ctx) }
+        router.get("/v1/batches/:id/trace") { _, ctx in try await trace(ctx) }
+        router.get("/v1/scan") { req, _ in try await scan(req) }
+    }
+
+    struct BatchResponse: Codable {
+        var batch: BatchRecord
+        var recalled: Bool
+        var expired: Bool
+        /// Units each organisation that has held the batch holds now.
+        var holdings: [String: UInt64]
+        var transfers: [CustodyRecord]
+        var height: UInt64
+    }
+
+    private func batchID(_ ctx: BasicRequestContext) throws -> Hash {
+        guard let id = ctx.parameters.get("id").flatMap(Hash.init(hex:)) else { throw Problem(.badRequest, code: "invalid-id", detail: "a batch id is 64 hex digits") }
+        return id
+    }
+
+    private func transfers(of b: BatchRecord, in state: AuthenticatedState, limit: UInt64 = 1_000) throws -> [CustodyRecord] {
+        try (0..<min(b.transfers, limit)).compactMap { try read(CustodyRecord.self, StateKeys.custodyTransfer(b.id, $0 + 1), in: state) }
+    }
+
+    /// `GET /v1/batches/{id}`.
+    private func batchView(_ ctx: BasicRequestContext) async throws -> Response {
+        let id = try batchID(ctx)
+        let (state, header) = await node.committedSnapshot()
+        guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
+        let chain = try transfers(of: b, in: state)
+        var holdings: [String: UInt64] = [:]
+        for org in Set([b.manufacturer] + chain.map(\.toOrganisation)) { holdings[org] = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0 }
+        return try json(BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
+                                      holdings: holdings, transfers: chain, height: header.height))
+    }
+
+    struct TraceResponse: Codable {
+        var batch: Hash
+        /// Batches it was made from, transitively (up to 8 levels).
+        var materials: [Hash]
+        /// Batches made from it, transitively (up to 8 levels).
+        var derived: [Hash]
+        /// Every organisation that received units of it or of a derived batch.
+        var organisations: [String]
+        /// The pseudonyms of every patient who received a unit of it or of a derived batch.
+        var patients: [Hash]
+        var administrations: UInt64
+        var height: UInt64
+    }
+
+    /// `GET /v1/batches/{id}/trace`: back to its materials, forward to organisations and patients.
+    private func trace(_ ctx: BasicRequestContext) async throws -> Response {
+        let id = try batchID(ctx)
+        let (state, header) = await node.committedSnapshot()
+        guard try read(BatchRecord.self, StateKeys.batch(id), in: state) != nil else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
+        func walk(_ next: (Hash) throws -> [Hash]) throws -> [Hash] {
+            var seen: Set<Hash> = [id], out: [Hash] = [], frontier = [id]
+            for _ in 0..<8 where !frontier.isEmpty {
+                var level: [Hash] = []
+                for h in frontier { for n in try next(h) where seen.insert(n).inserted && out.count < 10_000 { out.append(n); level.append(n) } }
+                frontier = level
+            }
+            return out
+        }
+        let materials = try walk { try read(BatchRecord.self, StateKeys.batch($0), in: state)?.registration.materials ?? [] }
+        let derived = try walk { try read(IDList.self, StateKeys.madeFrom($0), in: state)?.ids ?? [] }
+        var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
+        for b in [id] + derived {
+            guard let record = try read(BatchRecord.self, StateKeys.batch(b), in: state) else { continue }
+            organisations.insert(record.manufacturer)
+            for t in try transfers(of: record, in: state, limit: 100_000) { organisations.insert(t.toOrganisation) }
+            administrations += record.administered
+            var n: UInt64 = 0
+            while n < record.administered, patients.count < 100_000 {
+                n += 1
+                if let a = try read(AdministrationRecord.self, StateKeys.administration(b, n), in: state), seenPatients.insert(a.dose.subject).inserted { patients.append(a.dose.subject) }
+            }
+        }
+        return try json(TraceResponse(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
+                                      administrations: administrations, height: header.height))
+    }
+
+    struct ScanResponse: Codable {
+        var gtin: String
+        var lot: String
+        var batch: Hash
+        var known: Bool
+        var recalled: Bool
+        var expired: Bool
+        /// Unknown (a possible counterfeit), recalled or expired: do not use.
+        var flagged: Bool
+        var reason: String
+        var height: UInt64
+    }
+
+    /// `GET /v1/scan?gtin=&lot=`: what a scanner shows for a unit's GS1 data.
+    private func scan(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let gtin = q.get("gtin").map({ String($0) }), GS1.isValidGTIN(gtin), let lot = q.get("lot").map({ String($0) }), GS1.isValidLot(lot) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "gtin (GTIN-8/12/13/14 with its check digit) and lot (1…20 letters, digits or -./_) are required")
+        }
+        let id = GS1.batchID(gtin: gtin, lot: lot)
+        let (state, header) = await node.committedSnapshot()
+        guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else {
+            return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: false, recalled: false, expired: false, flagged: true,
+                                         reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
+        }
+        let expired = header.timestampMs >= b.registration.expiresMs
+        let reason = b.recall.map { "recalled: \($0.reasonCode)" } ?? (expired ? "expired" : "registered by \(b.manufacturer)")
+        return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired,
+                                     flagged: b.recall != nil || expired, reason: reason, height: header.height))
+    }
+}

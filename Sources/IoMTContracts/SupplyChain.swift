@@ -1,0 +1,107 @@
+import IoMTCore
+
+/// The vaccine and injectable-medicine supply chain (issue 6 §1, first part). Batches are
+/// registered by manufacturers, move between organisations only with both sides' signatures, are
+/// recalled by their manufacturer or public health, and are administered one unit at a time by
+/// attested practitioners of the organisation holding them.
+enum SupplyChain {
+    static let maxUnits: UInt32 = 10_000_000
+    static let maxDerived = 4_096
+
+    /// The sender acts for its organisation in the supply chain: a supply-chain party or a member-admin.
+    static func party(_ a: Account, doing what: String) throws(ContractError) {
+        guard a.role == .supplyChainParty || a.role == .memberAdmin else { throw .unauthorised("only a supply-chain party or a member-admin \(what)") }
+    }
+
+    static func batch(_ id: Hash, state: StateOverlay) throws(ContractError) -> BatchRecord {
+        guard let b = try state.read(BatchRecord.self, StateKeys.batch(id)) else { throw .invalidArgument("unknown batch \(id)") }
+        return b
+    }
+
+    static func register(_ b: RegisterBatch, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try party(sender, doing: "registers batches")
+        guard let org = try state.read(Organisation.self, StateKeys.organisation(sender.organisation)), org.kind == "manufacturer" else {
+            throw .unauthorised("only an organisation of kind manufacturer registers batches; \"\(sender.organisation)\" is not one")
+        }
+        guard GS1.isValidGTIN(b.gtin) else { throw .invalidArgument("gtin is a GTIN-8, -12, -13 or -14 with its check digit") }
+        guard GS1.isValidLot(b.lot) else { throw .invalidArgument("lot is 1…20 letters, digits or -./_") }
+        guard (1...32).contains(b.productCode.utf8.count), b.productCode.utf8.allSatisfy({ GS1.isValidLot(String(UnicodeScalar($0))) }) else {
+            throw .invalidArgument("productCode is a code (1…32 letters, digits or -./_), never free text")
+        }
+        guard (1...maxUnits).contains(b.units) else { throw .invalidArgument("units is 1…\(maxUnits)") }
+        guard b.materials.count <= RegisterBatch.maxMaterials, Set(b.materials).count == b.materials.count else {
+            throw .invalidArgument("at most \(RegisterBatch.maxMaterials) distinct materials")
+        }
+        guard b.manufacturedMs <= context.timestampMs, b.manufacturedMs < b.expiresMs, b.expiresMs > context.timestampMs else {
+            throw .invalidArgument("manufacturedMs must not be in the future and expiresMs must be after it and after the block's time")
+        }
+        guard b.minCentiC < b.maxCentiC, b.minCentiC >= -9_000, b.maxCentiC <= 5_000 else { throw .invalidArgument("the storage range is min < max within −90…50 °C") }
+        let id = b.id
+        guard state.value(forKey: StateKeys.batch(id)) == nil else { throw .alreadyExists("batch \(b.gtin)/\(b.lot)") }
+        for m in b.materials {
+            _ = try batch(m, state: state)
+            let key = StateKeys.madeFrom(m)
+            var list = try state.read(IDList.self, key) ?? IDList()
+            guard list.ids.count < maxDerived else { throw .invalidArgument("material \(m) already has \(maxDerived) derived batches listed") }
+            list.ids.append(id)
+            state.put(key, list)
+        }
+        state.put(StateKeys.batch(id), BatchRecord(id: id, registration: b, manufacturer: sender.organisation, registeredBy: sender.address, height: context.height))
+        state.put(StateKeys.holding(id, sender.organisation), UInt64(b.units))
+    }
+
+    static func transfer(_ t: TransferCustody, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try party(sender, doing: "transfers custody")
+        var b = try batch(t.batch, state: state)
+        guard t.units >= 1 else { throw .invalidArgument("a transfer moves at least one unit") }
+        guard t.sequence == b.transfers + 1 else { throw .invalidArgument("this is transfer \(b.transfers + 1) of batch \(t.batch), not \(t.sequence)") }
+        guard let receiver = try state.read(Account.self, StateKeys.account(t.receiver)) else { throw .unknownAccount(t.receiver) }
+        guard receiver.status == .active, receiver.role == .supplyChainParty || receiver.role == .memberAdmin else {
+            throw .invalidArgument("account \(t.receiver) is not an active supply-chain party or member-admin")
+        }
+        guard receiver.organisation != sender.organisation else { throw .invalidArgument("custody moves between organisations") }
+        let message = TransferCustody.message(chainID: context.chainID, batch: t.batch, units: t.units, sender: sender.address, receiver: t.receiver, sequence: t.sequence)
+        guard receiver.publicKey.isValidSignature(t.receiverSignature, for: message) else {
+            throw .invalidArgument("the receiver's signature over this transfer does not verify: both sides sign a custody transfer")
+        }
+        let fromKey = StateKeys.holding(t.batch, sender.organisation), toKey = StateKeys.holding(t.batch, receiver.organisation)
+        let held = try state.read(UInt64.self, fromKey) ?? 0
+        guard held >= UInt64(t.units) else { throw .invalidArgument("\"\(sender.organisation)\" holds \(held) units of batch \(t.batch), not \(t.units)") }
+        state.put(fromKey, held - UInt64(t.units))
+        state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + UInt64(t.units))
+        b.transfers = t.sequence
+        state.put(StateKeys.batch(t.batch), b)
+        state.put(StateKeys.custodyTransfer(t.batch, t.sequence), CustodyRecord(sequence: t.sequence, fromOrganisation: sender.organisation, toOrganisation: receiver.organisation,
+                                                                                sender: sender.address, receiver: t.receiver, units: t.units, atMs: context.timestampMs, height: context.height))
+    }
+
+    static func recall(_ r: RecallBatch, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        var b = try batch(r.batch, state: state)
+        let manufacturer = (sender.role == .supplyChainParty || sender.role == .memberAdmin) && sender.organisation == b.manufacturer
+        guard manufacturer || sender.role == .publicHealthOfficer else { throw .unauthorised("only the manufacturer \"\(b.manufacturer)\" or a public-health officer recalls a batch") }
+        guard RecallBatch.reasonCodes.contains(r.reasonCode) else { throw .invalidArgument("reasonCode is one of \(RecallBatch.reasonCodes.joined(separator: ", "))") }
+        guard b.recall == nil else { throw .alreadyExists("recall of batch \(r.batch)") }
+        b.recall = r
+        b.recalledHeight = context.height
+        state.put(StateKeys.batch(r.batch), b)
+    }
+
+    static func administer(_ d: AdministerDose, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard try Patients.attestation(of: sender, state: state) != nil else { throw .unauthorised("only a practitioner attested by its organisation records an administration") }
+        var b = try batch(d.batch, state: state)
+        guard b.recall == nil else { throw .invalidArgument("batch \(d.batch) was recalled (\(b.recall?.reasonCode ?? "")): it must not be administered") }
+        guard context.timestampMs < b.registration.expiresMs else { throw .invalidArgument("batch \(d.batch) expired") }
+        guard try state.read(PatientRecord.self, StateKeys.patient(d.subject)) != nil else { throw .invalidArgument("no patient is enrolled under pseudonym \(d.subject)") }
+        guard d.atMs >= b.registration.manufacturedMs, d.atMs <= context.timestampMs + 300_000 else { throw .invalidArgument("atMs is between manufacture and the block's time") }
+        let unitKey = StateKeys.administeredUnit(d.batch, d.serialHash)
+        guard state.value(forKey: unitKey) == nil else { throw .alreadyExists("an administration of unit \(d.serialHash) of batch \(d.batch)") }
+        let holdKey = StateKeys.holding(d.batch, sender.organisation)
+        let held = try state.read(UInt64.self, holdKey) ?? 0
+        guard held >= 1 else { throw .invalidArgument("\"\(sender.organisation)\" holds no unit of batch \(d.batch)") }
+        state.put(holdKey, held - 1)
+        b.administered += 1
+        state.put(StateKeys.batch(d.batch), b)
+        state.put(unitKey, b.administered)
+        state.put(StateKeys.administration(d.batch, b.administered), AdministrationRecord(n: b.administered, dose: d, practitioner: sender.address, organisation: sender.organisation, height: context.height))
+    }
+}

@@ -1,0 +1,212 @@
+/// Vaccine and injectable-medicine supply chain (issue 6 §1, first part): manufacturing batches
+/// under GS1 identifiers, custody moved between organisations with both sides' signatures, recalls,
+/// and administration to pseudonymous patients, so that a batch traces back to its materials and
+/// forward to every organisation that held it and every patient who received a unit of it.
+
+/// GS1 identifiers.
+public enum GS1 {
+    /// Whether `gtin` is a GTIN-8, -12, -13 or -14 with a correct check digit (GS1 General
+    /// Specifications §7.9: weights 3 and 1 from the right, excluding the check digit).
+    public static func isValidGTIN(_ gtin: String) -> Bool {
+        let digits = gtin.utf8.map { Int($0) - 48 }
+        guard [8, 12, 13, 14].contains(digits.count), digits.allSatisfy({ (0...9).contains($0) }) else { return false }
+        var sum = 0
+        for (i, d) in digits.dropLast().reversed().enumerated() { sum += d * (i % 2 == 0 ? 3 : 1) }
+        return (10 - sum % 10) % 10 == digits.last
+    }
+
+    /// A lot or serial number: 1…20 characters of GS1's AI (10)/(21) set, letters, digits and `-./_`.
+    public static func isValidLot(_ s: String) -> Bool {
+        (1...20).contains(s.utf8.count) && s.utf8.allSatisfy { c in
+            (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || [45, 46, 47, 95].contains(c)
+        }
+    }
+
+    /// A batch's id: from its GTIN and lot, so one lot of one product is registered once.
+    public static func batchID(gtin: String, lot: String) -> Hash {
+        var w = CanonicalWriter()
+        w.write(gtin); w.write(lot)
+        return Hash.domain("iomtchain/batch/v1", w.bytes)
+    }
+}
+
+/// A manufacturer (an account of an organisation of kind `manufacturer`) registers a batch.
+public struct RegisterBatch: Hashable, Sendable, Codable, CanonicalCodable {
+    public var gtin: String
+    public var lot: String
+    /// The product's code (a CVX or ATC code, say): never free text.
+    public var productCode: String
+    public var units: UInt32
+    /// Merkle root over the units' serial numbers (RFC 6962 over their UTF-8 bytes): a scanned
+    /// serial is checked against it with a proof, without listing every serial on-chain.
+    public var serialsRoot: Hash
+    /// Batches (or material lots registered as batches) it was made from.
+    public var materials: [Hash]
+    public var manufacturedMs: Int64
+    public var expiresMs: Int64
+    /// Storage range in hundredths of °C (200…800 for 2–8 °C).
+    public var minCentiC: Int32
+    public var maxCentiC: Int32
+
+    public static let maxMaterials = 32
+
+    public init(gtin: String, lot: String, productCode: String, units: UInt32, serialsRoot: Hash, materials: [Hash] = [],
+                manufacturedMs: Int64, expiresMs: Int64, minCentiC: Int32, maxCentiC: Int32) {
+        self.gtin = gtin; self.lot = lot; self.productCode = productCode; self.units = units; self.serialsRoot = serialsRoot; self.materials = materials
+        self.manufacturedMs = manufacturedMs; self.expiresMs = expiresMs; self.minCentiC = minCentiC; self.maxCentiC = maxCentiC
+    }
+
+    public var id: Hash { GS1.batchID(gtin: gtin, lot: lot) }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(gtin); w.write(lot); w.write(productCode); w.write(units); w.write(serialsRoot); w.write(materials)
+        w.write(manufacturedMs); w.write(expiresMs); w.write(UInt32(bitPattern: minCentiC)); w.write(UInt32(bitPattern: maxCentiC))
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        gtin = try r.read(); lot = try r.read(); productCode = try r.read(); units = try r.read(); serialsRoot = try r.read(); materials = try r.readArray()
+        manufacturedMs = try r.read(); expiresMs = try r.read()
+        minCentiC = Int32(bitPattern: try r.read()); maxCentiC = Int32(bitPattern: try r.read())
+    }
+}
+
+/// Custody of `units` of a batch moves from the sender's organisation to the receiver's. The
+/// receiver countersigns (`receiverSignature` over `message(…)` with its account key), so neither
+/// side alone can put units in or out of another's hands.
+public struct TransferCustody: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    public var units: UInt32
+    public var receiver: Address
+    /// The transfer's number for this batch (1, 2, …: the batch's transfer count + 1), so a
+    /// countersignature is good for one transfer only.
+    public var sequence: UInt64
+    public var receiverSignature: Signature
+
+    public init(batch: Hash, units: UInt32, receiver: Address, sequence: UInt64, receiverSignature: Signature) {
+        self.batch = batch; self.units = units; self.receiver = receiver; self.sequence = sequence; self.receiverSignature = receiverSignature
+    }
+
+    /// What the receiver signs: it takes `units` of `batch` from `sender`, as transfer `sequence`.
+    public static func message(chainID: String, batch: Hash, units: UInt32, sender: Address, receiver: Address, sequence: UInt64) -> [UInt8] {
+        var w = CanonicalWriter()
+        w.write("iomtchain/custody/v1"); w.write(chainID); w.write(batch); w.write(units); w.write(sender); w.write(receiver); w.write(sequence)
+        return w.bytes
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(units); w.write(receiver); w.write(sequence); w.write(receiverSignature) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        batch = try r.read(); units = try r.read(); receiver = try r.read(); sequence = try r.read(); receiverSignature = try r.read()
+    }
+}
+
+/// The manufacturer, or a public-health officer, recalls a batch: from this block no unit of it is
+/// administered, and a scan of it is flagged.
+public struct RecallBatch: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    /// `quality-defect`, `cold-chain-excursion`, `adverse-events`, `counterfeit`, `regulatory`.
+    public var reasonCode: String
+
+    public static let reasonCodes = ["quality-defect", "cold-chain-excursion", "adverse-events", "counterfeit", "regulatory"]
+
+    public init(batch: Hash, reasonCode: String) { self.batch = batch; self.reasonCode = reasonCode }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(reasonCode) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { batch = try r.read(); reasonCode = try r.read() }
+}
+
+/// An attested practitioner records one unit of a batch held by its organisation given to an
+/// enrolled patient (by pseudonym). `serialHash` is the SHA-256 of the unit's serial, so the unit is
+/// named without the serial on-chain.
+public struct AdministerDose: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    public var subject: Hash
+    public var serialHash: Hash
+    public var atMs: Int64
+
+    public init(batch: Hash, subject: Hash, serialHash: Hash, atMs: Int64) { self.batch = batch; self.subject = subject; self.serialHash = serialHash; self.atMs = atMs }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(subject); w.write(serialHash); w.write(atMs) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { batch = try r.read(); subject = try r.read(); serialHash = try r.read(); atMs = try r.read() }
+}
+
+/// A batch as held in state (`StateKeys.batch(id)`).
+public struct BatchRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var id: Hash
+    public var registration: RegisterBatch
+    public var manufacturer: String
+    public var registeredBy: Address
+    public var height: UInt64
+    public var transfers: UInt64
+    public var administered: UInt64
+    public var recall: RecallBatch?
+    public var recalledHeight: UInt64?
+
+    public init(id: Hash, registration: RegisterBatch, manufacturer: String, registeredBy: Address, height: UInt64,
+                transfers: UInt64 = 0, administered: UInt64 = 0, recall: RecallBatch? = nil, recalledHeight: UInt64? = nil) {
+        self.id = id; self.registration = registration; self.manufacturer = manufacturer; self.registeredBy = registeredBy; self.height = height
+        self.transfers = transfers; self.administered = administered; self.recall = recall; self.recalledHeight = recalledHeight
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(id); w.write(registration); w.write(manufacturer); w.write(registeredBy); w.write(height)
+        w.write(transfers); w.write(administered); w.write(recall); w.write(recalledHeight)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        id = try r.read(); registration = try r.read(); manufacturer = try r.read(); registeredBy = try r.read(); height = try r.read()
+        transfers = try r.read(); administered = try r.read(); recall = try r.readOptional(); recalledHeight = try r.readOptional()
+    }
+}
+
+/// One custody transfer as recorded (`StateKeys.custodyTransfer(batch, n)`).
+public struct CustodyRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var sequence: UInt64
+    public var fromOrganisation: String
+    public var toOrganisation: String
+    public var sender: Address
+    public var receiver: Address
+    public var units: UInt32
+    public var atMs: Int64
+    public var height: UInt64
+
+    public init(sequence: UInt64, fromOrganisation: String, toOrganisation: String, sender: Address, receiver: Address, units: UInt32, atMs: Int64, height: UInt64) {
+        self.sequence = sequence; self.fromOrganisation = fromOrganisation; self.toOrganisation = toOrganisation; self.sender = sender
+        self.receiver = receiver; self.units = units; self.atMs = atMs; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(sequence); w.write(fromOrganisation); w.write(toOrganisation); w.write(sender); w.write(receiver); w.write(units); w.write(atMs); w.write(height)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        sequence = try r.read(); fromOrganisation = try r.read(); toOrganisation = try r.read(); sender = try r.read(); receiver = try r.read()
+        units = try r.read(); atMs = try r.read(); height = try r.read()
+    }
+}
+
+/// One administration as recorded (`StateKeys.administration(batch, n)`).
+public struct AdministrationRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var dose: AdministerDose
+    public var practitioner: Address
+    public var organisation: String
+    public var height: UInt64
+
+    public init(n: UInt64, dose: AdministerDose, practitioner: Address, organisation: String, height: UInt64) {
+        self.n = n; self.dose = dose; self.practitioner = practitioner; self.organisation = organisation; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(n); w.write(dose); w.write(practitioner); w.write(organisation); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        n = try r.read(); dose = try r.read(); practitioner = try r.read(); organisation = try r.read(); height = try r.read()
+    }
+}
+
+extension StateKeys {
+    public static func batch(_ id: Hash) -> [UInt8] { Array("batch/".utf8) + id.bytes }
+    /// Units of a batch an organisation holds (`UInt64`).
+    public static func holding(_ batch: Hash, _ organisation: String) -> [UInt8] { Array("holding/".utf8) + batch.bytes + Array(organisation.utf8) }
+    public static func custodyTransfer(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("custody/".utf8) + batch.bytes + n.canonicalBytes }
+    public static func administration(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("administration/".utf8) + batch.bytes + n.canonicalBytes }
+    /// Set when a unit (by serial hash) was administered: a unit is given once.
+    public static func administeredUnit(_ batch: Hash, _ serialHash: Hash) -> [UInt8] { Array("administered-unit/".utf8) + batch.bytes + serialHash.bytes }
+    /// Batches made from a batch (`IDList`): the forward trace from a material.
+    public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import IoMTContracts
+import IoMTCore
+import Testing
+
+@Suite("Supply chain module: batches, dual-signed custody, recalls, administration, trace")
+struct SupplyChainTests {
+    typealias C = Consortium
+    static let adminM = C.ed25519(0x81), adminL = C.ed25519(0x82)
+    static let maker = C.ed25519(0x83), carrier = C.ed25519(0x84), pharmacy = C.ed25519(0x85), nurse = C.ed25519(0x86)
+    static let officer = C.ed25519(0x87), patient = C.ed25519(0x88), outsider = C.ed25519(0x89)
+    static let genesis = Genesis(
+        chainId: C.chainID, genesisTimeMs: 1_700_000_000_000,
+        organisations: [C.stMarys, C.agency, Organisation(id: "pharma", name: "Pharma", kind: "manufacturer"), Organisation(id: "logistics", name: "Logistics", kind: "distributor")],
+        admins: [.init(publicKey: C.adminA.publicKey, organisation: "st-marys", label: "A"), .init(publicKey: C.adminC.publicKey, organisation: "health-agency", label: "C"),
+                 .init(publicKey: adminM.publicKey, organisation: "pharma", label: "M"), .init(publicKey: adminL.publicKey, organisation: "logistics", label: "L")],
+        adminQuorum: 2, validators: [Validator(publicKey: C.validatorKey.publicKey, organisation: "st-marys")], consensus: ConsensusParameters())
+    static let day: Int64 = 86_400_000
+
+    static func ledger() -> Ledger {
+        var l = Ledger(genesis: genesis)
+        l.apply(adminM, .register(maker, .supplyChainParty, "pharma"))
+        l.apply(adminL, .register(carrier, .supplyChainParty, "logistics"))
+        l.apply(C.adminA, .register(pharmacy, .supplyChainParty, "st-marys"))
+        l.apply(C.adminA, .register(nurse, .practitioner, "st-marys"))
+        l.apply(C.adminA, .attestPractitioner(AttestPractitioner(account: nurse.publicKey.address, profession: "nurse", licenceHash: Hash.sha256([1]))))
+        l.apply(C.adminC, .register(officer, .publicHealthOfficer, "health-agency"))
+        l.apply(C.adminA, .enrol(patient))
+        return l
+    }
+
+    static func batch(_ lot: String, units: UInt32 = 100, materials: [Hash] = [], gtin: String = "09506000134352", expires: Int64 = 1_700_000_001_000 + 365 * day) -> RegisterBatch {
+        RegisterBatch(gtin: gtin, lot: lot, productCode: "CVX208", units: units, serialsRoot: MerkleTree.root(leaves: (0..<Int(units)).map { Array("\(lot)-\($0)".utf8) }),
+                      materials: materials, manufacturedMs: 1_700_000_000_000, expiresMs: expires, minCentiC: 200, maxCentiC: 800)
+    }
+
+    /// A custody transfer countersigned by `receiver` (or signed by `signer` instead, to forge one).
+    static func transfer(_ l: Ledger, _ id: Hash, units: UInt32, from sender: PrivateKey, to receiver: PrivateKey, signer: PrivateKey? = nil, sequence: UInt64? = nil) -> TransactionPayload {
+        let seq = sequence ?? ((try? l.state.read(BatchRecord.self, StateKeys.batch(id)))??.transfers ?? 0) + 1
+        let message = TransferCustody.message(chainID: C.chainID, batch: id, units: units, sender: sender.publicKey.address, receiver: receiver.publicKey.address, sequence: seq)
+        return .transferCustody(TransferCustody(batch: id, units: units, receiver: receiver.publicKey.address, sequence: seq, receiverSignature: (signer ?? receiver).sign(message)))
+    }
+
+    static func holding(_ l: Ledger, _ id: Hash, _ org: String) -> UInt64 { ((try? l.state.read(UInt64.self, StateKeys.holding(id, org))) ?? nil) ?? 0 }
+
+    @Test("GS1 identifiers: check digits, lots, one batch id per GTIN and lot")
+    func gs1() {
+        #expect(GS1.isValidGTIN("09506000134352") && GS1.isValidGTIN("4006381333931") && GS1.isValidGTIN("96385074"))
+        #expect(!GS1.isValidGTIN("09506000134353") && !GS1.isValidGTIN("0950600013435x") && !GS1.isValidGTIN("123"))
+        #expect(GS1.isValidLot("AB-12/3.x_") && !GS1.isValidLot("") && !GS1.isValidLot("lot with spaces") && !GS1.isValidLot(String(repeating: "1", count: 21)))
+        #expect(GS1.batchID(gtin: "09506000134352", lot: "A") != GS1.batchID(gtin: "09506000134352", lot: "B"))
+    }
+
+    @Test("only a manufacturer registers a batch, once, with valid identifiers; a carrier cannot sign a manufacturer's step")
+    func registration() throws {
+        var l = Self.ledger()
+        l.reject(Self.carrier, .registerBatch(Self.batch("L1")), "unauthorised")
+        l.reject(Self.pharmacy, .registerBatch(Self.batch("L1")), "unauthorised")
+        l.reject(Self.nurse, .registerBatch(Self.batch("L1")), "unauthorised")
+        l.reject(Self.maker, .registerBatch(Self.batch("L1", gtin: "09506000134353")), "invalid-argument")
+        l.reject(Self.maker, .registerBatch(Self.batch("L 1")), "invalid-argument")
+        l.reject(Self.maker, .registerBatch(Self.batch("L1", units: 0)), "invalid-argument")
+        l.reject(Self.maker, .registerBatch(Self.batch("L1", expires: 1_000)), "invalid-argument")
+        l.reject(Self.maker, .registerBatch(Self.batch("L1", materials: [Hash.sha256([7])])), "invalid-argument")
+        l.apply(Self.maker, .registerBatch(Self.batch("L1")))
+        l.reject(Self.maker, .registerBatch(Self.batch("L1")), "already-exists")
+        let id = GS1.batchID(gtin: "09506000134352", lot: "L1")
+        #expect(Self.holding(l, id, "pharma") == 100)
+    }
+
+    @Test("custody moves only with the receiver's countersignature, to a registered party of another organisation, within what the sender holds")
+    func custody() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("L1")))
+        let id = GS1.batchID(gtin: "09506000134352", lot: "L1")
+        l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier, signer: Self.outsider), "invalid-argument")
+        l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.outsider), "unknown-account")
+        l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.nurse), "invalid-argument")
+        l.reject(Self.maker, Self.transfer(l, id, units: 101, from: Self.maker, to: Self.carrier), "invalid-argument")
+        l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier, sequence: 2), "invalid-argument")
+        // The countersignature names the sender: the carrier's signature for the maker is no good for anyone else.
+        l.reject(Self.pharmacy, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier), "invalid-argument")
+        l.apply(Self.maker, Self.transfer(l, id, units: 60, from: Self.maker, to: Self.carrier))
+        l.reject(Self.carrier, Self.transfer(l, id, units: 61, from: Self.carrier, to: Self.pharmacy), "invalid-argument")
+        l.apply(Self.carrier, Self.transfer(l, id, units: 50, from: Self.carrier, to: Self.pharmacy))
+        #expect(Self.holding(l, id, "pharma") == 40 && Self.holding(l, id, "logistics") == 10 && Self.holding(l, id, "st-marys") == 50)
+        let second = try #require(try l.state.read(CustodyRecord.self, StateKeys.custodyTransfer(id, 2)))
+        #expect(second.fromOrganisation == "logistics" && second.toOrganisation == "st-marys" && second.units == 50)
+    }
+
+    @Test("administration: attested practitioners of a holding organisation, one unit each, to an enrolled patient; never a recalled batch")
+    func administrationAndRecall() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("L1")))
+        let id = GS1.batchID(gtin: "09506000134352", lot: "L1")
+        let subject = Pseudonym.of(Self.patient.publicKey.address)
+        func dose(_ serial: String, _ s: Hash = subject) -> TransactionPayload {
+            .administerDose(AdministerDose(batch: id, subject: s, serialHash: Hash.sha256(Array(serial.utf8)), atMs: l.context.timestampMs))
+        }
+        l.reject(Self.nurse, dose("L1-1"), "invalid-argument")  // st-marys holds none yet
+        l.apply(Self.maker, Self.transfer(l, id, units: 5, from: Self.maker, to: Self.pharmacy))
+        l.reject(Self.pharmacy, dose("L1-1"), "unauthorised")
+        l.reject(Self.nurse, dose("L1-1", Hash.sha256([9])), "invalid-argument")
+        l.apply(Self.nurse, dose("L1-1"))
+        l.reject(Self.nurse, dose("L1-1"), "already-exists")
+        l.apply(Self.nurse, dose("L1-2"))
+        #expect(Self.holding(l, id, "st-marys") == 3)
+        // Recall: only the manufacturer or public health; then no unit is given.
+        l.reject(Self.carrier, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "unauthorised")
+        l.reject(Self.pharmacy, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "unauthorised")
+        l.reject(Self.officer, .recallBatch(RecallBatch(batch: id, reasonCode: "bad")), "invalid-argument")
+        l.apply(Self.officer, .recallBatch(RecallBatch(batch: id, reasonCode: "adverse-events")))
+        l.reject(Self.maker, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "already-exists")
+        l.reject(Self.nurse, dose("L1-3"), "invalid-argument")
+        let b = try #require(try l.state.read(BatchRecord.self, StateKeys.batch(id)))
+        #expect(b.administered == 2 && b.recall?.reasonCode == "adverse-events")
+        #expect(try l.state.read(AdministrationRecord.self, StateKeys.administration(id, 2))?.dose.subject == subject)
+    }
+
+    @Test("a batch made from materials is listed under each material, for the forward trace")
+    func materials() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("ANTIGEN-1")))
+        let material = GS1.batchID(gtin: "09506000134352", lot: "ANTIGEN-1")
+        l.apply(Self.maker, .registerBatch(Self.batch("FILL-1", materials: [material])))
+        l.apply(Self.maker, .registerBatch(Self.batch("FILL-2", materials: [material])))
+        #expect(try l.state.read(IDList.self, StateKeys.madeFrom(material))?.ids == [GS1.batchID(gtin: "09506000134352", lot: "FILL-1"), GS1.batchID(gtin: "09506000134352", lot: "FILL-2")])
+        l.reject(Self.maker, .registerBatch(Self.batch("FILL-3", materials: [material, material])), "invalid-argument")
+    }
+}

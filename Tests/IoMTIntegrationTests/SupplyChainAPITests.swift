@@ -1,0 +1,73 @@
+import Foundation
+import IoMTCore
+import Testing
+
+/// Issue 6 §1 (first part) over the HTTP API of a real node: a manufacturer admitted by governance
+/// registers a batch, custody moves to a hospital with both signatures, a nurse gives two doses,
+/// the trace finds the hospital and both patients, a scan of an unknown lot is flagged, and after a
+/// recall the batch's scan is flagged and no dose can be given.
+@Suite("supply chain over the HTTP API of a real node")
+struct SupplyChainAPITests {
+    @Test("register, transfer, administer, trace, scan, recall", .timeLimit(.minutes(3)))
+    func flow() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try NodeProcess(dataDir: dir + "/node")
+        defer { node.terminate() }
+        let http = HTTP(base: node.url), chain = try DevChain(dataDir: dir + "/node")
+        let id = chain.chainID
+
+        // Governance admits a manufacturer and its admin (the dev chain's quorum is 1).
+        let pharmaAdmin = PrivateKey.generate(.ed25519)
+        try await GatewayTests.commit(http, chain, .proposeGovernance(.addOrganisation(Organisation(id: "pharma", name: "Pharma", kind: "manufacturer"))))
+        try await GatewayTests.commit(http, chain, .proposeGovernance(.addAdmin(publicKey: pharmaAdmin.publicKey, organisation: "pharma", label: "pharma admin")))
+        // A nurse and two patients at the hospital.
+        let nurse = PrivateKey.generate(.ed25519)
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: nurse.publicKey, role: .practitioner, organisation: "dev-hospital")))
+        try await GatewayTests.commit(http, chain, .attestPractitioner(AttestPractitioner(account: nurse.publicKey.address, profession: "nurse", licenceHash: Hash.sha256([1]))))
+        let patients = [try await ConsentAPITests.enrol(http, chain, PatientSecret.generate()), try await ConsentAPITests.enrol(http, chain, PatientSecret.generate())]
+        let subjects = patients.map { Pseudonym.of($0.publicKey.address) }
+
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let registration = RegisterBatch(gtin: "09506000134352", lot: "COVID-7", productCode: "CVX208", units: 10, serialsRoot: Hash.sha256([2]),
+                                         manufacturedMs: now - 86_400_000, expiresMs: now + 180 * 86_400_000, minCentiC: -8_000, maxCentiC: -6_000)
+        try await GatewayTests.commit(http, chain, .registerBatch(registration), key: pharmaAdmin)
+        let batch = registration.id
+        // The hospital's admin countersigns taking 4 units.
+        let message = TransferCustody.message(chainID: id, batch: batch, units: 4, sender: pharmaAdmin.publicKey.address, receiver: chain.admin.publicKey.address, sequence: 1)
+        try await GatewayTests.commit(http, chain, .transferCustody(TransferCustody(batch: batch, units: 4, receiver: chain.admin.publicKey.address, sequence: 1,
+                                                                                    receiverSignature: chain.admin.sign(message))), key: pharmaAdmin)
+        for (i, s) in subjects.enumerated() {
+            try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: s, serialHash: Hash.sha256(Array("COVID-7-\(i)".utf8)), atMs: now)), key: nurse)
+        }
+
+        var r = try await http.get("/v1/batches/\(batch.hex)")
+        #expect(r.status == 200, "\(r.text)")
+        let holdings = r.json["holdings"] as? [String: Int]
+        #expect(holdings == ["pharma": 6, "dev-hospital": 2], "\(r.text)")
+        #expect((r.json["transfers"] as? [Any])?.count == 1 && r.json["recalled"] as? Bool == false)
+        r = try await http.get("/v1/batches/\(batch.hex)/trace")
+        #expect(Set(r.json["organisations"] as? [String] ?? []) == ["pharma", "dev-hospital"], "\(r.text)")
+        #expect(Set((r.json["patients"] as? [String] ?? []).compactMap(Hash.init(hex:))) == Set(subjects) && r.json["administrations"] as? Int == 2)
+
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
+        #expect(r.json["known"] as? Bool == true && r.json["flagged"] as? Bool == false, "\(r.text)")
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=FAKE-1")
+        #expect(r.json["known"] as? Bool == false && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("counterfeit"), "\(r.text)")
+        r = try await http.get("/v1/scan?gtin=09506000134353&lot=COVID-7")
+        #expect(r.status == 400 && r.json["code"] as? String == "invalid-query")
+        #expect(try await http.get("/v1/batches/\(Hash.sha256([3]).hex)").status == 404)
+
+        try await GatewayTests.commit(http, chain, .recallBatch(RecallBatch(batch: batch, reasonCode: "cold-chain-excursion")), key: pharmaAdmin)
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
+        #expect(r.json["recalled"] as? Bool == true && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("cold-chain-excursion"), "\(r.text)")
+        // A dose from a recalled batch is refused with a reason, and changes nothing.
+        let tx = Transaction(chainID: id, sender: nurse.publicKey.address, signerKey: nurse.publicKey,
+                             nonce: UInt64(try await http.get("/v1/accounts/\(nurse.publicKey.address.hex)").json["nextNonce"] as? Int ?? 0),
+                             payload: .administerDose(AdministerDose(batch: batch, subject: subjects[0], serialHash: Hash.sha256([4]), atMs: now))).signed(with: nurse)
+        r = try await http.post("/v1/transactions", try chain.json(tx))
+        #expect(r.status == 422 && (r.json["detail"] as? String ?? "").contains("recalled"), "\(r.text)")
+        #expect(try await http.get("/v1/batches/\(batch.hex)").json["holdings"] as? [String: Int] == ["pharma": 6, "dev-hospital": 2])
+    }
+}
