@@ -226,6 +226,7 @@ public enum Runtime {
             case .transferCustody(let b): try SupplyChain.transfer(b, by: bumped, state: &scratch, context: ctx)
             case .recallBatch(let b): try SupplyChain.recall(b, by: bumped, state: &scratch, context: ctx)
             case .administerDose(let b): try SupplyChain.administer(b, by: bumped, state: &scratch, context: ctx)
+            case .reportAdverseEvent(let b): try SupplyChain.reportAdverseEvent(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

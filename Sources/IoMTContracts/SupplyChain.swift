@@ -102,6 +102,29 @@ enum SupplyChain {
         b.administered += 1
         state.put(StateKeys.batch(d.batch), b)
         state.put(unitKey, b.administered)
+        let toKey = StateKeys.administeredTo(d.batch, d.subject)
+        state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + 1)
         state.put(StateKeys.administration(d.batch, b.administered), AdministrationRecord(n: b.administered, dose: d, practitioner: sender.address, organisation: sender.organisation, height: context.height))
+    }
+
+    /// An attested practitioner, or the patient itself, reports a reaction of a patient who was
+    /// given a unit of the batch.
+    static func reportAdverseEvent(_ e: ReportAdverseEvent, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        let isPatient = sender.role == .patient && Pseudonym.of(sender.address) == e.subject
+        let isPractitioner = try Patients.attestation(of: sender, state: state) != nil
+        guard isPatient || isPractitioner else { throw .unauthorised("only an attested practitioner or the patient reports an adverse event") }
+        _ = try batch(e.batch, state: state)
+        guard ReportAdverseEvent.severities.contains(e.severity) else { throw .invalidArgument("severity is one of \(ReportAdverseEvent.severities.joined(separator: ", "))") }
+        let parts = e.reactionCode.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, ["snomed", "meddra"].contains(parts[0]), (1...18).contains(parts[1].utf8.count), parts[1].utf8.allSatisfy({ (48...57).contains($0) }) else {
+            throw .invalidArgument("reactionCode is snomed:<digits> or meddra:<digits>, never free text")
+        }
+        // The patient must have been given a unit of this batch.
+        guard (try state.read(UInt64.self, StateKeys.administeredTo(e.batch, e.subject)) ?? 0) > 0 else { throw .invalidArgument("patient \(e.subject) was not given a unit of batch \(e.batch)") }
+        guard e.onsetMs <= context.timestampMs else { throw .invalidArgument("onsetMs is in the future") }
+        let count = (try state.read(UInt64.self, StateKeys.adverseEventCount(e.batch)) ?? 0) + 1
+        state.put(StateKeys.adverseEventCount(e.batch), count)
+        state.put(StateKeys.adverseEvent(e.batch, count), AdverseEventRecord(n: count, report: e, reporter: sender.address, reporterRole: isPatient ? "patient" : "practitioner",
+                                                                             atMs: context.timestampMs, height: context.height))
     }
 }

@@ -117,6 +117,29 @@ struct SupplyChainTests {
         #expect(try l.state.read(AdministrationRecord.self, StateKeys.administration(id, 2))?.dose.subject == subject)
     }
 
+    @Test("adverse events: by an attested practitioner or the patient itself, in codes, only for a patient given a unit of the batch")
+    func adverseEvents() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("L1")))
+        let id = GS1.batchID(gtin: "09506000134352", lot: "L1")
+        let subject = Pseudonym.of(Self.patient.publicKey.address)
+        func report(_ code: String = "snomed:39579001", _ severity: String = "moderate", _ s: Hash = subject) -> TransactionPayload {
+            .reportAdverseEvent(ReportAdverseEvent(batch: id, subject: s, reactionCode: code, severity: severity, onsetMs: l.context.timestampMs))
+        }
+        l.reject(Self.nurse, report(), "invalid-argument")  // not given a unit yet
+        l.apply(Self.maker, Self.transfer(l, id, units: 1, from: Self.maker, to: Self.pharmacy))
+        l.apply(Self.nurse, .administerDose(AdministerDose(batch: id, subject: subject, serialHash: Hash.sha256([1]), atMs: l.context.timestampMs)))
+        l.reject(Self.nurse, report("anaphylaxis"), "invalid-argument")
+        l.reject(Self.nurse, report("snomed:12ab"), "invalid-argument")
+        l.reject(Self.nurse, report("snomed:39579001", "awful"), "invalid-argument")
+        l.reject(Self.pharmacy, report(), "unauthorised")
+        l.reject(Self.officer, report(), "unauthorised")
+        l.apply(Self.nurse, report())
+        l.apply(Self.patient, report("meddra:10002198", "severe"))
+        #expect(try l.state.read(UInt64.self, StateKeys.adverseEventCount(id)) == 2)
+        #expect(try l.state.read(AdverseEventRecord.self, StateKeys.adverseEvent(id, 2))?.reporterRole == "patient")
+    }
+
     @Test("a batch made from materials is listed under each material, for the forward trace")
     func materials() throws {
         var l = Self.ledger()

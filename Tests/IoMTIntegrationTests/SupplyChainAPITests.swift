@@ -59,6 +59,19 @@ struct SupplyChainAPITests {
         #expect(r.status == 400 && r.json["code"] as? String == "invalid-query")
         #expect(try await http.get("/v1/batches/\(Hash.sha256([3]).hex)").status == 404)
 
+        // A reaction reported by the second patient; both records export as FHIR.
+        try await GatewayTests.commit(http, chain, .reportAdverseEvent(ReportAdverseEvent(batch: batch, subject: subjects[1], reactionCode: "snomed:39579001",
+                                                                                          severity: "severe", onsetMs: now)), key: patients[1])
+        r = try await http.get("/v1/batches/\(batch.hex)/immunizations")
+        let immunizations = (r.json["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+        #expect(r.headers["content-type"]?.hasPrefix("application/fhir+json") == true && immunizations.count == 2, "\(r.text)")
+        #expect(immunizations.allSatisfy { $0["resourceType"] as? String == "Immunization" && $0["lotNumber"] as? String == "COVID-7" && $0["status"] as? String == "completed" })
+        #expect(((immunizations.first?["vaccineCode"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String == "208")
+        r = try await http.get("/v1/batches/\(batch.hex)/adverse-events")
+        let events = (r.json["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+        #expect(events.count == 1 && events[0]["resourceType"] as? String == "AdverseEvent" && events[0]["actuality"] as? String == "actual", "\(r.text)")
+        #expect(((events[0]["subject"] as? [String: Any])?["identifier"] as? [String: Any])?["value"] as? String == subjects[1].hex)
+
         try await GatewayTests.commit(http, chain, .recallBatch(RecallBatch(batch: batch, reasonCode: "cold-chain-excursion")), key: pharmaAdmin)
         r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
         #expect(r.json["recalled"] as? Bool == true && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("cold-chain-excursion"), "\(r.text)")

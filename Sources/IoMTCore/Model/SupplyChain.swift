@@ -128,6 +128,50 @@ public struct AdministerDose: Hashable, Sendable, Codable, CanonicalCodable {
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { batch = try r.read(); subject = try r.read(); serialHash = try r.read(); atMs = try r.read() }
 }
 
+/// A practitioner, or the patient, reports a reaction after a dose (seed 001 §5.3: post-injection
+/// symptom declarations): codes only — the reaction as a SNOMED CT or MedDRA code, a severity, the
+/// onset — so the report can go on-chain and be counted per batch.
+public struct ReportAdverseEvent: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    public var subject: Hash
+    /// `snomed:<code>` or `meddra:<code>`.
+    public var reactionCode: String
+    /// `mild`, `moderate`, `severe`, `life-threatening`, `fatal`.
+    public var severity: String
+    public var onsetMs: Int64
+
+    public static let severities = ["mild", "moderate", "severe", "life-threatening", "fatal"]
+
+    public init(batch: Hash, subject: Hash, reactionCode: String, severity: String, onsetMs: Int64) {
+        self.batch = batch; self.subject = subject; self.reactionCode = reactionCode; self.severity = severity; self.onsetMs = onsetMs
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(subject); w.write(reactionCode); w.write(severity); w.write(onsetMs) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        batch = try r.read(); subject = try r.read(); reactionCode = try r.read(); severity = try r.read(); onsetMs = try r.read()
+    }
+}
+
+/// An adverse-event report as recorded (`StateKeys.adverseEvent(batch, n)`).
+public struct AdverseEventRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var report: ReportAdverseEvent
+    public var reporter: Address
+    /// `practitioner` or `patient`.
+    public var reporterRole: String
+    public var atMs: Int64
+    public var height: UInt64
+
+    public init(n: UInt64, report: ReportAdverseEvent, reporter: Address, reporterRole: String, atMs: Int64, height: UInt64) {
+        self.n = n; self.report = report; self.reporter = reporter; self.reporterRole = reporterRole; self.atMs = atMs; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(n); w.write(report); w.write(reporter); w.write(reporterRole); w.write(atMs); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        n = try r.read(); report = try r.read(); reporter = try r.read(); reporterRole = try r.read(); atMs = try r.read(); height = try r.read()
+    }
+}
+
 /// A batch as held in state (`StateKeys.batch(id)`).
 public struct BatchRecord: Hashable, Sendable, Codable, CanonicalCodable {
     public var id: Hash
@@ -207,6 +251,11 @@ extension StateKeys {
     public static func administration(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("administration/".utf8) + batch.bytes + n.canonicalBytes }
     /// Set when a unit (by serial hash) was administered: a unit is given once.
     public static func administeredUnit(_ batch: Hash, _ serialHash: Hash) -> [UInt8] { Array("administered-unit/".utf8) + batch.bytes + serialHash.bytes }
+    /// Doses of a batch a patient was given (`UInt64`).
+    public static func administeredTo(_ batch: Hash, _ subject: Hash) -> [UInt8] { Array("administered-to/".utf8) + batch.bytes + subject.bytes }
+    /// How many adverse events were reported for a batch (`UInt64`); the n-th is `adverseEvent(batch, n)`.
+    public static func adverseEventCount(_ batch: Hash) -> [UInt8] { Array("adverse-events/".utf8) + batch.bytes }
+    public static func adverseEvent(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("adverse-events/".utf8) + batch.bytes + n.canonicalBytes }
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
 }

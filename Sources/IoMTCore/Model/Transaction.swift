@@ -40,6 +40,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case transferCustody(TransferCustody)
     case recallBatch(RecallBatch)
     case administerDose(AdministerDose)
+    case reportAdverseEvent(ReportAdverseEvent)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -76,10 +77,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .transferCustody: return "transfer-custody"
         case .recallBatch: return "recall-batch"
         case .administerDose: return "administer-dose"
+        case .reportAdverseEvent: return "report-adverse-event"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -115,6 +117,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .transferCustody(let b): w.write(UInt8(30)); w.write(b)
         case .recallBatch(let b): w.write(UInt8(31)); w.write(b)
         case .administerDose(let b): w.write(UInt8(32)); w.write(b)
+        case .reportAdverseEvent(let b): w.write(UInt8(33)); w.write(b)
         }
     }
 
@@ -153,6 +156,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 30: self = .transferCustody(try r.read())
         case 31: self = .recallBatch(try r.read())
         case 32: self = .administerDose(try r.read())
+        case 33: self = .reportAdverseEvent(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -195,6 +199,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "transfer-custody": self = .transferCustody(try TransferCustody(from: decoder))
         case "recall-batch": self = .recallBatch(try RecallBatch(from: decoder))
         case "administer-dose": self = .administerDose(try AdministerDose(from: decoder))
+        case "report-adverse-event": self = .reportAdverseEvent(try ReportAdverseEvent(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -236,6 +241,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .transferCustody(let b): try b.encode(to: encoder)
         case .recallBatch(let b): try b.encode(to: encoder)
         case .administerDose(let b): try b.encode(to: encoder)
+        case .reportAdverseEvent(let b): try b.encode(to: encoder)
         }
     }
 }

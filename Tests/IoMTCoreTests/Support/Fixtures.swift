@@ -84,6 +84,7 @@ enum Fixture {
         .transferCustody(TransferCustody(batch: hash(0x50), units: 100, receiver: address(0x51), sequence: 3, receiverSignature: signature(0x52))),
         .recallBatch(RecallBatch(batch: hash(0x53), reasonCode: "cold-chain-excursion")),
         .administerDose(AdministerDose(batch: hash(0x54), subject: hash(0x55), serialHash: hash(0x56), atMs: 1_750_000_000_000)),
+        .reportAdverseEvent(ReportAdverseEvent(batch: hash(0x57), subject: hash(0x58), reactionCode: "snomed:39579001", severity: "severe", onsetMs: 1_750_000_100_000)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
