@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import IoMTCore
+
+/// Signs `payload` with the key file's account, submits it and waits for the commit; prints the reply.
+func submitAndWait(_ payload: TransactionPayload, keyPath: String, node: String) async throws {
+    let key = try KeyFile.load(path: keyPath)
+    let client = NodeClient(base: node)
+    let chain = try await chainID(of: node)
+    let nonce = try await client.get("/v1/accounts/\(key.publicKey.address.hex)", as: TxCommand.AccountReply.self).nextNonce ?? 0
+    let tx = Transaction(chainID: chain, sender: key.publicKey.address, signerKey: key.publicKey, nonce: nonce, payload: payload).signed(with: key)
+    let r = try await client.request("POST", "/v1/transactions?wait=commit", body: try JSONEncoder().encode(tx))
+    guard (200..<300).contains(r.status) else { throw CLIError(client.problemText(r)) }
+    print(String(decoding: r.body, as: UTF8.self))
+}
+
+/// `iomtchain batch`: the vaccine supply chain from the command line (docs/supply-chain.md).
+struct BatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch", abstract: "Register, countersign, transfer, recall and trace supply-chain batches; check a scan.",
+        subcommands: [Register.self, Countersign.self, Transfer.self, Recall.self, Show.self, Trace.self, Scan.self])
+
+    struct NodeOption: ParsableArguments {
+        @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
+    }
+
+    static func batchID(_ s: String) throws -> Hash {
+        guard let h = Hash(hex: s) else { throw CLIError("a batch id is 64 hex digits (iomtchain batch scan prints it for a GTIN and lot)") }
+        return h
+    }
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A manufacturer registers a batch (GTIN, lot, serials) and holds all its units.")
+        @Option(help: "The manufacturer's account key file.") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "GTIN-8/12/13/14 with its check digit.") var gtin: String
+        @Option(help: "Lot number.") var lot: String
+        @Option(help: "Product code (e.g. CVX208).") var productCode: String
+        @Option(help: "A file with one unit serial per line (its Merkle root goes on-chain; the units are its line count).") var serials: String
+        @Option(help: "Material batch ids, comma-separated.") var materials: String?
+        @Option(help: "Days until expiry.") var expiresDays: Int64 = 365
+        @Option(help: "Lowest storage temperature (°C).") var minC: Double = 2
+        @Option(help: "Highest storage temperature (°C).") var maxC: Double = 8
+
+        func run() async throws {
+            let lines = String(decoding: try readInput(serials), as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+            guard !lines.isEmpty, Set(lines).count == lines.count, lines.allSatisfy(GS1.isValidLot) else {
+                throw CLIError("\(serials): one distinct serial per line (1…20 letters, digits or -./_)")
+            }
+            let materialIDs = try (materials ?? "").split(separator: ",").map { try BatchCommand.batchID(String($0)) }
+            let now = nowMs()
+            let b = RegisterBatch(gtin: gtin, lot: lot, productCode: productCode, units: UInt32(lines.count), serialsRoot: MerkleTree.root(leaves: lines.map { Array($0.utf8) }),
+                                  materials: materialIDs, manufacturedMs: now, expiresMs: now + expiresDays * 86_400_000,
+                                  minCentiC: Int32((minC * 100).rounded()), maxCentiC: Int32((maxC * 100).rounded()))
+            FileHandle.standardError.write(Data("batch id \(b.id)\n".utf8))
+            try await submitAndWait(.registerBatch(b), keyPath: key, node: node.node)
+        }
+    }
+
+    struct Countersign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The receiver signs that it takes units of a batch from a sender (prints the signature for `batch transfer`).")
+        @Option(help: "The receiver's account key file.") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "Units.") var units: UInt32
+        @Option(help: "The sender's account address.") var sender: String
+        @Option(help: "The transfer's sequence (default: the batch's transfer count + 1, from the node).") var sequence: UInt64?
+
+        func run() async throws {
+            let key = try KeyFile.load(path: key)
+            let id = try BatchCommand.batchID(batch)
+            guard let from = Address(hex: sender) else { throw CLIError("--sender must be 40 hex digits") }
+            let seq: UInt64
+            if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
+            let message = TransferCustody.message(chainID: try await chainID(of: node.node), batch: id, units: units, sender: from, receiver: key.publicKey.address, sequence: seq)
+            print(Hex.encode(key.sign(message).bytes))
+        }
+    }
+
+    static func nextSequence(_ id: Hash, node: String) async throws -> UInt64 {
+        guard let bytes = try await stateValue(node, StateKeys.batch(id)), let b = try? BatchRecord(canonicalBytes: bytes) else { throw CLIError("no batch \(id) on the chain") }
+        return b.transfers + 1
+    }
+
+    struct Transfer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The sender moves units to the receiver's organisation, with the receiver's countersignature.")
+        @Option(help: "The sender's account key file.") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "Units.") var units: UInt32
+        @Option(help: "The receiver's account address.") var receiver: String
+        @Option(help: "The receiver's countersignature (`batch countersign`).") var receiverSignature: String
+        @Option(help: "The transfer's sequence (default: from the node).") var sequence: UInt64?
+
+        func run() async throws {
+            let id = try BatchCommand.batchID(batch)
+            guard let to = Address(hex: receiver) else { throw CLIError("--receiver must be 40 hex digits") }
+            guard let sig = Hex.decode(receiverSignature).flatMap(Signature.init(bytes:)) else { throw CLIError("--receiver-signature must be 128 hex digits") }
+            let seq: UInt64
+            if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
+            try await submitAndWait(.transferCustody(TransferCustody(batch: id, units: units, receiver: to, sequence: seq, receiverSignature: sig)), keyPath: key, node: node.node)
+        }
+    }
+
+    struct Recall: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The manufacturer or a public-health officer recalls a batch.")
+        @Option(help: "Account key file.") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "\(RecallBatch.reasonCodes.joined(separator: ", ")).") var reason: String
+
+        func run() async throws {
+            try await submitAndWait(.recallBatch(RecallBatch(batch: try BatchCommand.batchID(batch), reasonCode: reason)), keyPath: key, node: node.node)
+        }
+    }
+
+    static func get(_ node: String, _ path: String) async throws {
+        let client = NodeClient(base: node)
+        let r = try await client.request("GET", path)
+        guard r.status == 200 else { throw CLIError(client.problemText(r)) }
+        print(String(decoding: r.body, as: UTF8.self))
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A batch, its holdings and custody chain.")
+        @OptionGroup var node: NodeOption
+        @Argument(help: "Batch id.") var batch: String
+        func run() async throws { try await BatchCommand.get(node.node, "/v1/batches/\(try BatchCommand.batchID(batch).hex)") }
+    }
+
+    struct Trace: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A batch back to its materials and forward to organisations and patients (pseudonyms).")
+        @OptionGroup var node: NodeOption
+        @Argument(help: "Batch id.") var batch: String
+        func run() async throws { try await BatchCommand.get(node.node, "/v1/batches/\(try BatchCommand.batchID(batch).hex)/trace") }
+    }
+
+    struct Scan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "What a scanner shows for a GTIN and lot; exits 3 if the unit is flagged (unknown, recalled, expired).")
+        @OptionGroup var node: NodeOption
+        @Option(help: "GTIN.") var gtin: String
+        @Option(help: "Lot.") var lot: String
+        func run() async throws {
+            let client = NodeClient(base: node.node)
+            let r = try await client.request("GET", "/v1/scan?gtin=\(percentEncoded(gtin))&lot=\(percentEncoded(lot))")
+            guard r.status == 200 else { throw CLIError(client.problemText(r)) }
+            print(String(decoding: r.body, as: UTF8.self))
+            if (try? JSONSerialization.jsonObject(with: r.body) as? [String: Any])?["flagged"] as? Bool == true { throw ExitCode(3) }
+        }
+    }
+}
