@@ -35,7 +35,9 @@ struct FHIRAdverseEvent: Codable {
     var subject: Reference
     var date: String
     var recordedDate: String
+    var seriousness: CodeableConcept
     var severity: CodeableConcept
+    var outcome: CodeableConcept?
     var recorder: Reference
     var suspectEntity: [SuspectEntity]
 }
@@ -45,7 +47,6 @@ extension API {
         struct Entry: Codable { var fullUrl: String; var resource: R }
         var resourceType = "Bundle"
         var type = "collection"
-        var total: Int
         var entry: [Entry]
     }
 
@@ -80,8 +81,10 @@ extension API {
         let (state, _) = await node.committedSnapshot()
         let b = try batchRecord(ctx, state)
         let code = b.registration.productCode
-        let vaccine = code.hasPrefix("CVX") ? FHIRConsent.Coding(system: "http://hl7.org/fhir/sid/cvx", code: String(code.dropFirst(3)))
-                                            : FHIRConsent.Coding(system: "urn:iomtchain:product-code", code: code)
+        // CVX208 or CVX-208 is CVX code 208; any other product code keeps the project's system.
+        let cvx = code.uppercased().hasPrefix("CVX") ? String(code.dropFirst(3).drop { $0 == "-" }) : ""
+        let vaccine = !cvx.isEmpty && cvx.allSatisfy(\.isNumber) ? FHIRConsent.Coding(system: "http://hl7.org/fhir/sid/cvx", code: cvx)
+                                                                 : FHIRConsent.Coding(system: "urn:iomtchain:product-code", code: code)
         var entries: [ResourceBundle<FHIRImmunization>.Entry] = []
         var n = after
         while n < b.administered, UInt64(entries.count) < limit {
@@ -96,7 +99,7 @@ extension API {
                 lotNumber: b.registration.lot, expirationDate: String(FHIRTime.format(b.registration.expiresMs).prefix(10)),
                 performer: [.init(actor: FHIRConsent.Reference(identifier: .init(system: FHIRConsent.accountSystem, value: a.practitioner.hex)))])))
         }
-        return try fhir(ResourceBundle(total: entries.count, entry: entries))
+        return try fhir(ResourceBundle(entry: entries))
     }
 
     /// `GET /v1/batches/{id}/adverse-events[?after=&limit=]`: reports as a FHIR Bundle of AdverseEvent.
@@ -112,18 +115,24 @@ extension API {
             guard let e = try read(AdverseEventRecord.self, StateKeys.adverseEvent(b.id, n), in: state) else { continue }
             let parts = e.report.reactionCode.split(separator: ":", maxSplits: 1).map(String.init)
             let system = parts.first == "snomed" ? "http://snomed.info/sct" : "http://terminology.hl7.org/CodeSystem/mdr"
-            // FHIR's adverse-event-severity has mild, moderate and severe; the two gravest map to severe.
+            // FHIR's adverse-event-severity has mild, moderate and severe; life-threatening and
+            // fatal are severe, with their seriousness (and a fatal outcome) said where FHIR says it.
             let severity = ["mild", "moderate"].contains(e.report.severity) ? e.report.severity : "severe"
+            let serious = e.report.severity == "fatal" ? ("SeriousResultsInDeath", "Results in death")
+                : e.report.severity == "life-threatening" ? ("SeriousIsLifeThreatening", "Is life-threatening")
+                : e.report.severity == "severe" ? ("Serious", "Serious") : ("Non-serious", "Non-serious")
             let id = "\(b.id.hex.prefix(16))-ae-\(n)"
             entries.append(.init(fullUrl: "urn:iomtchain:adverse-event:\(id)", resource: FHIRAdverseEvent(
                 id: id, event: FHIRConsent.CodeableConcept([FHIRConsent.Coding(system: system, code: parts.last)]),
                 subject: FHIRConsent.Reference(identifier: .init(system: FHIRConsent.pseudonymSystem, value: e.report.subject.hex)),
                 date: FHIRTime.format(e.report.onsetMs), recordedDate: FHIRTime.format(e.atMs),
-                severity: FHIRConsent.CodeableConcept([FHIRConsent.Coding(system: "http://terminology.hl7.org/CodeSystem/adverse-event-severity", code: severity, display: e.report.severity)]),
+                seriousness: FHIRConsent.CodeableConcept([FHIRConsent.Coding(system: "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness", code: serious.0, display: serious.1)]),
+                severity: FHIRConsent.CodeableConcept([FHIRConsent.Coding(system: "http://terminology.hl7.org/CodeSystem/adverse-event-severity", code: severity)]),
+                outcome: e.report.severity == "fatal" ? FHIRConsent.CodeableConcept([FHIRConsent.Coding(system: "http://terminology.hl7.org/CodeSystem/adverse-event-outcome", code: "fatal")]) : nil,
                 recorder: FHIRConsent.Reference(identifier: .init(system: FHIRConsent.accountSystem, value: e.reporter.hex)),
                 suspectEntity: [.init(instance: FHIRConsent.Reference(identifier: .init(system: "urn:iomtchain:batch", value: b.id.hex),
                                                                        display: "lot \(b.registration.lot) of GTIN \(b.registration.gtin)"))])))
         }
-        return try fhir(ResourceBundle(total: entries.count, entry: entries))
+        return try fhir(ResourceBundle(entry: entries))
     }
 }

@@ -19,7 +19,9 @@ extension API {
         var expired: Bool
         /// Units each organisation that has held the batch holds now.
         var holdings: [String: UInt64]
+        /// The first 1,000 transfers; `transfersTruncated` says there are more (holdings still count them all).
         var transfers: [CustodyRecord]
+        var transfersTruncated: Bool
         var height: UInt64
     }
 
@@ -39,9 +41,11 @@ extension API {
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
         let chain = try transfers(of: b, in: state)
         var holdings: [String: UInt64] = [:]
-        for org in Set([b.manufacturer] + chain.map(\.toOrganisation)) { holdings[org] = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0 }
+        for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
+            holdings[org] = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
+        }
         return try json(BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
-                                      holdings: holdings, transfers: chain, height: header.height))
+                                      holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count), height: header.height))
     }
 
     struct TraceResponse: Codable {
@@ -55,6 +59,9 @@ extension API {
         /// The pseudonyms of every patient who received a unit of it or of a derived batch.
         var patients: [Hash]
         var administrations: UInt64
+        /// True when a bound was reached (10,000 batches each way, 100,000 transfers per batch,
+        /// 200,000 administration records read): the lists are then incomplete, and say so.
+        var truncated: Bool
         var height: UInt64
     }
 
@@ -75,19 +82,23 @@ extension API {
         let materials = try walk { try read(BatchRecord.self, StateKeys.batch($0), in: state)?.registration.materials ?? [] }
         let derived = try walk { try read(IDList.self, StateKeys.madeFrom($0), in: state)?.ids ?? [] }
         var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
+        var budget: UInt64 = 200_000, truncated = materials.count >= 10_000 || derived.count >= 10_000
         for b in [id] + derived {
             guard let record = try read(BatchRecord.self, StateKeys.batch(b), in: state) else { continue }
             organisations.insert(record.manufacturer)
+            if record.transfers > 100_000 { truncated = true }
             for t in try transfers(of: record, in: state, limit: 100_000) { organisations.insert(t.toOrganisation) }
             administrations += record.administered
             var n: UInt64 = 0
-            while n < record.administered, patients.count < 100_000 {
+            while n < record.administered {
+                guard budget > 0 else { truncated = true; break }
+                budget -= 1
                 n += 1
                 if let a = try read(AdministrationRecord.self, StateKeys.administration(b, n), in: state), seenPatients.insert(a.dose.subject).inserted { patients.append(a.dose.subject) }
             }
         }
         return try json(TraceResponse(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
-                                      administrations: administrations, height: header.height))
+                                      administrations: administrations, truncated: truncated, height: header.height))
     }
 
     struct ScanResponse: Codable {

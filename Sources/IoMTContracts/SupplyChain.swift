@@ -39,7 +39,12 @@ enum SupplyChain {
         let id = b.id
         guard state.value(forKey: StateKeys.batch(id)) == nil else { throw .alreadyExists("batch \(b.gtin)/\(b.lot)") }
         for m in b.materials {
-            _ = try batch(m, state: state)
+            // A material is one this manufacturer holds units of, and not recalled.
+            let material = try batch(m, state: state)
+            guard material.recall == nil else { throw .invalidArgument("material \(m) was recalled") }
+            guard (try state.read(UInt64.self, StateKeys.holding(m, sender.organisation)) ?? 0) > 0 else {
+                throw .invalidArgument("\"\(sender.organisation)\" holds no unit of material \(m)")
+            }
             let key = StateKeys.madeFrom(m)
             var list = try state.read(IDList.self, key) ?? IDList()
             guard list.ids.count < maxDerived else { throw .invalidArgument("material \(m) already has \(maxDerived) derived batches listed") }
@@ -54,13 +59,17 @@ enum SupplyChain {
         try party(sender, doing: "transfers custody")
         var b = try batch(t.batch, state: state)
         guard t.units >= 1 else { throw .invalidArgument("a transfer moves at least one unit") }
+        guard context.timestampMs <= t.validUntilMs else { throw .invalidArgument("the receiver's countersignature lapsed at \(t.validUntilMs)") }
         guard t.sequence == b.transfers + 1 else { throw .invalidArgument("this is transfer \(b.transfers + 1) of batch \(t.batch), not \(t.sequence)") }
         guard let receiver = try state.read(Account.self, StateKeys.account(t.receiver)) else { throw .unknownAccount(t.receiver) }
         guard receiver.status == .active, receiver.role == .supplyChainParty || receiver.role == .memberAdmin else {
             throw .invalidArgument("account \(t.receiver) is not an active supply-chain party or member-admin")
         }
         guard receiver.organisation != sender.organisation else { throw .invalidArgument("custody moves between organisations") }
-        let message = TransferCustody.message(chainID: context.chainID, batch: t.batch, units: t.units, sender: sender.address, receiver: t.receiver, sequence: t.sequence)
+        // A recalled batch goes only back to its manufacturer.
+        guard b.recall == nil || receiver.organisation == b.manufacturer else { throw .invalidArgument("batch \(t.batch) was recalled: its units go back to \"\(b.manufacturer)\" only") }
+        let message = TransferCustody.message(chainID: context.chainID, batch: t.batch, units: t.units, sender: sender.address, receiver: t.receiver,
+                                              sequence: t.sequence, validUntilMs: t.validUntilMs)
         guard receiver.publicKey.isValidSignature(t.receiverSignature, for: message) else {
             throw .invalidArgument("the receiver's signature over this transfer does not verify: both sides sign a custody transfer")
         }
@@ -78,7 +87,11 @@ enum SupplyChain {
     static func recall(_ r: RecallBatch, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
         var b = try batch(r.batch, state: state)
         let manufacturer = (sender.role == .supplyChainParty || sender.role == .memberAdmin) && sender.organisation == b.manufacturer
-        guard manufacturer || sender.role == .publicHealthOfficer else { throw .unauthorised("only the manufacturer \"\(b.manufacturer)\" or a public-health officer recalls a batch") }
+        // Public health: an officer of an organisation of kind public-health-agency (any member
+        // may register an officer of its own, so the role alone is not enough).
+        let senderOrganisation = try state.read(Organisation.self, StateKeys.organisation(sender.organisation))
+        let agency = sender.role == .publicHealthOfficer && senderOrganisation?.kind == "public-health-agency"
+        guard manufacturer || agency else { throw .unauthorised("only the manufacturer \"\(b.manufacturer)\" or a public-health officer recalls a batch") }
         guard RecallBatch.reasonCodes.contains(r.reasonCode) else { throw .invalidArgument("reasonCode is one of \(RecallBatch.reasonCodes.joined(separator: ", "))") }
         guard b.recall == nil else { throw .alreadyExists("recall of batch \(r.batch)") }
         b.recall = r
@@ -111,8 +124,11 @@ enum SupplyChain {
     /// given a unit of the batch.
     static func reportAdverseEvent(_ e: ReportAdverseEvent, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
         let isPatient = sender.role == .patient && Pseudonym.of(sender.address) == e.subject
-        let isPractitioner = try Patients.attestation(of: sender, state: state) != nil
-        guard isPatient || isPractitioner else { throw .unauthorised("only an attested practitioner or the patient reports an adverse event") }
+        // A practitioner of an organisation that received the batch (it gave the dose, or holds it).
+        let isPractitioner = try Patients.attestation(of: sender, state: state) != nil && state.value(forKey: StateKeys.holding(e.batch, sender.organisation)) != nil
+        guard isPatient || isPractitioner else {
+            throw .unauthorised("only the patient, or an attested practitioner of an organisation that received the batch, reports an adverse event")
+        }
         _ = try batch(e.batch, state: state)
         guard ReportAdverseEvent.severities.contains(e.severity) else { throw .invalidArgument("severity is one of \(ReportAdverseEvent.severities.joined(separator: ", "))") }
         let parts = e.reactionCode.split(separator: ":", maxSplits: 1)
@@ -122,6 +138,9 @@ enum SupplyChain {
         // The patient must have been given a unit of this batch.
         guard (try state.read(UInt64.self, StateKeys.administeredTo(e.batch, e.subject)) ?? 0) > 0 else { throw .invalidArgument("patient \(e.subject) was not given a unit of batch \(e.batch)") }
         guard e.onsetMs <= context.timestampMs else { throw .invalidArgument("onsetMs is in the future") }
+        let reported = StateKeys.adverseReported(e.batch, e.subject, e.reactionCode)
+        guard state.value(forKey: reported) == nil else { throw .alreadyExists("a report of \(e.reactionCode) for this patient and batch") }
+        state.put(reported, context.height)
         let count = (try state.read(UInt64.self, StateKeys.adverseEventCount(e.batch)) ?? 0) + 1
         state.put(StateKeys.adverseEventCount(e.batch), count)
         state.put(StateKeys.adverseEvent(e.batch, count), AdverseEventRecord(n: count, report: e, reporter: sender.address, reporterRole: isPatient ? "patient" : "practitioner",

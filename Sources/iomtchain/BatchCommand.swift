@@ -58,13 +58,14 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     struct Countersign: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The receiver signs that it takes units of a batch from a sender (prints the signature for `batch transfer`).")
+        static let configuration = CommandConfiguration(abstract: "The receiver signs that it takes units of a batch from a sender (prints the signature and its expiry for `batch transfer`).")
         @Option(help: "The receiver's account key file.") var key: String
         @OptionGroup var node: NodeOption
         @Option(help: "Batch id.") var batch: String
         @Option(help: "Units.") var units: UInt32
         @Option(help: "The sender's account address.") var sender: String
         @Option(help: "The transfer's sequence (default: the batch's transfer count + 1, from the node).") var sequence: UInt64?
+        @Option(help: "Hours the countersignature stays good.") var validHours: Int64 = 24
 
         func run() async throws {
             let key = try KeyFile.load(path: key)
@@ -72,8 +73,10 @@ struct BatchCommand: AsyncParsableCommand {
             guard let from = Address(hex: sender) else { throw CLIError("--sender must be 40 hex digits") }
             let seq: UInt64
             if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
-            let message = TransferCustody.message(chainID: try await chainID(of: node.node), batch: id, units: units, sender: from, receiver: key.publicKey.address, sequence: seq)
-            print(Hex.encode(key.sign(message).bytes))
+            let until = nowMs() + validHours * 3_600_000
+            let message = TransferCustody.message(chainID: try await chainID(of: node.node), batch: id, units: units, sender: from, receiver: key.publicKey.address,
+                                                  sequence: seq, validUntilMs: until)
+            print(Hex.encode(key.sign(message).bytes), until)
         }
     }
 
@@ -89,7 +92,8 @@ struct BatchCommand: AsyncParsableCommand {
         @Option(help: "Batch id.") var batch: String
         @Option(help: "Units.") var units: UInt32
         @Option(help: "The receiver's account address.") var receiver: String
-        @Option(help: "The receiver's countersignature (`batch countersign`).") var receiverSignature: String
+        @Option(help: "The receiver's countersignature (`batch countersign` prints it, then its expiry).") var receiverSignature: String
+        @Option(help: "The countersignature's expiry (ms), as `batch countersign` printed it.") var validUntil: Int64
         @Option(help: "The transfer's sequence (default: from the node).") var sequence: UInt64?
 
         func run() async throws {
@@ -98,7 +102,7 @@ struct BatchCommand: AsyncParsableCommand {
             guard let sig = Hex.decode(receiverSignature).flatMap(Signature.init(bytes:)) else { throw CLIError("--receiver-signature must be 128 hex digits") }
             let seq: UInt64
             if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
-            try await submitAndWait(.transferCustody(TransferCustody(batch: id, units: units, receiver: to, sequence: seq, receiverSignature: sig)), keyPath: key, node: node.node)
+            try await submitAndWait(.transferCustody(TransferCustody(batch: id, units: units, receiver: to, sequence: seq, validUntilMs: validUntil, receiverSignature: sig)), keyPath: key, node: node.node)
         }
     }
 

@@ -35,10 +35,12 @@ struct SupplyChainTests {
     }
 
     /// A custody transfer countersigned by `receiver` (or signed by `signer` instead, to forge one).
-    static func transfer(_ l: Ledger, _ id: Hash, units: UInt32, from sender: PrivateKey, to receiver: PrivateKey, signer: PrivateKey? = nil, sequence: UInt64? = nil) -> TransactionPayload {
+    static func transfer(_ l: Ledger, _ id: Hash, units: UInt32, from sender: PrivateKey, to receiver: PrivateKey, signer: PrivateKey? = nil, sequence: UInt64? = nil,
+                         validUntil: Int64? = nil) -> TransactionPayload {
         let seq = sequence ?? ((try? l.state.read(BatchRecord.self, StateKeys.batch(id)))??.transfers ?? 0) + 1
-        let message = TransferCustody.message(chainID: C.chainID, batch: id, units: units, sender: sender.publicKey.address, receiver: receiver.publicKey.address, sequence: seq)
-        return .transferCustody(TransferCustody(batch: id, units: units, receiver: receiver.publicKey.address, sequence: seq, receiverSignature: (signer ?? receiver).sign(message)))
+        let until = validUntil ?? l.context.timestampMs + day
+        let message = TransferCustody.message(chainID: C.chainID, batch: id, units: units, sender: sender.publicKey.address, receiver: receiver.publicKey.address, sequence: seq, validUntilMs: until)
+        return .transferCustody(TransferCustody(batch: id, units: units, receiver: receiver.publicKey.address, sequence: seq, validUntilMs: until, receiverSignature: (signer ?? receiver).sign(message)))
     }
 
     static func holding(_ l: Ledger, _ id: Hash, _ org: String) -> UInt64 { ((try? l.state.read(UInt64.self, StateKeys.holding(id, org))) ?? nil) ?? 0 }
@@ -64,6 +66,9 @@ struct SupplyChainTests {
         l.reject(Self.maker, .registerBatch(Self.batch("L1", materials: [Hash.sha256([7])])), "invalid-argument")
         l.apply(Self.maker, .registerBatch(Self.batch("L1")))
         l.reject(Self.maker, .registerBatch(Self.batch("L1")), "already-exists")
+        // The same GTIN written as 13 or 14 digits is one product.
+        l.apply(Self.maker, .registerBatch(Self.batch("L2", gtin: "4006381333931")))
+        l.reject(Self.maker, .registerBatch(Self.batch("L2", gtin: "04006381333931")), "already-exists")
         let id = GS1.batchID(gtin: "09506000134352", lot: "L1")
         #expect(Self.holding(l, id, "pharma") == 100)
     }
@@ -78,13 +83,17 @@ struct SupplyChainTests {
         l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.nurse), "invalid-argument")
         l.reject(Self.maker, Self.transfer(l, id, units: 101, from: Self.maker, to: Self.carrier), "invalid-argument")
         l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier, sequence: 2), "invalid-argument")
-        // The countersignature names the sender: the carrier's signature for the maker is no good for anyone else.
-        l.reject(Self.pharmacy, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier), "invalid-argument")
+        l.reject(Self.maker, Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier, validUntil: l.context.timestampMs - 1), "invalid-argument")
+        l.apply(Self.maker, Self.transfer(l, id, units: 20, from: Self.maker, to: Self.pharmacy))
+        // The countersignature names the sender: the carrier's signature for the maker is no good for
+        // the pharmacy (which holds units, so only the signature can refuse it).
+        let forMaker = Self.transfer(l, id, units: 10, from: Self.maker, to: Self.carrier)
+        l.reject(Self.pharmacy, forMaker, "invalid-argument")
         l.apply(Self.maker, Self.transfer(l, id, units: 60, from: Self.maker, to: Self.carrier))
         l.reject(Self.carrier, Self.transfer(l, id, units: 61, from: Self.carrier, to: Self.pharmacy), "invalid-argument")
         l.apply(Self.carrier, Self.transfer(l, id, units: 50, from: Self.carrier, to: Self.pharmacy))
-        #expect(Self.holding(l, id, "pharma") == 40 && Self.holding(l, id, "logistics") == 10 && Self.holding(l, id, "st-marys") == 50)
-        let second = try #require(try l.state.read(CustodyRecord.self, StateKeys.custodyTransfer(id, 2)))
+        #expect(Self.holding(l, id, "pharma") == 20 && Self.holding(l, id, "logistics") == 10 && Self.holding(l, id, "st-marys") == 70)
+        let second = try #require(try l.state.read(CustodyRecord.self, StateKeys.custodyTransfer(id, 3)))
         #expect(second.fromOrganisation == "logistics" && second.toOrganisation == "st-marys" && second.units == 50)
     }
 
@@ -109,11 +118,18 @@ struct SupplyChainTests {
         l.reject(Self.carrier, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "unauthorised")
         l.reject(Self.pharmacy, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "unauthorised")
         l.reject(Self.officer, .recallBatch(RecallBatch(batch: id, reasonCode: "bad")), "invalid-argument")
+        // A public-health officer registered by a hospital is not public health.
+        let hospitalOfficer = C.ed25519(0x8A)
+        l.apply(C.adminA, .register(hospitalOfficer, .publicHealthOfficer, "st-marys"))
+        l.reject(hospitalOfficer, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "unauthorised")
         l.apply(Self.officer, .recallBatch(RecallBatch(batch: id, reasonCode: "adverse-events")))
+        // Recalled units go back to the manufacturer only.
+        l.reject(Self.pharmacy, Self.transfer(l, id, units: 1, from: Self.pharmacy, to: Self.carrier), "invalid-argument")
+        l.apply(Self.pharmacy, Self.transfer(l, id, units: 1, from: Self.pharmacy, to: Self.maker))
         l.reject(Self.maker, .recallBatch(RecallBatch(batch: id, reasonCode: "quality-defect")), "already-exists")
         l.reject(Self.nurse, dose("L1-3"), "invalid-argument")
         let b = try #require(try l.state.read(BatchRecord.self, StateKeys.batch(id)))
-        #expect(b.administered == 2 && b.recall?.reasonCode == "adverse-events")
+        #expect(b.administered == 2 && b.recall?.reasonCode == "adverse-events" && Self.holding(l, id, "pharma") == 96)
         #expect(try l.state.read(AdministrationRecord.self, StateKeys.administration(id, 2))?.dose.subject == subject)
     }
 
@@ -126,8 +142,9 @@ struct SupplyChainTests {
         func report(_ code: String = "snomed:39579001", _ severity: String = "moderate", _ s: Hash = subject) -> TransactionPayload {
             .reportAdverseEvent(ReportAdverseEvent(batch: id, subject: s, reactionCode: code, severity: severity, onsetMs: l.context.timestampMs))
         }
-        l.reject(Self.nurse, report(), "invalid-argument")  // not given a unit yet
+        l.reject(Self.nurse, report(), "unauthorised")  // st-marys never received the batch
         l.apply(Self.maker, Self.transfer(l, id, units: 1, from: Self.maker, to: Self.pharmacy))
+        l.reject(Self.nurse, report(), "invalid-argument")  // received, but not given to this patient yet
         l.apply(Self.nurse, .administerDose(AdministerDose(batch: id, subject: subject, serialHash: Hash.sha256([1]), atMs: l.context.timestampMs)))
         l.reject(Self.nurse, report("anaphylaxis"), "invalid-argument")
         l.reject(Self.nurse, report("snomed:12ab"), "invalid-argument")
@@ -135,7 +152,12 @@ struct SupplyChainTests {
         l.reject(Self.pharmacy, report(), "unauthorised")
         l.reject(Self.officer, report(), "unauthorised")
         l.apply(Self.nurse, report())
+        l.reject(Self.nurse, report(), "already-exists")
         l.apply(Self.patient, report("meddra:10002198", "severe"))
+        // Another patient cannot report for this one; a practitioner of an organisation that never received the batch cannot either.
+        let other = C.ed25519(0x8B)
+        l.apply(C.adminA, .enrol(other))
+        l.reject(other, report("snomed:1"), "unauthorised")
         #expect(try l.state.read(UInt64.self, StateKeys.adverseEventCount(id)) == 2)
         #expect(try l.state.read(AdverseEventRecord.self, StateKeys.adverseEvent(id, 2))?.reporterRole == "patient")
     }
@@ -145,6 +167,10 @@ struct SupplyChainTests {
         var l = Self.ledger()
         l.apply(Self.maker, .registerBatch(Self.batch("ANTIGEN-1")))
         let material = GS1.batchID(gtin: "09506000134352", lot: "ANTIGEN-1")
+        // A manufacturer must hold the material it names.
+        l.apply(Self.maker, Self.transfer(l, material, units: 100, from: Self.maker, to: Self.carrier))
+        l.reject(Self.maker, .registerBatch(Self.batch("FILL-0", materials: [material])), "invalid-argument")
+        l.apply(Self.carrier, Self.transfer(l, material, units: 10, from: Self.carrier, to: Self.maker))
         l.apply(Self.maker, .registerBatch(Self.batch("FILL-1", materials: [material])))
         l.apply(Self.maker, .registerBatch(Self.batch("FILL-2", materials: [material])))
         #expect(try l.state.read(IDList.self, StateKeys.madeFrom(material))?.ids == [GS1.batchID(gtin: "09506000134352", lot: "FILL-1"), GS1.batchID(gtin: "09506000134352", lot: "FILL-2")])

@@ -35,9 +35,10 @@ struct SupplyChainAPITests {
         try await GatewayTests.commit(http, chain, .registerBatch(registration), key: pharmaAdmin)
         let batch = registration.id
         // The hospital's admin countersigns taking 4 units.
-        let message = TransferCustody.message(chainID: id, batch: batch, units: 4, sender: pharmaAdmin.publicKey.address, receiver: chain.admin.publicKey.address, sequence: 1)
+        let until = now + 3_600_000
+        let message = TransferCustody.message(chainID: id, batch: batch, units: 4, sender: pharmaAdmin.publicKey.address, receiver: chain.admin.publicKey.address, sequence: 1, validUntilMs: until)
         try await GatewayTests.commit(http, chain, .transferCustody(TransferCustody(batch: batch, units: 4, receiver: chain.admin.publicKey.address, sequence: 1,
-                                                                                    receiverSignature: chain.admin.sign(message))), key: pharmaAdmin)
+                                                                                    validUntilMs: until, receiverSignature: chain.admin.sign(message))), key: pharmaAdmin)
         for (i, s) in subjects.enumerated() {
             try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: s, serialHash: Hash.sha256(Array("COVID-7-\(i)".utf8)), atMs: now)), key: nurse)
         }
@@ -50,6 +51,7 @@ struct SupplyChainAPITests {
         r = try await http.get("/v1/batches/\(batch.hex)/trace")
         #expect(Set(r.json["organisations"] as? [String] ?? []) == ["pharma", "dev-hospital"], "\(r.text)")
         #expect(Set((r.json["patients"] as? [String] ?? []).compactMap(Hash.init(hex:))) == Set(subjects) && r.json["administrations"] as? Int == 2)
+        #expect(r.json["truncated"] as? Bool == false)
 
         r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
         #expect(r.json["known"] as? Bool == true && r.json["flagged"] as? Bool == false, "\(r.text)")
@@ -71,6 +73,8 @@ struct SupplyChainAPITests {
         let events = (r.json["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
         #expect(events.count == 1 && events[0]["resourceType"] as? String == "AdverseEvent" && events[0]["actuality"] as? String == "actual", "\(r.text)")
         #expect(((events[0]["subject"] as? [String: Any])?["identifier"] as? [String: Any])?["value"] as? String == subjects[1].hex)
+        #expect(((events[0]["seriousness"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String == "Serious")
+        #expect(r.json["total"] == nil && r.json["type"] as? String == "collection")
 
         // The same steps from the command line: register from a serials file, countersign, transfer, scan.
         let pharmaPath = dir + "/pharma.key.json", hospitalPath = dir + "/hospital.key.json", serials = dir + "/serials.txt"
@@ -83,11 +87,13 @@ struct SupplyChainAPITests {
         #expect(cli.stderr.contains(cliBatch.hex))
         cli = try runCLI(["batch", "countersign", "--node", node.url, "--key", hospitalPath, "--batch", cliBatch.hex, "--units", "3", "--sender", pharmaAdmin.publicKey.address.hex])
         #expect(cli.status == 0, "\(cli.stderr)")
-        let signature = cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let signed = cli.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        let signature = signed.first ?? "", validUntil = signed.count > 1 ? signed[1] : ""
+        #expect(Int64(validUntil) != nil, "\(cli.stdout)")
         // Countersigned for 3 units: a transfer of 4 with it is refused.
-        cli = try runCLI(["batch", "transfer", "--node", node.url, "--key", pharmaPath, "--batch", cliBatch.hex, "--units", "4", "--receiver", chain.admin.publicKey.address.hex, "--receiver-signature", signature])
+        cli = try runCLI(["batch", "transfer", "--node", node.url, "--key", pharmaPath, "--batch", cliBatch.hex, "--units", "4", "--receiver", chain.admin.publicKey.address.hex, "--receiver-signature", signature, "--valid-until", validUntil])
         #expect(cli.status != 0 && cli.stderr.contains("signature"), "\(cli.stderr)")
-        cli = try runCLI(["batch", "transfer", "--node", node.url, "--key", pharmaPath, "--batch", cliBatch.hex, "--units", "3", "--receiver", chain.admin.publicKey.address.hex, "--receiver-signature", signature])
+        cli = try runCLI(["batch", "transfer", "--node", node.url, "--key", pharmaPath, "--batch", cliBatch.hex, "--units", "3", "--receiver", chain.admin.publicKey.address.hex, "--receiver-signature", signature, "--valid-until", validUntil])
         #expect(cli.status == 0, "\(cli.stderr)")
         cli = try runCLI(["batch", "show", "--node", node.url, cliBatch.hex])
         #expect(cli.stdout.contains("\"dev-hospital\" : 3") || cli.stdout.contains("\"dev-hospital\":3"), "\(cli.stdout)")

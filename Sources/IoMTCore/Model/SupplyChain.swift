@@ -22,10 +22,14 @@ public enum GS1 {
         }
     }
 
-    /// A batch's id: from its GTIN and lot, so one lot of one product is registered once.
+    /// The GTIN as 14 digits (GTIN-8/12/13 left-padded with zeros, as GS1 AI (01) carries it), so
+    /// one product has one form whatever length it was written in.
+    public static func gtin14(_ gtin: String) -> String { String(repeating: "0", count: max(0, 14 - gtin.utf8.count)) + gtin }
+
+    /// A batch's id: from its GTIN (as 14 digits) and lot, so one lot of one product is registered once.
     public static func batchID(gtin: String, lot: String) -> Hash {
         var w = CanonicalWriter()
-        w.write(gtin); w.write(lot)
+        w.write(gtin14(gtin)); w.write(lot)
         return Hash.domain("iomtchain/batch/v1", w.bytes)
     }
 }
@@ -79,22 +83,24 @@ public struct TransferCustody: Hashable, Sendable, Codable, CanonicalCodable {
     /// The transfer's number for this batch (1, 2, …: the batch's transfer count + 1), so a
     /// countersignature is good for one transfer only.
     public var sequence: UInt64
+    /// The countersignature lapses after this block time (ms).
+    public var validUntilMs: Int64
     public var receiverSignature: Signature
 
-    public init(batch: Hash, units: UInt32, receiver: Address, sequence: UInt64, receiverSignature: Signature) {
-        self.batch = batch; self.units = units; self.receiver = receiver; self.sequence = sequence; self.receiverSignature = receiverSignature
+    public init(batch: Hash, units: UInt32, receiver: Address, sequence: UInt64, validUntilMs: Int64, receiverSignature: Signature) {
+        self.batch = batch; self.units = units; self.receiver = receiver; self.sequence = sequence; self.validUntilMs = validUntilMs; self.receiverSignature = receiverSignature
     }
 
-    /// What the receiver signs: it takes `units` of `batch` from `sender`, as transfer `sequence`.
-    public static func message(chainID: String, batch: Hash, units: UInt32, sender: Address, receiver: Address, sequence: UInt64) -> [UInt8] {
+    /// What the receiver signs: it takes `units` of `batch` from `sender`, as transfer `sequence`, until `validUntilMs`.
+    public static func message(chainID: String, batch: Hash, units: UInt32, sender: Address, receiver: Address, sequence: UInt64, validUntilMs: Int64) -> [UInt8] {
         var w = CanonicalWriter()
-        w.write("iomtchain/custody/v1"); w.write(chainID); w.write(batch); w.write(units); w.write(sender); w.write(receiver); w.write(sequence)
+        w.write("iomtchain/custody/v1"); w.write(chainID); w.write(batch); w.write(units); w.write(sender); w.write(receiver); w.write(sequence); w.write(validUntilMs)
         return w.bytes
     }
 
-    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(units); w.write(receiver); w.write(sequence); w.write(receiverSignature) }
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(units); w.write(receiver); w.write(sequence); w.write(validUntilMs); w.write(receiverSignature) }
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
-        batch = try r.read(); units = try r.read(); receiver = try r.read(); sequence = try r.read(); receiverSignature = try r.read()
+        batch = try r.read(); units = try r.read(); receiver = try r.read(); sequence = try r.read(); validUntilMs = try r.read(); receiverSignature = try r.read()
     }
 }
 
@@ -251,6 +257,8 @@ extension StateKeys {
     public static func administration(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("administration/".utf8) + batch.bytes + n.canonicalBytes }
     /// Set when a unit (by serial hash) was administered: a unit is given once.
     public static func administeredUnit(_ batch: Hash, _ serialHash: Hash) -> [UInt8] { Array("administered-unit/".utf8) + batch.bytes + serialHash.bytes }
+    /// Set when a reaction (code) of a patient was reported for a batch: reported once.
+    public static func adverseReported(_ batch: Hash, _ subject: Hash, _ code: String) -> [UInt8] { Array("adverse-reported/".utf8) + batch.bytes + subject.bytes + Array(code.utf8) }
     /// Doses of a batch a patient was given (`UInt64`).
     public static func administeredTo(_ batch: Hash, _ subject: Hash) -> [UInt8] { Array("administered-to/".utf8) + batch.bytes + subject.bytes }
     /// How many adverse events were reported for a batch (`UInt64`); the n-th is `adverseEvent(batch, n)`.

@@ -81,7 +81,7 @@ enum Fixture {
         .transferCredits(TransferCredits(to: address(0x4D), amount: .max)),
         .registerBatch(RegisterBatch(gtin: "09506000134352", lot: "LOT-42", productCode: "CVX208", units: 1_000, serialsRoot: hash(0x4E), materials: [hash(0x4F)],
                                      manufacturedMs: 1_700_000_000_000, expiresMs: 1_800_000_000_000, minCentiC: -8_000, maxCentiC: -6_000)),
-        .transferCustody(TransferCustody(batch: hash(0x50), units: 100, receiver: address(0x51), sequence: 3, receiverSignature: signature(0x52))),
+        .transferCustody(TransferCustody(batch: hash(0x50), units: 100, receiver: address(0x51), sequence: 3, validUntilMs: 1_750_000_000_000, receiverSignature: signature(0x52))),
         .recallBatch(RecallBatch(batch: hash(0x53), reasonCode: "cold-chain-excursion")),
         .administerDose(AdministerDose(batch: hash(0x54), subject: hash(0x55), serialHash: hash(0x56), atMs: 1_750_000_000_000)),
         .reportAdverseEvent(ReportAdverseEvent(batch: hash(0x57), subject: hash(0x58), reactionCode: "snomed:39579001", severity: "severe", onsetMs: 1_750_000_100_000)),
