@@ -11,6 +11,7 @@ extension API {
         router.get("/v1/batches/:id") { _, ctx in try await batchView(ctx) }
         router.get("/v1/batches/:id/trace") { _, ctx in try await trace(ctx) }
         router.get("/v1/scan") { req, _ in try await scan(req) }
+        router.get("/v1/recalls") { req, _ in try await recalls(req) }
     }
 
     struct BatchResponse: Codable {
@@ -99,6 +100,51 @@ extension API {
         }
         return try json(TraceResponse(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
                                       administrations: administrations, truncated: truncated, height: header.height))
+    }
+
+    struct RecallNotice: Codable {
+        var n: UInt64
+        var batch: Hash
+        var gtin: String
+        var lot: String
+        var reasonCode: String
+        var height: UInt64
+        /// Organisations holding units now (they must quarantine them and reach their patients).
+        var holders: [String: UInt64]
+        var administrations: UInt64
+    }
+
+    struct RecallsReply: Codable { var recalls: [RecallNotice]; var last: UInt64; var height: UInt64 }
+
+    /// `GET /v1/recalls?after=n&waitMs=`: recalls numbered after `n`, waiting up to `waitMs` for
+    /// one (a long poll: how holders, hospitals and public health are notified).
+    private func recalls(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("after") ?? "0"), let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "after is a recall number, waitMs 0…60000")
+        }
+        let deadline = ContinuousClock.now + .milliseconds(wait)
+        while true {
+            let (state, header) = await node.committedSnapshot()
+            let count = try read(UInt64.self, StateKeys.recallCount, in: state) ?? 0
+            if count > after || ContinuousClock.now >= deadline {
+                var notices: [RecallNotice] = []
+                var n = after
+                while n < count, notices.count < 100 {
+                    n += 1
+                    guard let id = try read(Hash.self, StateKeys.recallEntry(n), in: state), let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { continue }
+                    var holders: [String: UInt64] = [:]
+                    for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
+                        let held = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
+                        if held > 0 { holders[org] = held }
+                    }
+                    notices.append(RecallNotice(n: n, batch: id, gtin: b.registration.gtin, lot: b.registration.lot, reasonCode: b.recall?.reasonCode ?? "",
+                                                height: b.recalledHeight ?? 0, holders: holders, administrations: b.administered))
+                }
+                return try json(RecallsReply(recalls: notices, last: notices.last?.n ?? after, height: header.height))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     struct ScanResponse: Codable {

@@ -97,6 +97,10 @@ enum SupplyChain {
         b.recall = r
         b.recalledHeight = context.height
         state.put(StateKeys.batch(r.batch), b)
+        // Numbered, for the holders' and public health's notification feed.
+        let n = (try state.read(UInt64.self, StateKeys.recallCount) ?? 0) + 1
+        state.put(StateKeys.recallCount, n)
+        state.put(StateKeys.recallEntry(n), r.batch)
     }
 
     static func administer(_ d: AdministerDose, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {

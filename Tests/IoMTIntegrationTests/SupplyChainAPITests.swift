@@ -100,7 +100,14 @@ struct SupplyChainAPITests {
         #expect(try runCLI(["batch", "scan", "--node", node.url, "--gtin", "4006381333931", "--lot", "CLI-1"]).status == 0)
         #expect(try runCLI(["batch", "scan", "--node", node.url, "--gtin", "4006381333931", "--lot", "CLI-2"]).status == 3)
 
+        // A hospital waiting on the recall feed is told, with who holds units.
+        async let notice = http.get("/v1/recalls?after=0&waitMs=20000")
+        try await Task.sleep(nanoseconds: 300_000_000)
         try await GatewayTests.commit(http, chain, .recallBatch(RecallBatch(batch: batch, reasonCode: "cold-chain-excursion")), key: pharmaAdmin)
+        let told = try await notice
+        let first = (told.json["recalls"] as? [[String: Any]])?.first
+        #expect(first?["batch"] as? String == batch.hex && first?["reasonCode"] as? String == "cold-chain-excursion", "\(told.text)")
+        #expect(first?["holders"] as? [String: Int] == ["pharma": 6, "dev-hospital": 2] && first?["administrations"] as? Int == 2, "\(told.text)")
         r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
         #expect(r.json["recalled"] as? Bool == true && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("cold-chain-excursion"), "\(r.text)")
         // A dose from a recalled batch is refused with a reason, and changes nothing.

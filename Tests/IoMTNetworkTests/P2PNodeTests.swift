@@ -92,7 +92,9 @@ struct P2PNodeTests {
         let keyS = PrivateKey.generate(.ed25519), keyP = PrivateKey.generate(.ed25519), member = PrivateKey.generate(.ed25519)
         let admit = admitting([keyS, keyP, member])
         var config = makeConfig(keyS, admitted: admit)
-        config.handshakeTimeout = .milliseconds(500)
+        // Short enough for the truncated and slow cases below to time out quickly, long enough for
+        // the member's valid handshake to finish on a loaded machine (500 ms did not, once).
+        config.handshakeTimeout = .seconds(2)
         config.maxFrameBytes = 64 << 10
         let s = P2PNode(configuration: config)
         try await s.start()

@@ -264,6 +264,9 @@ extension StateKeys {
     /// How many adverse events were reported for a batch (`UInt64`); the n-th is `adverseEvent(batch, n)`.
     public static func adverseEventCount(_ batch: Hash) -> [UInt8] { Array("adverse-events/".utf8) + batch.bytes }
     public static func adverseEvent(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("adverse-events/".utf8) + batch.bytes + n.canonicalBytes }
+    /// How many recalls were recorded (`UInt64`); the n-th recalled batch is `recallEntry(n)`.
+    public static let recallCount: [UInt8] = Array("recalls/count".utf8)
+    public static func recallEntry(_ n: UInt64) -> [UInt8] { Array("recalls/".utf8) + n.canonicalBytes }
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
 }
