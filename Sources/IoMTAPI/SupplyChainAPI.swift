@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import IoMTContracts
 import IoMTCore
 import IoMTNode
 
@@ -50,19 +51,7 @@ extension API {
     }
 
     struct TraceResponse: Codable {
-        var batch: Hash
-        /// Batches it was made from, transitively (up to 8 levels).
-        var materials: [Hash]
-        /// Batches made from it, transitively (up to 8 levels).
-        var derived: [Hash]
-        /// Every organisation that received units of it or of a derived batch.
-        var organisations: [String]
-        /// The pseudonyms of every patient who received a unit of it or of a derived batch.
-        var patients: [Hash]
-        var administrations: UInt64
-        /// True when a bound was reached (10,000 batches each way, 100,000 transfers per batch,
-        /// 200,000 administration records read): the lists are then incomplete, and say so.
-        var truncated: Bool
+        var trace: BatchTrace
         var height: UInt64
     }
 
@@ -70,36 +59,10 @@ extension API {
     private func trace(_ ctx: BasicRequestContext) async throws -> Response {
         let id = try batchID(ctx)
         let (state, header) = await node.committedSnapshot()
-        guard try read(BatchRecord.self, StateKeys.batch(id), in: state) != nil else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
-        func walk(_ next: (Hash) throws -> [Hash]) throws -> [Hash] {
-            var seen: Set<Hash> = [id], out: [Hash] = [], frontier = [id]
-            for _ in 0..<8 where !frontier.isEmpty {
-                var level: [Hash] = []
-                for h in frontier { for n in try next(h) where seen.insert(n).inserted && out.count < 10_000 { out.append(n); level.append(n) } }
-                frontier = level
-            }
-            return out
-        }
-        let materials = try walk { try read(BatchRecord.self, StateKeys.batch($0), in: state)?.registration.materials ?? [] }
-        let derived = try walk { try read(IDList.self, StateKeys.madeFrom($0), in: state)?.ids ?? [] }
-        var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
-        var budget: UInt64 = 200_000, truncated = materials.count >= 10_000 || derived.count >= 10_000
-        for b in [id] + derived {
-            guard let record = try read(BatchRecord.self, StateKeys.batch(b), in: state) else { continue }
-            organisations.insert(record.manufacturer)
-            if record.transfers > 100_000 { truncated = true }
-            for t in try transfers(of: record, in: state, limit: 100_000) { organisations.insert(t.toOrganisation) }
-            administrations += record.administered
-            var n: UInt64 = 0
-            while n < record.administered {
-                guard budget > 0 else { truncated = true; break }
-                budget -= 1
-                n += 1
-                if let a = try read(AdministrationRecord.self, StateKeys.administration(b, n), in: state), seenPatients.insert(a.dose.subject).inserted { patients.append(a.dose.subject) }
-            }
-        }
-        return try json(TraceResponse(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
-                                      administrations: administrations, truncated: truncated, height: header.height))
+        let found: BatchTrace?
+        do { found = try BatchTrace.of(id, in: state) } catch { throw Problem(.internalServerError, code: error.code, detail: error.description) }
+        guard let t = found else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
+        return try json(TraceResponse(trace: t, height: header.height))
     }
 
     struct RecallNotice: Codable {

@@ -151,3 +151,60 @@ enum SupplyChain {
                                                                              atMs: context.timestampMs, height: context.height))
     }
 }
+
+/// A batch's trace (issue 6 §1): back to its materials, forward to the batches made from it, the
+/// organisations that received any of them and the patients given a unit. Read-only, on a committed
+/// state: the same answer on every node at one height.
+public struct BatchTrace: Sendable, Codable {
+    public var batch: Hash
+    /// Batches it was made from, transitively (up to 8 levels).
+    public var materials: [Hash]
+    /// Batches made from it, transitively (up to 8 levels).
+    public var derived: [Hash]
+    public var organisations: [String]
+    /// Pseudonyms of the patients given a unit of it or of a derived batch.
+    public var patients: [Hash]
+    public var administrations: UInt64
+    /// True when a bound was reached (10,000 batches each way, 100,000 transfers per batch,
+    /// 200,000 administration records read): the lists are then incomplete, and say so.
+    public var truncated: Bool
+
+    /// nil if there is no such batch.
+    public static func of(_ id: Hash, in state: AuthenticatedState) throws(ContractError) -> BatchTrace? {
+        let s = StateOverlay(base: state)
+        guard try s.read(BatchRecord.self, StateKeys.batch(id)) != nil else { return nil }
+        func walk(_ next: (Hash) throws(ContractError) -> [Hash]) throws(ContractError) -> [Hash] {
+            var seen: Set<Hash> = [id], out: [Hash] = [], frontier = [id]
+            for _ in 0..<8 where !frontier.isEmpty {
+                var level: [Hash] = []
+                for h in frontier { for n in try next(h) where out.count < 10_000 && seen.insert(n).inserted { out.append(n); level.append(n) } }
+                frontier = level
+            }
+            return out
+        }
+        let materials = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(BatchRecord.self, StateKeys.batch(h))?.registration.materials ?? [] }
+        let derived = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(IDList.self, StateKeys.madeFrom(h))?.ids ?? [] }
+        var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
+        var budget: UInt64 = 200_000, truncated = materials.count >= 10_000 || derived.count >= 10_000
+        for b in [id] + derived {
+            guard let record = try s.read(BatchRecord.self, StateKeys.batch(b)) else { continue }
+            organisations.insert(record.manufacturer)
+            if record.transfers > 100_000 { truncated = true }
+            var t: UInt64 = 0
+            while t < min(record.transfers, 100_000) {
+                t += 1
+                if let c = try s.read(CustodyRecord.self, StateKeys.custodyTransfer(b, t)) { organisations.insert(c.toOrganisation) }
+            }
+            administrations += record.administered
+            var n: UInt64 = 0
+            while n < record.administered {
+                guard budget > 0 else { truncated = true; break }
+                budget -= 1
+                n += 1
+                if let a = try s.read(AdministrationRecord.self, StateKeys.administration(b, n)), seenPatients.insert(a.dose.subject).inserted { patients.append(a.dose.subject) }
+            }
+        }
+        return BatchTrace(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
+                          administrations: administrations, truncated: truncated)
+    }
+}

@@ -49,9 +49,10 @@ struct SupplyChainAPITests {
         #expect(holdings == ["pharma": 6, "dev-hospital": 2], "\(r.text)")
         #expect((r.json["transfers"] as? [Any])?.count == 1 && r.json["recalled"] as? Bool == false)
         r = try await http.get("/v1/batches/\(batch.hex)/trace")
-        #expect(Set(r.json["organisations"] as? [String] ?? []) == ["pharma", "dev-hospital"], "\(r.text)")
-        #expect(Set((r.json["patients"] as? [String] ?? []).compactMap(Hash.init(hex:))) == Set(subjects) && r.json["administrations"] as? Int == 2)
-        #expect(r.json["truncated"] as? Bool == false)
+        let trace = r.json["trace"] as? [String: Any] ?? [:]
+        #expect(Set(trace["organisations"] as? [String] ?? []) == ["pharma", "dev-hospital"], "\(r.text)")
+        #expect(Set((trace["patients"] as? [String] ?? []).compactMap(Hash.init(hex:))) == Set(subjects) && trace["administrations"] as? Int == 2)
+        #expect(trace["truncated"] as? Bool == false)
 
         r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
         #expect(r.json["known"] as? Bool == true && r.json["flagged"] as? Bool == false, "\(r.text)")
