@@ -138,14 +138,7 @@ extension GatewayStore {
     /// Appends one audit entry per subject in one write (a dataset export or query reads them all).
     public func appendAudits(subjects: [Hash], _ make: (_ seq: UInt64, _ subjectSeq: UInt64, _ subject: Hash) -> AuditEntry) throws {
         try db.write { db in
-            var seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
-            for subject in subjects {
-                let subjectSeq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(subject_seq), 0) + 1 FROM audit WHERE subject = ?", arguments: [Data(subject.bytes)]) ?? 1)
-                let e = make(seq, subjectSeq, subject)
-                guard e.subject == subject, e.seq == seq, e.subjectSeq == subjectSeq else { throw GatewayError.internalError("an audit entry must carry the numbers it was given") }
-                try db.execute(sql: "INSERT INTO audit(seq, subject, body, subject_seq) VALUES (?, ?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes), Int64(subjectSeq)])
-                seq += 1
-            }
+            for subject in subjects { _ = try Self.insertAudit(db, subject: subject) { seq, subjectSeq in make(seq, subjectSeq, subject) } }
         }
     }
 }

@@ -449,13 +449,19 @@ public final class GatewayStore: Sendable {
                 try db.execute(sql: "INSERT OR IGNORE INTO request_nonces(account, nonce, at_ms) VALUES (?, ?, ?)", arguments: [Data(account.bytes), nonce, atMs])
                 replayed = db.changesCount == 0
             }
-            let seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
-            let subjectSeq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(subject_seq), 0) + 1 FROM audit WHERE subject = ?", arguments: [Data(subject.bytes)]) ?? 1)
-            let e = make(seq, subjectSeq, replayed)
-            guard e.subject == subject, e.seq == seq, e.subjectSeq == subjectSeq else { throw GatewayError.internalError("an audit entry must carry the numbers it was given") }
-            try db.execute(sql: "INSERT INTO audit(seq, subject, body, subject_seq) VALUES (?, ?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes), Int64(subjectSeq)])
-            return (e, replayed)
+            return (try Self.insertAudit(db, subject: subject) { seq, subjectSeq in make(seq, subjectSeq, replayed) }, replayed)
         }
+    }
+
+    /// Appends one entry inside a write: numbers it (next `seq`, next of its subject) and checks
+    /// that `make` kept the numbers.
+    static func insertAudit(_ db: Database, subject: Hash, _ make: (_ seq: UInt64, _ subjectSeq: UInt64) -> AuditEntry) throws -> AuditEntry {
+        let seq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM audit") ?? 1)
+        let subjectSeq = UInt64(try Int64.fetchOne(db, sql: "SELECT coalesce(max(subject_seq), 0) + 1 FROM audit WHERE subject = ?", arguments: [Data(subject.bytes)]) ?? 1)
+        let e = make(seq, subjectSeq)
+        guard e.subject == subject, e.seq == seq, e.subjectSeq == subjectSeq else { throw GatewayError.internalError("an audit entry must carry the numbers it was given") }
+        try db.execute(sql: "INSERT INTO audit(seq, subject, body, subject_seq) VALUES (?, ?, ?, ?)", arguments: [Int64(seq), Data(e.subject.bytes), Data(e.canonicalBytes), Int64(subjectSeq)])
+        return e
     }
 
     public struct AuditRun: Sendable, Codable {

@@ -129,12 +129,15 @@ extension Gateway {
     func build(_ d: DatasetRecord) async throws -> (subjects: [Hash], rows: UInt64, root: Hash) {
         let candidates = try store.datasetCandidates(fromMs: d.request.fromMs, untilMs: d.request.untilMs)
         let organisation = try await node.state(StateKeys.account(d.researcher)).map { try Account(canonicalBytes: $0).organisation } ?? ""
-        // Only patients with rows are in it (and paid); more than a seal holds: the first in pseudonym order (documented).
-        var subjects: [Hash] = []
+        // Only patients with rows are in it (and paid); more than a seal holds: the first in pseudonym
+        // order (documented). Each patient's rows are read once; their pseudonyms are distinct, so
+        // ordering the patients' runs by pseudonym gives `datasetRows`'s order.
+        var subjects: [Hash] = [], runs: [[DatasetRow]] = []
         for s in try await consenting(candidates, to: d, allowanceFor: organisation) where subjects.count < SealDataset.maxSubjects {
-            if try !store.datasetReadings(subject: s, categories: d.request.categories, fromMs: d.request.fromMs, untilMs: d.request.untilMs).isEmpty { subjects.append(s) }
+            let own = try datasetRows(d, subjects: [s])
+            if !own.isEmpty { subjects.append(s); runs.append(own) }
         }
-        let rows = try datasetRows(d, subjects: subjects)
+        let rows = runs.sorted { $0[0].pseudonym < $1[0].pseudonym }.flatMap { $0 }
         return (subjects, UInt64(rows.count), MerkleTree.root(leaves: rows.map(\.canonicalBytes)))
     }
 

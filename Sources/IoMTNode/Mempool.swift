@@ -67,8 +67,7 @@ struct Mempool {
     var count: Int { entries.count }
 
     /// The signature each admitted transaction was verified with, by transaction hash.
-    private(set) var signatures: [Hash: Signature] = [:]
-    var verifiedSignatures: [Hash: Signature] { signatures }
+    private(set) var verifiedSignatures: [Hash: Signature] = [:]
 
     /// Admits a transaction whose size and signature were already checked.
     /// `ignoringCapacity` is for transactions already acknowledged (restored after a restart,
@@ -85,7 +84,7 @@ struct Mempool {
         for k in touched { writes[k] = pendingState.writes[k] ?? nil }
         entries.append(Entry(tx: tx, writes: writes, reads: recorder.reads, admittedAtMs: admittedAtMs ?? context.timestampMs))
         hashes.insert(tx.hash)
-        signatures[tx.hash] = tx.signed.signature
+        verifiedSignatures[tx.hash] = tx.signed.signature
     }
 
     /// The longest prefix within the block limits.
@@ -126,7 +125,7 @@ struct Mempool {
                          reexecuteAll: Bool = false) -> [(SealedTransaction, ContractError)] {
         let remaining = entries.filter { !included.contains($0.tx.hash) }
         hashes.subtract(included)
-        for h in included { signatures.removeValue(forKey: h) }
+        for h in included { verifiedSignatures.removeValue(forKey: h) }
         if exact {
             var writes: [[UInt8]: [UInt8]?] = [:]
             for e in remaining { for (k, v) in e.writes { writes[k] = v } }
@@ -136,7 +135,7 @@ struct Mempool {
         }
         entries = []
         hashes = []
-        signatures = [:]
+        verifiedSignatures = [:]
         pendingState = StateOverlay(base: committed)
         var dropped: [(SealedTransaction, ContractError)] = []
         for e in remaining {
@@ -146,7 +145,7 @@ struct Mempool {
                 }
                 entries.append(e)
                 hashes.insert(e.tx.hash)
-                signatures[e.tx.hash] = e.tx.signed.signature
+                verifiedSignatures[e.tx.hash] = e.tx.signed.signature
                 continue
             }
             do throws(AdmissionError) { try admit(e.tx, context: context, ignoringCapacity: true, admittedAtMs: e.admittedAtMs) } catch {

@@ -71,8 +71,7 @@ struct BatchCommand: AsyncParsableCommand {
             let key = try KeyFile.load(path: key)
             let id = try BatchCommand.batchID(batch)
             guard let from = Address(hex: sender) else { throw CLIError("--sender must be 40 hex digits") }
-            let seq: UInt64
-            if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
+            let seq = try await BatchCommand.sequence(sequence, of: id, node: node.node)
             let until = nowMs() + validHours * 3_600_000
             let message = TransferCustody.message(chainID: try await chainID(of: node.node), batch: id, units: units, sender: from, receiver: key.publicKey.address,
                                                   sequence: seq, validUntilMs: until)
@@ -80,7 +79,9 @@ struct BatchCommand: AsyncParsableCommand {
         }
     }
 
-    static func nextSequence(_ id: Hash, node: String) async throws -> UInt64 {
+    /// The given sequence, or the batch's transfer count + 1 from the node.
+    static func sequence(_ given: UInt64?, of id: Hash, node: String) async throws -> UInt64 {
+        if let given { return given }
         guard let bytes = try await stateValue(node, StateKeys.batch(id)), let b = try? BatchRecord(canonicalBytes: bytes) else { throw CLIError("no batch \(id) on the chain") }
         return b.transfers + 1
     }
@@ -100,8 +101,7 @@ struct BatchCommand: AsyncParsableCommand {
             let id = try BatchCommand.batchID(batch)
             guard let to = Address(hex: receiver) else { throw CLIError("--receiver must be 40 hex digits") }
             guard let sig = Hex.decode(receiverSignature).flatMap(Signature.init(bytes:)) else { throw CLIError("--receiver-signature must be 128 hex digits") }
-            let seq: UInt64
-            if let sequence { seq = sequence } else { seq = try await BatchCommand.nextSequence(id, node: node.node) }
+            let seq = try await BatchCommand.sequence(sequence, of: id, node: node.node)
             try await submitAndWait(.transferCustody(TransferCustody(batch: id, units: units, receiver: to, sequence: seq, validUntilMs: validUntil, receiverSignature: sig)), keyPath: key, node: node.node)
         }
     }

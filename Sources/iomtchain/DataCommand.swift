@@ -8,16 +8,7 @@ import IoMTGateway
 /// Signs a GET for `target` with the account key and sends it to `base`.
 /// (The gateway's account, which the signature names, comes from its `GET /v1/status`.)
 func signedGET(_ base: String, _ target: String, key: PrivateKey, chainID: String, audience known: Address? = nil) async throws -> NodeClient.Reply {
-    struct Status: Decodable { var account: Address }
-    let audience: Address
-    if let known { audience = known } else { audience = try await NodeClient(base: base).get("/v1/status", as: Status.self).account }
-    let headers = SignedRequest.headers(key: key, chainID: chainID, audience: audience, method: "GET", target: target, nowMs: nowMs(), nonce: SignedRequest.newNonce())
-    do {
-        let r = try await NodeLink(base: base).request("GET", target, headers: headers, timeout: 60)
-        return NodeClient.Reply(status: r.status, body: r.body)
-    } catch {
-        throw CLIError("\(error)")
-    }
+    try await signedSend(base, "GET", target, body: [], key: key, chainID: chainID, audience: known)
 }
 
 func chainID(of node: String) async throws -> String {

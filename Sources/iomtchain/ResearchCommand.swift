@@ -3,13 +3,16 @@ import Foundation
 import IoMTCore
 import IoMTGateway
 
-/// Signs a request with a body (a POST) for `target` with the account key and sends it to `base`.
-func signedSend(_ base: String, _ method: String, _ target: String, body: [UInt8], key: PrivateKey, chainID: String, timeout: TimeInterval = 60) async throws -> NodeClient.Reply {
+/// Signs a request (method, target, body) with the account key and sends it to `base`. The gateway's
+/// account, which the signature names, comes from its `GET /v1/status` unless `audience` is given.
+func signedSend(_ base: String, _ method: String, _ target: String, body: [UInt8], key: PrivateKey, chainID: String, audience known: Address? = nil,
+                timeout: TimeInterval = 60) async throws -> NodeClient.Reply {
     struct Status: Decodable { var account: Address }
-    let audience = try await NodeClient(base: base).get("/v1/status", as: Status.self).account
+    let audience: Address
+    if let known { audience = known } else { audience = try await NodeClient(base: base).get("/v1/status", as: Status.self).account }
     let headers = SignedRequest.headers(key: key, chainID: chainID, audience: audience, method: method, target: target, body: body, nowMs: nowMs(), nonce: SignedRequest.newNonce())
     do {
-        let r = try await NodeLink(base: base).request(method, target, body: Data(body), headers: headers, timeout: timeout)
+        let r = try await NodeLink(base: base).request(method, target, body: body.isEmpty ? nil : Data(body), headers: headers, timeout: timeout)
         return NodeClient.Reply(status: r.status, body: r.body)
     } catch {
         throw CLIError("\(error)")
