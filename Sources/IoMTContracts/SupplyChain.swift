@@ -120,7 +120,17 @@ enum SupplyChain {
         state.put(StateKeys.batch(d.batch), b)
         state.put(unitKey, b.administered)
         let toKey = StateKeys.administeredTo(d.batch, d.subject)
-        state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + 1)
+        let before = try state.read(UInt64.self, toKey) ?? 0
+        state.put(toKey, before + 1)
+        if before == 0 {
+            // The patient's first dose of this batch: the forward trace's index.
+            let count = try state.read(UInt64.self, StateKeys.batchPatientCount(d.batch)) ?? 0
+            let pageKey = StateKeys.batchPatients(d.batch, page: count / StateKeys.batchPatientsPageSize)
+            var page = try state.read(IDList.self, pageKey) ?? IDList()
+            page.ids.append(d.subject)
+            state.put(pageKey, page)
+            state.put(StateKeys.batchPatientCount(d.batch), count + 1)
+        }
         state.put(StateKeys.administration(d.batch, b.administered), AdministrationRecord(n: b.administered, dose: d, practitioner: sender.address, organisation: sender.organisation, height: context.height))
     }
 
@@ -166,7 +176,7 @@ public struct BatchTrace: Sendable, Codable {
     public var patients: [Hash]
     public var administrations: UInt64
     /// True when a bound was reached (10,000 batches each way, 100,000 transfers per batch,
-    /// 200,000 administration records read): the lists are then incomplete, and say so.
+    /// 1,000,000 patients listed): the lists are then incomplete, and say so.
     public var truncated: Bool
 
     /// nil if there is no such batch.
@@ -185,7 +195,7 @@ public struct BatchTrace: Sendable, Codable {
         let materials = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(BatchRecord.self, StateKeys.batch(h))?.registration.materials ?? [] }
         let derived = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(IDList.self, StateKeys.madeFrom(h))?.ids ?? [] }
         var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
-        var budget: UInt64 = 200_000, truncated = materials.count >= 10_000 || derived.count >= 10_000
+        var truncated = materials.count >= 10_000 || derived.count >= 10_000
         for b in [id] + derived {
             guard let record = try s.read(BatchRecord.self, StateKeys.batch(b)) else { continue }
             organisations.insert(record.manufacturer)
@@ -196,12 +206,13 @@ public struct BatchTrace: Sendable, Codable {
                 if let c = try s.read(CustodyRecord.self, StateKeys.custodyTransfer(b, t)) { organisations.insert(c.toOrganisation) }
             }
             administrations += record.administered
-            var n: UInt64 = 0
-            while n < record.administered {
-                guard budget > 0 else { truncated = true; break }
-                budget -= 1
-                n += 1
-                if let a = try s.read(AdministrationRecord.self, StateKeys.administration(b, n)), seenPatients.insert(a.dose.subject).inserted { patients.append(a.dose.subject) }
+            // The contract's index: one page per 256 distinct patients of the batch.
+            let count = try s.read(UInt64.self, StateKeys.batchPatientCount(b)) ?? 0
+            var page: UInt64 = 0
+            while page * StateKeys.batchPatientsPageSize < count {
+                guard patients.count < 1_000_000 else { truncated = true; break }
+                for p in try s.read(IDList.self, StateKeys.batchPatients(b, page: page))?.ids ?? [] where seenPatients.insert(p).inserted { patients.append(p) }
+                page += 1
             }
         }
         return BatchTrace(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,

@@ -176,4 +176,43 @@ struct SupplyChainTests {
         #expect(try l.state.read(IDList.self, StateKeys.madeFrom(material))?.ids == [GS1.batchID(gtin: "09506000134352", lot: "FILL-1"), GS1.batchID(gtin: "09506000134352", lot: "FILL-2")])
         l.reject(Self.maker, .registerBatch(Self.batch("FILL-3", materials: [material, material])), "invalid-argument")
     }
+
+    @Test("the forward trace lists each patient once, in first-dose order, from the contract's paged index (across pages and derived batches)")
+    func patientIndex() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("ANTIGEN-9")))
+        let material = GS1.batchID(gtin: "09506000134352", lot: "ANTIGEN-9")
+        l.apply(Self.maker, .registerBatch(Self.batch("FILL-A", units: 1_000, materials: [material])))
+        l.apply(Self.maker, .registerBatch(Self.batch("FILL-B", units: 1_000, materials: [material])))
+        let a = GS1.batchID(gtin: "09506000134352", lot: "FILL-A"), b = GS1.batchID(gtin: "09506000134352", lot: "FILL-B")
+        l.apply(Self.maker, Self.transfer(l, a, units: 1_000, from: Self.maker, to: Self.pharmacy))
+        l.apply(Self.maker, Self.transfer(l, b, units: 1_000, from: Self.maker, to: Self.pharmacy))
+        // 600 patients: three pages of batch A's index. Every patient gets a dose of A, the first
+        // 100 a second one (not listed twice), and patients 500… one of B.
+        var subjects: [Hash] = []
+        for i in 0..<600 {
+            var seed = [UInt8](repeating: 0x5A, count: 32)
+            seed[30] = UInt8(i >> 8); seed[31] = UInt8(i & 0xFF)
+            let key = try PrivateKey(algorithm: .ed25519, rawBytes: seed)
+            l.apply(C.adminA, .enrol(key))
+            subjects.append(Pseudonym.of(key.publicKey.address))
+        }
+        var serial = 0
+        func dose(_ batch: Hash, _ s: Hash) {
+            serial += 1
+            l.apply(Self.nurse, .administerDose(AdministerDose(batch: batch, subject: s, serialHash: Hash.sha256(Array("u\(serial)".utf8)), atMs: l.context.timestampMs)))
+        }
+        for s in subjects { dose(a, s) }
+        for s in subjects.prefix(100) { dose(a, s) }
+        for s in subjects.suffix(100) { dose(b, s) }
+        #expect(try l.state.read(UInt64.self, StateKeys.batchPatientCount(a)) == 600)
+        #expect(try l.state.read(IDList.self, StateKeys.batchPatients(a, page: 2))?.ids == Array(subjects[512..<600]))
+        let traceA = try #require(try BatchTrace.of(a, in: l.state.committed()))
+        #expect(traceA.patients == subjects && traceA.administrations == 700 && traceA.materials == [material] && !traceA.truncated)
+        // From the material: both derived batches, each patient once.
+        let traceM = try #require(try BatchTrace.of(material, in: l.state.committed()))
+        #expect(traceM.derived == [a, b] && traceM.patients == subjects && traceM.administrations == 800)
+        #expect(Set(traceM.organisations) == ["pharma", "st-marys"])
+        #expect(try BatchTrace.of(Hash.sha256([7]), in: l.state.committed()) == nil)
+    }
 }

@@ -267,6 +267,13 @@ extension StateKeys {
     /// How many recalls were recorded (`UInt64`); the n-th recalled batch is `recallEntry(n)`.
     public static let recallCount: [UInt8] = Array("recalls/count".utf8)
     public static func recallEntry(_ n: UInt64) -> [UInt8] { Array("recalls/".utf8) + n.canonicalBytes }
+    /// The distinct patients given a unit of a batch, in pages of `batchPatientsPageSize`
+    /// pseudonyms (`IDList`), in the order of their first dose; their count is
+    /// `batchPatientCount` (`UInt64`). The forward trace reads one page per 256 patients, not one
+    /// record per dose.
+    public static let batchPatientsPageSize: UInt64 = 256
+    public static func batchPatientCount(_ batch: Hash) -> [UInt8] { Array("batch-patients/".utf8) + batch.bytes }
+    public static func batchPatients(_ batch: Hash, page: UInt64) -> [UInt8] { Array("batch-patients/".utf8) + batch.bytes + page.canonicalBytes }
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
 }
