@@ -24,6 +24,12 @@ extension API {
         /// The first 1,000 transfers; `transfersTruncated` says there are more (holdings still count them all).
         var transfers: [CustodyRecord]
         var transfersTruncated: Bool
+        /// Units each organisation holds in quarantine after a cold-chain excursion.
+        var quarantined: [String: UInt64]
+        /// Where units were stored and which logger watched them (the first 1,000).
+        var storage: [StorageRecord]
+        /// Cold-chain excursions (the first 1,000).
+        var excursions: [ExcursionRecord]
         var height: UInt64
     }
 
@@ -42,12 +48,18 @@ extension API {
         let (state, header) = await node.committedSnapshot()
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
         let chain = try transfers(of: b, in: state)
-        var holdings: [String: UInt64] = [:]
+        var holdings: [String: UInt64] = [:], quarantined: [String: UInt64] = [:]
         for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
             holdings[org] = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
+            if let q = try read(UInt64.self, StateKeys.quarantined(id, org), in: state), q > 0 { quarantined[org] = q }
         }
+        let storageCount = try read(UInt64.self, StateKeys.storageCount(id), in: state) ?? 0
+        let excursionCount = try read(UInt64.self, StateKeys.excursionCount(id), in: state) ?? 0
+        let storage = try (0..<min(storageCount, 1_000)).compactMap { try read(StorageRecord.self, StateKeys.storage(id, $0 + 1), in: state) }
+        let excursions = try (0..<min(excursionCount, 1_000)).compactMap { try read(ExcursionRecord.self, StateKeys.excursion(id, $0 + 1), in: state) }
         return try json(BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
-                                      holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count), height: header.height))
+                                      holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count),
+                                      quarantined: quarantined, storage: storage, excursions: excursions, height: header.height))
     }
 
     struct TraceResponse: Codable {
@@ -117,27 +129,68 @@ extension API {
         var known: Bool
         var recalled: Bool
         var expired: Bool
-        /// Unknown (a possible counterfeit), recalled or expired: do not use.
+        /// Cold-chain excursions of the lot, and units in quarantine after them.
+        var excursions: UInt64
+        var quarantinedUnits: UInt64
+        /// With `serial`: the serial's proof against the batch's serials root verified (nil
+        /// without a proof), and whether a unit with this serial was given already.
+        var serial: String?
+        var serialVerified: Bool?
+        var administered: Bool?
+        /// Unknown (a possible counterfeit), recalled, expired, a serial that is not the lot's, or a
+        /// unit given already (a copied label): do not use.
         var flagged: Bool
         var reason: String
         var height: UInt64
     }
 
-    /// `GET /v1/scan?gtin=&lot=`: what a scanner shows for a unit's GS1 data.
+    /// `GET /v1/scan?gtin=&lot=[&serial=&proof=]`: what a scanner shows for a unit's GS1 data. With
+    /// a serial (AI 21) it also says whether a unit with that serial was given already (a copied
+    /// label); with the serial's inclusion proof (hex, from `iomtchain batch prove-serial`, as a
+    /// label's QR code or the manufacturer's service carries it) whether the serial is one of the
+    /// lot's at all.
     private func scan(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
         guard let gtin = q.get("gtin").map({ String($0) }), GS1.isValidGTIN(gtin), let lot = q.get("lot").map({ String($0) }), GS1.isValidLot(lot) else {
             throw Problem(.badRequest, code: "invalid-query", detail: "gtin (GTIN-8/12/13/14 with its check digit) and lot (1…20 letters, digits or -./_) are required")
         }
+        let serial = q.get("serial").map { String($0) }
+        if let serial, !GS1.isValidLot(serial) { throw Problem(.badRequest, code: "invalid-query", detail: "serial is 1…20 letters, digits or -./_") }
+        var proof: InclusionProof?
+        if let hex = q.get("proof").map({ String($0) }) {
+            guard serial != nil, let bytes = Hex.decode(hex), let p = try? InclusionProof(canonicalBytes: bytes) else {
+                throw Problem(.badRequest, code: "invalid-query", detail: "proof is the hex of a serial's inclusion proof, and needs serial")
+            }
+            proof = p
+        }
         let id = GS1.batchID(gtin: gtin, lot: lot)
         let (state, header) = await node.committedSnapshot()
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else {
-            return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: false, recalled: false, expired: false, flagged: true,
-                                         reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
+            return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: false, recalled: false, expired: false, excursions: 0, quarantinedUnits: 0, serial: serial,
+                                         flagged: true, reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
         }
         let expired = header.timestampMs >= b.registration.expiresMs
-        let reason = b.recall.map { "recalled: \($0.reasonCode)" } ?? (expired ? "expired" : "registered by \(b.manufacturer)")
-        return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired,
-                                     flagged: b.recall != nil || expired, reason: reason, height: header.height))
+        let excursions = try read(UInt64.self, StateKeys.excursionCount(id), in: state) ?? 0
+        var quarantined: UInt64 = 0
+        if excursions > 0 {
+            for n in 1...min(excursions, 1_000) {
+                if let e = try read(ExcursionRecord.self, StateKeys.excursion(id, n), in: state) { quarantined += UInt64(e.quarantined) }
+            }
+        }
+        let verified = serial.flatMap { s in proof.map { $0.treeSize == UInt64(b.registration.units) && $0.verify(leaf: Array(s.utf8), root: b.registration.serialsRoot) } }
+        let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
+        let reason: String
+        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if verified == false {
+            reason = "serial \(serial ?? "") is not one of this lot's: possible counterfeit"
+        } else if given == true {
+            reason = "a unit with serial \(serial ?? "") was given already: possible copied label"
+        } else if quarantined > 0 {
+            reason = "registered by \(b.manufacturer); \(quarantined) units of this lot are quarantined after \(excursions) cold-chain excursion(s): check this unit's storage"
+        } else {
+            reason = "registered by \(b.manufacturer)"
+        }
+        return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
+                                     serial: serial, serialVerified: verified, administered: given,
+                                     flagged: b.recall != nil || expired || verified == false || given == true, reason: reason, height: header.height))
     }
 }

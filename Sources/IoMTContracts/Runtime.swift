@@ -227,6 +227,8 @@ public enum Runtime {
             case .recallBatch(let b): try SupplyChain.recall(b, by: bumped, state: &scratch, context: ctx)
             case .administerDose(let b): try SupplyChain.administer(b, by: bumped, state: &scratch, context: ctx)
             case .reportAdverseEvent(let b): try SupplyChain.reportAdverseEvent(b, by: bumped, state: &scratch, context: ctx)
+            case .attachLogger(let b): try SupplyChain.attachLogger(b, by: bumped, state: &scratch, context: ctx)
+            case .reportExcursion(let b): try SupplyChain.reportExcursion(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

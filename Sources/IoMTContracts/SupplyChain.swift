@@ -38,6 +38,9 @@ enum SupplyChain {
         guard b.minCentiC < b.maxCentiC, b.minCentiC >= -9_000, b.maxCentiC <= 5_000 else { throw .invalidArgument("the storage range is min < max within −90…50 °C") }
         let id = b.id
         guard state.value(forKey: StateKeys.batch(id)) == nil else { throw .alreadyExists("batch \(b.gtin)/\(b.lot)") }
+        guard try ancestors(of: b.materials, state: state).count <= maxAncestors else {
+            throw .invalidArgument("a batch's materials reach at most \(maxAncestors) batches (materials of materials included)")
+        }
         for m in b.materials {
             // A material is one this manufacturer holds units of, and not recalled.
             let material = try batch(m, state: state)
@@ -120,18 +123,110 @@ enum SupplyChain {
         state.put(StateKeys.batch(d.batch), b)
         state.put(unitKey, b.administered)
         let toKey = StateKeys.administeredTo(d.batch, d.subject)
-        let before = try state.read(UInt64.self, toKey) ?? 0
-        state.put(toKey, before + 1)
-        if before == 0 {
-            // The patient's first dose of this batch: the forward trace's index.
-            let count = try state.read(UInt64.self, StateKeys.batchPatientCount(d.batch)) ?? 0
-            let pageKey = StateKeys.batchPatients(d.batch, page: count / StateKeys.batchPatientsPageSize)
-            var page = try state.read(IDList.self, pageKey) ?? IDList()
-            page.ids.append(d.subject)
-            state.put(pageKey, page)
-            state.put(StateKeys.batchPatientCount(d.batch), count + 1)
+        state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + 1)
+        // The forward trace's index: the patient under this batch and under every batch it was
+        // made from (so a material lot's trace reads its own index), once each.
+        for a in [d.batch] + (try ancestors(of: b.registration.materials, state: state)) where state.value(forKey: StateKeys.reached(a, d.subject)) == nil {
+            state.put(StateKeys.reached(a, d.subject), context.height)
+            try index(d.subject, under: a, state: &state)
         }
         state.put(StateKeys.administration(d.batch, b.administered), AdministrationRecord(n: b.administered, dose: d, practitioner: sender.address, organisation: sender.organisation, height: context.height))
+    }
+
+    /// A holder puts a cold-chain logger of its own with units it holds (a storage record), or
+    /// takes it off (`units: 0`). A logger watches one batch's units at a time: attaching it
+    /// elsewhere ends its current storage record.
+    static func attachLogger(_ a: AttachLogger, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try party(sender, doing: "places cold-chain loggers")
+        guard let device = try state.read(DeviceRecord.self, StateKeys.device(a.device)) else { throw .invalidArgument("unknown device \(a.device)") }
+        guard device.deviceType == "cold-chain-logger" else { throw .invalidArgument("device \(a.device) is a \(device.deviceType), not a cold-chain-logger") }
+        guard device.organisation == sender.organisation else { throw .unauthorised("logger \(a.device) belongs to \"\(device.organisation)\"") }
+        guard device.status == .active else { throw .invalidArgument("logger \(a.device) is \(device.status.rawValue)") }
+        let b = try batch(a.batch, state: state)
+        let current = try state.read(StorageRecord.self, StateKeys.loggerAttachment(a.device))
+        if a.units == 0 {
+            guard let current, current.batch == a.batch else { throw .invalidArgument("logger \(a.device) is not with batch \(a.batch)") }
+            try endStorage(current, atMs: context.timestampMs, state: &state)
+            state.delete(StateKeys.loggerAttachment(a.device))
+            return
+        }
+        guard b.recall == nil else { throw .invalidArgument("batch \(a.batch) was recalled") }
+        let held = try state.read(UInt64.self, StateKeys.holding(a.batch, sender.organisation)) ?? 0
+        guard held >= UInt64(a.units) else { throw .invalidArgument("\"\(sender.organisation)\" holds \(held) units of batch \(a.batch), not \(a.units)") }
+        if let current { try endStorage(current, atMs: context.timestampMs, state: &state) }
+        let n = (try state.read(UInt64.self, StateKeys.storageCount(a.batch)) ?? 0) + 1
+        let record = StorageRecord(n: n, batch: a.batch, device: a.device, organisation: sender.organisation, place: device.place, units: a.units,
+                                   sinceMs: context.timestampMs, height: context.height)
+        state.put(StateKeys.storageCount(a.batch), n)
+        state.put(StateKeys.storage(a.batch, n), record)
+        state.put(StateKeys.loggerAttachment(a.device), record)
+    }
+
+    private static func endStorage(_ r: StorageRecord, atMs: Int64, state: inout StateOverlay) throws(ContractError) {
+        var ended = try state.read(StorageRecord.self, StateKeys.storage(r.batch, r.n)) ?? r
+        ended.untilMs = atMs
+        state.put(StateKeys.storage(r.batch, r.n), ended)
+    }
+
+    /// A logger's reading left its batch's storage range: the units it watches (as many as the
+    /// organisation still holds) go into quarantine, and the excursion is numbered under the
+    /// batch. Reported by a gateway of the logger's organisation or a supply-chain party of it.
+    static func reportExcursion(_ e: ReportExcursion, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        guard let device = try state.read(DeviceRecord.self, StateKeys.device(e.device)) else { throw .invalidArgument("unknown device \(e.device)") }
+        if sender.role == .gateway {
+            try Devices.checkGateway(sender, for: e.device, state: state, doing: "reports excursions")
+        } else {
+            try party(sender, doing: "reports excursions")
+            guard device.organisation == sender.organisation else { throw .unauthorised("logger \(e.device) belongs to \"\(device.organisation)\"") }
+        }
+        guard var storage = try state.read(StorageRecord.self, StateKeys.loggerAttachment(e.device)), storage.batch == e.batch else {
+            throw .invalidArgument("logger \(e.device) is not with batch \(e.batch)")
+        }
+        let b = try batch(e.batch, state: state)
+        guard e.centiC < b.registration.minCentiC || e.centiC > b.registration.maxCentiC else {
+            throw .invalidArgument("\(e.centiC) c°C is within the batch's storage range \(b.registration.minCentiC)…\(b.registration.maxCentiC)")
+        }
+        // Within 5 minutes of clock skew either side (a logger's clock is not the chain's).
+        guard e.atMs >= storage.sinceMs - 300_000, e.atMs <= context.timestampMs + 300_000 else { throw .invalidArgument("atMs is between the logger's placement and the block's time") }
+        let holdKey = StateKeys.holding(e.batch, storage.organisation), quarantineKey = StateKeys.quarantined(e.batch, storage.organisation)
+        let held = try state.read(UInt64.self, holdKey) ?? 0
+        let units = UInt32(min(UInt64(storage.units), held))
+        state.put(holdKey, held - UInt64(units))
+        state.put(quarantineKey, (try state.read(UInt64.self, quarantineKey) ?? 0) + UInt64(units))
+        let n = (try state.read(UInt64.self, StateKeys.excursionCount(e.batch)) ?? 0) + 1
+        state.put(StateKeys.excursionCount(e.batch), n)
+        state.put(StateKeys.excursion(e.batch, n), ExcursionRecord(n: n, report: e, organisation: storage.organisation, place: storage.place, quarantined: units,
+                                                                  reporter: sender.address, height: context.height))
+        storage.units = 0
+        storage.excursions += 1
+        state.put(StateKeys.loggerAttachment(e.device), storage)
+        var history = try state.read(StorageRecord.self, StateKeys.storage(e.batch, storage.n)) ?? storage
+        history.units = 0
+        history.excursions += 1
+        state.put(StateKeys.storage(e.batch, storage.n), history)
+    }
+
+    /// Appends a patient to a batch's paged patient index.
+    private static func index(_ subject: Hash, under batch: Hash, state: inout StateOverlay) throws(ContractError) {
+        let count = try state.read(UInt64.self, StateKeys.batchPatientCount(batch)) ?? 0
+        let pageKey = StateKeys.batchPatients(batch, page: count / StateKeys.batchPatientsPageSize)
+        var page = try state.read(IDList.self, pageKey) ?? IDList()
+        page.ids.append(subject)
+        state.put(pageKey, page)
+        state.put(StateKeys.batchPatientCount(batch), count + 1)
+    }
+
+    static let maxAncestors = 256
+
+    /// The batches these materials are, and were made from, transitively (breadth first, each once;
+    /// at most `maxAncestors`, which registration enforces).
+    static func ancestors(of materials: [Hash], state: StateOverlay) throws(ContractError) -> [Hash] {
+        var seen = Set(materials), out = materials, i = 0
+        while i < out.count, out.count <= maxAncestors {
+            for m in try state.read(BatchRecord.self, StateKeys.batch(out[i]))?.registration.materials ?? [] where seen.insert(m).inserted { out.append(m) }
+            i += 1
+        }
+        return out
     }
 
     /// An attested practitioner, or the patient itself, reports a reaction of a patient who was
@@ -194,7 +289,7 @@ public struct BatchTrace: Sendable, Codable {
         }
         let materials = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(BatchRecord.self, StateKeys.batch(h))?.registration.materials ?? [] }
         let derived = try walk { (h: Hash) throws(ContractError) -> [Hash] in try s.read(IDList.self, StateKeys.madeFrom(h))?.ids ?? [] }
-        var organisations: Set<String> = [], patients: [Hash] = [], seenPatients: Set<Hash> = [], administrations: UInt64 = 0
+        var organisations: Set<String> = [], patients: [Hash] = [], administrations: UInt64 = 0
         var truncated = materials.count >= 10_000 || derived.count >= 10_000
         for b in [id] + derived {
             guard let record = try s.read(BatchRecord.self, StateKeys.batch(b)) else { continue }
@@ -206,14 +301,15 @@ public struct BatchTrace: Sendable, Codable {
                 if let c = try s.read(CustodyRecord.self, StateKeys.custodyTransfer(b, t)) { organisations.insert(c.toOrganisation) }
             }
             administrations += record.administered
-            // The contract's index: one page per 256 distinct patients of the batch.
-            let count = try s.read(UInt64.self, StateKeys.batchPatientCount(b)) ?? 0
-            var page: UInt64 = 0
-            while page * StateKeys.batchPatientsPageSize < count {
-                guard patients.count < 1_000_000 else { truncated = true; break }
-                for p in try s.read(IDList.self, StateKeys.batchPatients(b, page: page))?.ids ?? [] where seenPatients.insert(p).inserted { patients.append(p) }
-                page += 1
-            }
+        }
+        // The contract's index: the distinct patients given a unit of this batch or of any batch
+        // made from it, one page per 256.
+        let count = try s.read(UInt64.self, StateKeys.batchPatientCount(id)) ?? 0
+        var page: UInt64 = 0
+        while page * StateKeys.batchPatientsPageSize < count {
+            guard patients.count < 1_000_000 else { truncated = true; break }
+            patients += try s.read(IDList.self, StateKeys.batchPatients(id, page: page))?.ids ?? []
+            page += 1
         }
         return BatchTrace(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
                           administrations: administrations, truncated: truncated)

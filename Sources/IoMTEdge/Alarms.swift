@@ -113,6 +113,36 @@ public struct AlarmTracker: Sendable {
         return events
     }
 
+    /// The rule a cold-chain logger's excursion raises.
+    public static let excursionRule = "cold-chain-excursion"
+
+    /// A cold-chain logger's temperature in hundredths of °C: the reading's first value in `Cel`
+    /// (or `[degF]`, converted); nil if it carries none.
+    public static func centiCelsius(_ reading: Reading) -> Int32? {
+        for m in reading.values {
+            let v = m.value.double
+            guard v.isFinite, abs(v) < 1_000 else { continue }
+            if m.unit == "Cel" { return Int32((v * 100).rounded()) }
+            if m.unit == "[degF]" { return Int32(((v - 32) * 500 / 9).rounded()) }
+        }
+        return nil
+    }
+
+    /// Feeds a cold-chain logger's reading against the storage range of the batch it watches
+    /// (hundredths of °C): raises when it leaves the range, clears once it is back inside by 0.5 °C
+    /// (or at the middle of a narrower range). Returns the event and the temperature.
+    public mutating func observeStorage(_ reading: Reading, device: Address, minCentiC: Int32, maxCentiC: Int32) -> (AlarmEvent, centiC: Int32)? {
+        guard let c = Self.centiCelsius(reading) else { return nil }
+        let key = Key(device: device, rule: Self.excursionRule)
+        let margin = min(50, (maxCentiC - minCentiC) / 2)
+        let outside = c < minCentiC || c > maxCentiC, back = c >= minCentiC + margin && c <= maxCentiC - margin
+        let state: AlarmEvent.State
+        if !active.contains(key), outside { active.insert(key); state = .raised } else if active.contains(key), back { active.remove(key); state = .cleared } else { return nil }
+        let magnitude = abs(Int(c)), cents = magnitude % 100
+        let value = (c < 0 ? "-" : "") + "\(magnitude / 100)." + (cents < 10 ? "0" : "") + "\(cents)"
+        return (AlarmEvent(rule: Self.excursionRule, severity: "critical", state: state, device: device, subject: nil, value: value, unit: "Cel", effectiveMs: reading.effectiveMs), c)
+    }
+
     /// True while any alarm of the device is active (the gateway then asks it for intensive sampling).
     public func isAlarming(_ device: Address) -> Bool { active.contains { $0.device == device } }
 }

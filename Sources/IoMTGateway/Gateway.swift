@@ -42,6 +42,9 @@ public actor Gateway {
     public let configuration: Configuration
 
     private var deviceCache: [Address: (record: DeviceRecord?, atMs: Int64)] = [:]
+    /// What each cold-chain logger watches (its storage record's batch and the batch's range), from
+    /// the chain, cached like device records.
+    private var storageCache: [Address: (watch: StorageWatch?, atMs: Int64)] = [:]
     /// Subjects whose erasure the chain recorded (`processErasures`).
     var erased: Set<Hash>
     private var lastErasureCheckMs: Int64 = 0
@@ -142,6 +145,31 @@ public actor Gateway {
         }
     }
 
+    /// The batch a cold-chain logger watches and its storage range (nil: the logger is with no batch).
+    struct StorageWatch: Sendable { var batch: Hash; var minCentiC: Int32; var maxCentiC: Int32 }
+
+    func storageWatch(_ device: Address) async -> StorageWatch? {
+        let now = Self.nowMs()
+        if let c = storageCache[device], now - c.atMs < configuration.deviceCacheMs { return c.watch }
+        do {
+            var watch: StorageWatch?
+            if let bytes = try await node.state(StateKeys.loggerAttachment(device)) {
+                let storage = try StorageRecord(canonicalBytes: bytes)
+                if let b = try await node.state(StateKeys.batch(storage.batch)).map({ try BatchRecord(canonicalBytes: $0) }) {
+                    watch = StorageWatch(batch: storage.batch, minCentiC: b.registration.minCentiC, maxCentiC: b.registration.maxCentiC)
+                }
+            }
+            storageCache[device] = (watch, now)
+            if storageCache.count > 100_000 { storageCache.removeAll(keepingCapacity: true) }
+            return watch
+        } catch {
+            // The node is unreachable: what was seen before still holds (store and forward).
+            if let c = storageCache[device] { return c.watch }
+            log("cold-chain logger \(device): its storage is unknown (\(error)); its readings are kept, not checked")
+            return nil
+        }
+    }
+
     private func count(_ e: UploadError) -> UploadError {
         refused[e.code, default: 0] += 1
         return e
@@ -195,7 +223,8 @@ public actor Gateway {
         case .success(let stored):
             var a = stored.accepted
             counted(a.accepted)
-            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence)
+            let watch = record.deviceType == "cold-chain-logger" ? await storageWatch(device) : nil
+            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence, storage: watch)
             if alarms.isAlarming(device) {
                 (a.sampling, a.samplingReason) = ("intensive", "alarm")
             } else if record.sampling?.isIntensive(atMs: Self.nowMs()) == true {
@@ -208,10 +237,15 @@ public actor Gateway {
     // MARK: alarms
 
     /// Runs the alarm rules over readings already on disk; stores and publishes what they raise or clear.
-    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64) -> [GatewayStore.StoredAlert] {
-        var events: [(AlarmEvent, sequence: Int64)] = []
+    /// A cold-chain logger's readings are checked against the storage range of the batch it
+    /// watches; a raised excursion is also reported on-chain (its units are quarantined).
+    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64, storage: StorageWatch? = nil) -> [GatewayStore.StoredAlert] {
+        var events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)] = []
         for (i, r) in readings.enumerated() {
-            for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i))) }
+            for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i), nil)) }
+            if let w = storage, let (e, c) = alarms.observeStorage(r, device: device, minCentiC: w.minCentiC, maxCentiC: w.maxCentiC) {
+                events.append((e, firstSequence + Int64(i), e.state == .raised ? GatewayStore.Excursion(batch: w.batch, centiC: c) : nil))
+            }
         }
         guard !events.isEmpty else { return [] }
         do {
@@ -333,6 +367,11 @@ public actor Gateway {
             let n = try await nextNonce()
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for (id, report) in try store.unsignedExcursions() {
+            let n = try await nextNonce()
+            let tx = sign(.reportExcursion(report), nonce: n)
+            try store.setTransaction(.excursion, id: id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         for c in try store.unsignedErasureConfirmations() {
             let n = try await nextNonce()

@@ -109,6 +109,16 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX privacy_charges_dataset ON privacy_charges(dataset, id);
                 """)
         }
+        m.registerMigration("v9-excursions") { db in
+            // Cold-chain excursions to report on-chain (issue 6 §1), one per raised excursion alert,
+            // written with it.
+            try db.execute(sql: """
+                CREATE TABLE excursion_reports(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, alert INTEGER NOT NULL REFERENCES alerts(id), device BLOB NOT NULL, batch BLOB NOT NULL,
+                    centi_c INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -184,13 +194,36 @@ public final class GatewayStore: Sendable {
         public var raisedMs: Int64
     }
 
-    /// Stores alarm events durably; returns them with their ids.
-    public func addAlerts(_ events: [(AlarmEvent, sequence: Int64)], atMs: Int64) throws -> [StoredAlert] {
+    /// A cold-chain excursion to report with its alert: the batch the logger watches and the temperature.
+    public struct Excursion: Sendable {
+        public var batch: Hash
+        public var centiC: Int32
+        public init(batch: Hash, centiC: Int32) { self.batch = batch; self.centiC = centiC }
+    }
+
+    /// Stores alarm events durably (with the excursion report of each raised excursion, in the
+    /// same transaction); returns them with their ids.
+    public func addAlerts(_ events: [(AlarmEvent, sequence: Int64, excursion: Excursion?)], atMs: Int64) throws -> [StoredAlert] {
         try db.write { db in
-            try events.map { e, seq in
+            try events.map { e, seq, excursion in
                 try db.execute(sql: "INSERT INTO alerts(device, rule, severity, state, subject, value, unit, effective_ms, sequence, raised_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                arguments: [Data(e.device.bytes), e.rule, e.severity, e.state.rawValue, e.subject.map { Data($0.bytes) }, e.value, e.unit, e.effectiveMs, seq, atMs])
-                return StoredAlert(id: db.lastInsertedRowID, event: e, sequence: seq, raisedMs: atMs)
+                let id = db.lastInsertedRowID
+                if let x = excursion {
+                    try db.execute(sql: "INSERT INTO excursion_reports(alert, device, batch, centi_c, at_ms) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [id, Data(e.device.bytes), Data(x.batch.bytes), Int64(x.centiC), e.effectiveMs])
+                }
+                return StoredAlert(id: id, event: e, sequence: seq, raisedMs: atMs)
+            }
+        }
+    }
+
+    /// Excursion reports without a signed `report-excursion` transaction yet, oldest first.
+    public func unsignedExcursions(limit: Int = 500) throws -> [(id: Int64, report: ReportExcursion)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM excursion_reports WHERE tx_bytes IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { r in
+                (r["id"], ReportExcursion(device: Address(bytes: Array(r["device"] as Data))!, batch: Hash(bytes: Array(r["batch"] as Data))!,
+                                          centiC: Int32(r["centi_c"] as Int64), atMs: r["at_ms"]))
             }
         }
     }
@@ -339,7 +372,7 @@ public final class GatewayStore: Sendable {
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.
     public enum Outgoing: String, Sendable, CaseIterable {
-        case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges"
+        case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges", excursion = "excursion_reports"
     }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
@@ -372,6 +405,8 @@ public final class GatewayStore: Sendable {
                 SELECT 'datasets' AS kind, id, nonce, tx_hash, tx_bytes FROM datasets WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'privacy_charges' AS kind, id, nonce, tx_hash, tx_bytes FROM privacy_charges WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'excursion_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM excursion_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))

@@ -18,7 +18,7 @@ func submitAndWait(_ payload: TransactionPayload, keyPath: String, node: String)
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch", abstract: "Register, countersign, transfer, recall and trace supply-chain batches; check a scan.",
-        subcommands: [Register.self, Countersign.self, Transfer.self, Recall.self, Show.self, Trace.self, Scan.self])
+        subcommands: [Register.self, Countersign.self, Transfer.self, Recall.self, AttachLogger.self, ReportExcursion.self, Show.self, Trace.self, Scan.self, ProveSerial.self])
 
     struct NodeOption: ParsableArguments {
         @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
@@ -118,6 +118,50 @@ struct BatchCommand: AsyncParsableCommand {
         }
     }
 
+    struct AttachLogger: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "attach-logger",
+                                                        abstract: "A holder places its cold-chain logger with units it holds (a storage record); --units 0 takes it off.")
+        @Option(help: "Account key file (a supply-chain party or member-admin of the logger's organisation).") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "The logger's device id.") var device: String
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "Units the logger watches (0 takes it off the batch).") var units: UInt32
+        func run() async throws {
+            guard let d = Address(hex: device) else { throw CLIError("--device must be 40 hex digits") }
+            try await submitAndWait(.attachLogger(IoMTCore.AttachLogger(device: d, batch: try BatchCommand.batchID(batch), units: units)), keyPath: key, node: node.node)
+        }
+    }
+
+    struct ReportExcursion: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "report-excursion",
+                                                        abstract: "Report a logger's reading outside the batch's storage range by hand (a gateway reports them at once); its units are quarantined.")
+        @Option(help: "Account key file (a supply-chain party of the logger's organisation).") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "The logger's device id.") var device: String
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "The temperature read (°C).") var celsius: Double
+        @Option(help: "When (ms since 1970; default now).") var atMs: Int64?
+        func run() async throws {
+            guard let d = Address(hex: device) else { throw CLIError("--device must be 40 hex digits") }
+            let e = IoMTCore.ReportExcursion(device: d, batch: try BatchCommand.batchID(batch), centiC: Int32((celsius * 100).rounded()), atMs: atMs ?? nowMs())
+            try await submitAndWait(.reportExcursion(e), keyPath: key, node: node.node)
+        }
+    }
+
+    struct ProveSerial: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "prove-serial",
+                                                        abstract: "The manufacturer's inclusion proof of one serial in a batch's serials root (hex, for a label or a scan).")
+        @Option(help: "The batch's serials file (one per line, as registered).") var serials: String
+        @Option(help: "The serial.") var serial: String
+        func run() async throws {
+            let lines = String(decoding: try readInput(serials), as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+            guard let i = lines.firstIndex(of: serial), let proof = MerkleTree.proof(leafHashes: lines.map { MerkleTree.leafHash(Array($0.utf8)) }, index: i) else {
+                throw CLIError("\(serial) is not in \(serials)")
+            }
+            print(Hex.encode(proof.canonicalBytes))
+        }
+    }
+
     static func get(_ node: String, _ path: String) async throws {
         let client = NodeClient(base: node)
         let r = try await client.request("GET", path)
@@ -140,13 +184,18 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     struct Scan: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "What a scanner shows for a GTIN and lot; exits 3 if the unit is flagged (unknown, recalled, expired).")
+        static let configuration = CommandConfiguration(abstract: "What a scanner shows for a GTIN, lot and serial; exits 3 if the unit is flagged (unknown, recalled, expired, not the lot's serial, given already).")
         @OptionGroup var node: NodeOption
         @Option(help: "GTIN.") var gtin: String
         @Option(help: "Lot.") var lot: String
+        @Option(help: "The unit's serial (AI 21).") var serial: String?
+        @Option(help: "The serial's inclusion proof (hex, from prove-serial).") var proof: String?
         func run() async throws {
             let client = NodeClient(base: node.node)
-            let r = try await client.request("GET", "/v1/scan?gtin=\(percentEncoded(gtin))&lot=\(percentEncoded(lot))")
+            var path = "/v1/scan?gtin=\(percentEncoded(gtin))&lot=\(percentEncoded(lot))"
+            if let serial { path += "&serial=\(percentEncoded(serial))" }
+            if let proof { path += "&proof=\(percentEncoded(proof))" }
+            let r = try await client.request("GET", path)
             guard r.status == 200 else { throw CLIError(client.problemText(r)) }
             print(String(decoding: r.body, as: UTF8.self))
             if (try? JSONSerialization.jsonObject(with: r.body) as? [String: Any])?["flagged"] as? Bool == true { throw ExitCode(3) }

@@ -175,6 +175,16 @@ struct SupplyChainTests {
         l.apply(Self.maker, .registerBatch(Self.batch("FILL-2", materials: [material])))
         #expect(try l.state.read(IDList.self, StateKeys.madeFrom(material))?.ids == [GS1.batchID(gtin: "09506000134352", lot: "FILL-1"), GS1.batchID(gtin: "09506000134352", lot: "FILL-2")])
         l.reject(Self.maker, .registerBatch(Self.batch("FILL-3", materials: [material, material])), "invalid-argument")
+        // A batch's ancestry is bounded (the dose index walks it): 9 intermediates of 32 raw lots each reach 297 batches.
+        var intermediates: [Hash] = []
+        for i in 0..<9 {
+            let raws = (0..<32).map { j in Self.batch("RAW-\(i)-\(j)", units: 1) }
+            for r in raws { l.apply(Self.maker, .registerBatch(r)) }
+            l.apply(Self.maker, .registerBatch(Self.batch("MID-\(i)", units: 1, materials: raws.map(\.id))))
+            intermediates.append(GS1.batchID(gtin: "09506000134352", lot: "MID-\(i)"))
+        }
+        l.apply(Self.maker, .registerBatch(Self.batch("TOP-8", materials: Array(intermediates.prefix(7)))))  // 7 × 33 = 231
+        l.reject(Self.maker, .registerBatch(Self.batch("TOP-9", materials: intermediates)), "invalid-argument")
     }
 
     @Test("the forward trace lists each patient once, in first-dose order, from the contract's paged index (across pages and derived batches)")
@@ -214,5 +224,47 @@ struct SupplyChainTests {
         #expect(traceM.derived == [a, b] && traceM.patients == subjects && traceM.administrations == 800)
         #expect(Set(traceM.organisations) == ["pharma", "st-marys"])
         #expect(try BatchTrace.of(Hash.sha256([7]), in: l.state.committed()) == nil)
+    }
+
+    @Test("cold chain: a holder places its own logger with units it holds; an excursion beyond the batch's range quarantines them (not given, not moved)")
+    func coldChain() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("COLD-1")))
+        let id = GS1.batchID(gtin: "09506000134352", lot: "COLD-1")
+        l.apply(Self.maker, Self.transfer(l, id, units: 40, from: Self.maker, to: Self.carrier))
+        let logger = C.ed25519(0x8C), counter = C.ed25519(0x8D), gateway = C.ed25519(0x8E), hospitalGateway = C.ed25519(0x8F)
+        l.apply(Self.adminL, .registerDevice(RegisterDevice(publicKey: logger.publicKey, deviceType: "cold-chain-logger", place: "truck-7")))
+        l.apply(Self.adminL, .registerDevice(RegisterDevice(publicKey: counter.publicKey, deviceType: "crowd-counter", place: "depot")))
+        l.apply(Self.adminL, .register(gateway, .gateway, "logistics"))
+        l.apply(C.adminA, .register(hospitalGateway, .gateway, "st-marys"))
+        let device = logger.publicKey.address
+        func excursion(_ centiC: Int32) -> TransactionPayload { .reportExcursion(ReportExcursion(device: device, batch: id, centiC: centiC, atMs: l.context.timestampMs)) }
+        l.reject(gateway, excursion(1_200), "invalid-argument")  // not placed yet
+        l.reject(Self.carrier, .attachLogger(AttachLogger(device: device, batch: id, units: 50)), "invalid-argument")  // holds 40
+        l.reject(Self.pharmacy, .attachLogger(AttachLogger(device: device, batch: id, units: 1)), "unauthorised")  // another organisation's logger
+        l.reject(Self.carrier, .attachLogger(AttachLogger(device: counter.publicKey.address, batch: id, units: 1)), "invalid-argument")  // not a logger
+        l.reject(Self.nurse, .attachLogger(AttachLogger(device: device, batch: id, units: 1)), "unauthorised")
+        l.apply(Self.carrier, .attachLogger(AttachLogger(device: device, batch: id, units: 30)))
+        #expect(try l.state.read(StorageRecord.self, StateKeys.storage(id, 1))?.place == "truck-7")
+        l.reject(gateway, excursion(500), "invalid-argument")  // within 2–8 °C
+        l.reject(hospitalGateway, excursion(1_200), "unauthorised")  // not the logger's organisation
+        l.reject(Self.pharmacy, excursion(1_200), "unauthorised")
+        l.apply(gateway, excursion(1_200))
+        #expect(Self.holding(l, id, "logistics") == 10)
+        #expect(try l.state.read(UInt64.self, StateKeys.quarantined(id, "logistics")) == 30)
+        let first = try #require(try l.state.read(ExcursionRecord.self, StateKeys.excursion(id, 1)))
+        #expect(first.quarantined == 30 && first.place == "truck-7" && first.organisation == "logistics" && first.reporter == gateway.publicKey.address)
+        // A second excursion of the same storage is recorded; nothing more to quarantine.
+        l.apply(Self.carrier, excursion(-150))
+        #expect(try l.state.read(ExcursionRecord.self, StateKeys.excursion(id, 2))?.quarantined == 0)
+        #expect(try l.state.read(StorageRecord.self, StateKeys.storage(id, 1))?.excursions == 2)
+        // Quarantined units are not moved.
+        l.reject(Self.carrier, Self.transfer(l, id, units: 20, from: Self.carrier, to: Self.pharmacy), "invalid-argument")
+        l.apply(Self.carrier, Self.transfer(l, id, units: 10, from: Self.carrier, to: Self.pharmacy))
+        // Taken off: the storage record ends, and the logger reports no more for the batch.
+        l.apply(Self.carrier, .attachLogger(AttachLogger(device: device, batch: id, units: 0)))
+        #expect(try l.state.read(StorageRecord.self, StateKeys.storage(id, 1))?.untilMs == l.context.timestampMs)
+        l.reject(gateway, excursion(1_300), "invalid-argument")
+        l.reject(Self.carrier, .attachLogger(AttachLogger(device: device, batch: id, units: 0)), "invalid-argument")
     }
 }

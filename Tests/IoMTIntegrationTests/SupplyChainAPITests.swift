@@ -8,20 +8,30 @@ import Testing
 /// recall the batch's scan is flagged and no dose can be given.
 @Suite("supply chain over the HTTP API of a real node")
 struct SupplyChainAPITests {
+    /// A dev node in `dir` where governance admitted a manufacturer, "pharma", and its admin (the
+    /// dev chain's quorum is 1).
+    static func manufacturerChain(_ dir: String) async throws -> (NodeProcess, HTTP, DevChain, PrivateKey) {
+        let node = try NodeProcess(dataDir: dir + "/node")
+        let http = HTTP(base: node.url), chain = try DevChain(dataDir: dir + "/node")
+        let pharmaAdmin = PrivateKey.generate(.ed25519)
+        do {
+            try await GatewayTests.commit(http, chain, .proposeGovernance(.addOrganisation(Organisation(id: "pharma", name: "Pharma", kind: "manufacturer"))))
+            try await GatewayTests.commit(http, chain, .proposeGovernance(.addAdmin(publicKey: pharmaAdmin.publicKey, organisation: "pharma", label: "pharma admin")))
+        } catch {
+            node.terminate()
+            throw error
+        }
+        return (node, http, chain, pharmaAdmin)
+    }
+
     @Test("register, transfer, administer, trace, scan, recall", .timeLimit(.minutes(3)))
     func flow() async throws {
         let dir = temporaryFolder()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try NodeProcess(dataDir: dir + "/node")
+        let (node, http, chain, pharmaAdmin) = try await Self.manufacturerChain(dir)
         defer { node.terminate() }
-        let http = HTTP(base: node.url), chain = try DevChain(dataDir: dir + "/node")
         let id = chain.chainID
-
-        // Governance admits a manufacturer and its admin (the dev chain's quorum is 1).
-        let pharmaAdmin = PrivateKey.generate(.ed25519)
-        try await GatewayTests.commit(http, chain, .proposeGovernance(.addOrganisation(Organisation(id: "pharma", name: "Pharma", kind: "manufacturer"))))
-        try await GatewayTests.commit(http, chain, .proposeGovernance(.addAdmin(publicKey: pharmaAdmin.publicKey, organisation: "pharma", label: "pharma admin")))
         // A nurse and two patients at the hospital.
         let nurse = PrivateKey.generate(.ed25519)
         try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: nurse.publicKey, role: .practitioner, organisation: "dev-hospital")))
@@ -118,5 +128,104 @@ struct SupplyChainAPITests {
         r = try await http.post("/v1/transactions", try chain.json(tx))
         #expect(r.status == 422 && (r.json["detail"] as? String ?? "").contains("recalled"), "\(r.text)")
         #expect(try await http.get("/v1/batches/\(batch.hex)").json["holdings"] as? [String: Int] == ["pharma": 6, "dev-hospital": 2])
+    }
+
+    /// A logger reading of the batch's fridge, in FHIR (what the simulator's loggers send).
+    static func fridgeReading(_ celsius: Double, atMs: Int64) -> [UInt8] {
+        let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(atMs) / 1000))
+        return Array("""
+            {"resourceType":"Observation","status":"final","code":{"coding":[{"system":"urn:iomtchain:observation","code":"storage-temperature"}]},\
+            "effectiveDateTime":"\(time)","valueQuantity":{"value":\(celsius),"system":"http://unitsofmeasure.org","code":"Cel"}}
+            """.utf8)
+    }
+
+    @Test("cold chain through a real gateway: a logger placed with held units reports an excursion at once, the units are quarantined and listed; serial scans catch a foreign serial and a copied label",
+          .timeLimit(.minutes(3)))
+    func coldChainAndSerials() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (node, http, chain, pharmaAdmin) = try await Self.manufacturerChain(dir)
+        defer { node.terminate() }
+        // The hospital's gateway and its pharmacy fridge's logger.
+        let gatewayKey = PrivateKey.generate(.ed25519), loggerKey = PrivateKey.generate(.ed25519)
+        let keyPath = dir + "/gateway.key.json"
+        try JSONEncoder().encode(KeyFile(gatewayKey)).write(to: URL(fileURLWithPath: keyPath))
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "dev-hospital")))
+        try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: loggerKey.publicKey, deviceType: "cold-chain-logger", place: "pharmacy-fridge-2")))
+        let logger = TestDevice(key: loggerKey, macKey: nil)
+
+        let serials = (1...10).map { "SN-\($0)" }
+        let serialsPath = dir + "/serials.txt"
+        try serials.joined(separator: "\n").write(toFile: serialsPath, atomically: true, encoding: .utf8)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let registration = RegisterBatch(gtin: "09506000134352", lot: "FRIDGE-1", productCode: "CVX208", units: 10, serialsRoot: MerkleTree.root(leaves: serials.map { Array($0.utf8) }),
+                                         manufacturedMs: now - 86_400_000, expiresMs: now + 180 * 86_400_000, minCentiC: 200, maxCentiC: 800)
+        try await GatewayTests.commit(http, chain, .registerBatch(registration), key: pharmaAdmin)
+        let batch = registration.id
+        let until = now + 3_600_000
+        let message = TransferCustody.message(chainID: chain.chainID, batch: batch, units: 6, sender: pharmaAdmin.publicKey.address, receiver: chain.admin.publicKey.address, sequence: 1, validUntilMs: until)
+        try await GatewayTests.commit(http, chain, .transferCustody(TransferCustody(batch: batch, units: 6, receiver: chain.admin.publicKey.address, sequence: 1,
+                                                                                    validUntilMs: until, receiverSignature: chain.admin.sign(message))), key: pharmaAdmin)
+        // The hospital's admin places the logger with 4 of its 6 units, from the command line (7 is more than it holds).
+        let hospitalPath = dir + "/hospital.key.json"
+        try JSONEncoder().encode(KeyFile(chain.admin)).write(to: URL(fileURLWithPath: hospitalPath))
+        var placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "7"])
+        #expect(placed.status != 0 && placed.stderr.contains("holds 6"), "\(placed.stderr)")
+        placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "4"])
+        #expect(placed.status == 0, "\(placed.stderr)")
+
+        let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
+        var r = try await logger.upload(gw.http, chainID: chain.chainID, counter: 1, body: Self.fridgeReading(5.1, atMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        #expect(r.status == 202 && (r.json["alerts"] as? [Any])?.isEmpty == true, "\(r.text)")
+        r = try await logger.upload(gw.http, chainID: chain.chainID, counter: 2, body: Self.fridgeReading(12.4, atMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        let alerts = r.json["alerts"] as? [[String: Any]] ?? []
+        #expect(r.status == 202 && alerts.count == 1, "\(r.text)")
+        let event = alerts.first?["event"] as? [String: Any] ?? alerts.first ?? [:]
+        #expect(event["rule"] as? String == "cold-chain-excursion" && event["value"] as? String == "12.40", "\(r.text)")
+        // Still warm: no second excursion (hysteresis); the gateway reports the first on-chain.
+        r = try await logger.upload(gw.http, chainID: chain.chainID, counter: 3, body: Self.fridgeReading(9.0, atMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        #expect((r.json["alerts"] as? [Any])?.isEmpty == true, "\(r.text)")
+        var view: [String: Any] = [:]
+        for _ in 0..<300 {
+            view = try await http.get("/v1/batches/\(batch.hex)").json
+            if (view["excursions"] as? [Any])?.isEmpty == false { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(view["quarantined"] as? [String: Int] == ["dev-hospital": 4], "\(view)\n\(gw.log.suffix(2_000))")
+        #expect((view["holdings"] as? [String: Int])?["dev-hospital"] == 2)
+        let excursion = (view["excursions"] as? [[String: Any]])?.first ?? [:]
+        #expect(excursion["reporter"] as? String == gatewayKey.publicKey.address.hex && excursion["place"] as? String == "pharmacy-fridge-2" && excursion["quarantined"] as? Int == 4, "\(excursion)")
+        #expect(((excursion["report"] as? [String: Any])?["centiC"] as? Int) == 1_240)
+        let storage = (view["storage"] as? [[String: Any]])?.first ?? [:]
+        #expect(storage["units"] as? Int == 0 && storage["excursions"] as? Int == 1, "\(storage)")
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=FRIDGE-1")
+        #expect(r.json["excursions"] as? Int == 1 && r.json["quarantinedUnits"] as? Int == 4 && r.json["flagged"] as? Bool == false, "\(r.text)")
+
+        // Serials: the manufacturer's proof of SN-3 verifies; the same proof for a serial not in the lot does not.
+        var cli = try runCLI(["batch", "prove-serial", "--serials", serialsPath, "--serial", "SN-3"])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        let proof = cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=FRIDGE-1&serial=SN-3&proof=\(proof)")
+        #expect(r.json["serialVerified"] as? Bool == true && r.json["administered"] as? Bool == false && r.json["flagged"] as? Bool == false, "\(r.text)")
+        r = try await http.get("/v1/scan?gtin=09506000134352&lot=FRIDGE-1&serial=SN-33&proof=\(proof)")
+        #expect(r.json["serialVerified"] as? Bool == false && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("counterfeit"), "\(r.text)")
+        #expect(try await http.get("/v1/scan?gtin=09506000134352&lot=FRIDGE-1&serial=SN-3&proof=zz").status == 400)
+        // SN-3 given: a second label with SN-3 is a copy.
+        let nurse = PrivateKey.generate(.ed25519)
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: nurse.publicKey, role: .practitioner, organisation: "dev-hospital")))
+        try await GatewayTests.commit(http, chain, .attestPractitioner(AttestPractitioner(account: nurse.publicKey.address, profession: "nurse", licenceHash: Hash.sha256([1]))))
+        let patient = try await ConsentAPITests.enrol(http, chain, PatientSecret.generate())
+        try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(patient.publicKey.address), serialHash: Hash.sha256(Array("SN-3".utf8)),
+                                                                                  atMs: now)), key: nurse)
+        cli = try runCLI(["batch", "scan", "--node", node.url, "--gtin", "09506000134352", "--lot", "FRIDGE-1", "--serial", "SN-3", "--proof", proof])
+        #expect(cli.status == 3 && cli.stdout.contains("copied label"), "\(cli.stdout) \(cli.stderr)")
+        // Two usable units were left, one given: the quarantined four cannot be.
+        try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(patient.publicKey.address), serialHash: Hash.sha256(Array("SN-4".utf8)),
+                                                                                  atMs: now)), key: nurse)
+        await #expect(throws: TestFailure.self) {
+            try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(patient.publicKey.address), serialHash: Hash.sha256(Array("SN-5".utf8)),
+                                                                                      atMs: now)), key: nurse)
+        }
     }
 }

@@ -178,6 +178,87 @@ public struct AdverseEventRecord: Hashable, Sendable, Codable, CanonicalCodable 
     }
 }
 
+/// A holder puts a cold-chain logger of its own organisation (a registered `cold-chain-logger`
+/// device, bound to the place where it hangs) with units of a batch it holds: where they are
+/// stored, and what watches their temperature. `units: 0` takes the logger off the batch.
+public struct AttachLogger: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    public var batch: Hash
+    public var units: UInt32
+
+    public init(device: Address, batch: Hash, units: UInt32) { self.device = device; self.batch = batch; self.units = units }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(batch); w.write(units) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); batch = try r.read(); units = try r.read() }
+}
+
+/// A logger's reading left the batch's storage range: reported by a gateway of the logger's
+/// organisation (at once, from the reading) or by a supply-chain party of it; the units the logger
+/// watches are quarantined (they can no longer be given or moved).
+public struct ReportExcursion: Hashable, Sendable, Codable, CanonicalCodable {
+    public var device: Address
+    public var batch: Hash
+    /// The reading that left the range, in hundredths of °C, and its time.
+    public var centiC: Int32
+    public var atMs: Int64
+
+    public init(device: Address, batch: Hash, centiC: Int32, atMs: Int64) { self.device = device; self.batch = batch; self.centiC = centiC; self.atMs = atMs }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(batch); w.write(UInt32(bitPattern: centiC)); w.write(atMs) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); batch = try r.read(); centiC = Int32(bitPattern: try r.read()); atMs = try r.read() }
+}
+
+/// Where units of a batch are stored and which logger watches them (`StateKeys.storage(batch, n)`;
+/// the logger's current one is `StateKeys.loggerAttachment(device)`).
+public struct StorageRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var batch: Hash
+    public var device: Address
+    public var organisation: String
+    /// The logger's place (from its device registration).
+    public var place: String?
+    /// Units watched; 0 once an excursion quarantined them.
+    public var units: UInt32
+    public var sinceMs: Int64
+    public var untilMs: Int64?
+    public var excursions: UInt64
+    public var height: UInt64
+
+    public init(n: UInt64, batch: Hash, device: Address, organisation: String, place: String?, units: UInt32, sinceMs: Int64, untilMs: Int64? = nil, excursions: UInt64 = 0, height: UInt64) {
+        self.n = n; self.batch = batch; self.device = device; self.organisation = organisation; self.place = place; self.units = units
+        self.sinceMs = sinceMs; self.untilMs = untilMs; self.excursions = excursions; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(n); w.write(batch); w.write(device); w.write(organisation); w.write(place); w.write(units); w.write(sinceMs); w.write(untilMs.map { UInt64(bitPattern: $0) }); w.write(excursions); w.write(height)
+    }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        n = try r.read(); batch = try r.read(); device = try r.read(); organisation = try r.read(); place = try r.readOptional(); units = try r.read()
+        sinceMs = try r.read(); untilMs = try r.readOptional(UInt64.self).map { Int64(bitPattern: $0) }; excursions = try r.read(); height = try r.read()
+    }
+}
+
+/// A cold-chain excursion as recorded (`StateKeys.excursion(batch, n)`).
+public struct ExcursionRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var report: ReportExcursion
+    public var organisation: String
+    public var place: String?
+    /// Units quarantined by this excursion (0 when an earlier one of the same storage had).
+    public var quarantined: UInt32
+    public var reporter: Address
+    public var height: UInt64
+
+    public init(n: UInt64, report: ReportExcursion, organisation: String, place: String?, quarantined: UInt32, reporter: Address, height: UInt64) {
+        self.n = n; self.report = report; self.organisation = organisation; self.place = place; self.quarantined = quarantined; self.reporter = reporter; self.height = height
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(n); w.write(report); w.write(organisation); w.write(place); w.write(quarantined); w.write(reporter); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        n = try r.read(); report = try r.read(); organisation = try r.read(); place = try r.readOptional(); quarantined = try r.read(); reporter = try r.read(); height = try r.read()
+    }
+}
+
 /// A batch as held in state (`StateKeys.batch(id)`).
 public struct BatchRecord: Hashable, Sendable, Codable, CanonicalCodable {
     public var id: Hash
@@ -267,13 +348,26 @@ extension StateKeys {
     /// How many recalls were recorded (`UInt64`); the n-th recalled batch is `recallEntry(n)`.
     public static let recallCount: [UInt8] = Array("recalls/count".utf8)
     public static func recallEntry(_ n: UInt64) -> [UInt8] { Array("recalls/".utf8) + n.canonicalBytes }
-    /// The distinct patients given a unit of a batch, in pages of `batchPatientsPageSize`
-    /// pseudonyms (`IDList`), in the order of their first dose; their count is
-    /// `batchPatientCount` (`UInt64`). The forward trace reads one page per 256 patients, not one
-    /// record per dose.
+    /// The distinct patients given a unit of a batch or of a batch made (transitively) from it, in
+    /// pages of `batchPatientsPageSize` pseudonyms (`IDList`), in the order of their first dose;
+    /// their count is `batchPatientCount` (`UInt64`). The forward trace reads one page per 256
+    /// patients, not one record per dose.
     public static let batchPatientsPageSize: UInt64 = 256
     public static func batchPatientCount(_ batch: Hash) -> [UInt8] { Array("batch-patients/".utf8) + batch.bytes }
     public static func batchPatients(_ batch: Hash, page: UInt64) -> [UInt8] { Array("batch-patients/".utf8) + batch.bytes + page.canonicalBytes }
+    /// Set (to the height) once a patient is in a batch's patient index (`batchPatients`).
+    public static func reached(_ material: Hash, _ subject: Hash) -> [UInt8] { Array("reached/".utf8) + material.bytes + subject.bytes }
+    /// Storage records of a batch (`UInt64` count; the n-th is `storage(batch, n)`).
+    public static func storageCount(_ batch: Hash) -> [UInt8] { Array("storage/".utf8) + batch.bytes }
+    public static func storage(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("storage/".utf8) + batch.bytes + n.canonicalBytes }
+    /// The storage record a logger watches now (`StorageRecord`).
+    public static func loggerAttachment(_ device: Address) -> [UInt8] { Array("logger/".utf8) + device.bytes }
+    /// Excursions of a batch (`UInt64` count; the n-th is `excursion(batch, n)`).
+    public static func excursionCount(_ batch: Hash) -> [UInt8] { Array("excursions/".utf8) + batch.bytes }
+    public static func excursion(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("excursions/".utf8) + batch.bytes + n.canonicalBytes }
+    /// Units of a batch an organisation holds in quarantine after an excursion (`UInt64`): not
+    /// given, not moved.
+    public static func quarantined(_ batch: Hash, _ organisation: String) -> [UInt8] { Array("quarantined/".utf8) + batch.bytes + Array(organisation.utf8) }
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
 }

@@ -41,6 +41,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case recallBatch(RecallBatch)
     case administerDose(AdministerDose)
     case reportAdverseEvent(ReportAdverseEvent)
+    case attachLogger(AttachLogger)
+    case reportExcursion(ReportExcursion)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -78,10 +80,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recallBatch: return "recall-batch"
         case .administerDose: return "administer-dose"
         case .reportAdverseEvent: return "report-adverse-event"
+        case .attachLogger: return "attach-logger"
+        case .reportExcursion: return "report-excursion"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -118,6 +122,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recallBatch(let b): w.write(UInt8(31)); w.write(b)
         case .administerDose(let b): w.write(UInt8(32)); w.write(b)
         case .reportAdverseEvent(let b): w.write(UInt8(33)); w.write(b)
+        case .attachLogger(let b): w.write(UInt8(34)); w.write(b)
+        case .reportExcursion(let b): w.write(UInt8(35)); w.write(b)
         }
     }
 
@@ -157,6 +163,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 31: self = .recallBatch(try r.read())
         case 32: self = .administerDose(try r.read())
         case 33: self = .reportAdverseEvent(try r.read())
+        case 34: self = .attachLogger(try r.read())
+        case 35: self = .reportExcursion(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -200,6 +208,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "recall-batch": self = .recallBatch(try RecallBatch(from: decoder))
         case "administer-dose": self = .administerDose(try AdministerDose(from: decoder))
         case "report-adverse-event": self = .reportAdverseEvent(try ReportAdverseEvent(from: decoder))
+        case "attach-logger": self = .attachLogger(try AttachLogger(from: decoder))
+        case "report-excursion": self = .reportExcursion(try ReportExcursion(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -242,6 +252,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recallBatch(let b): try b.encode(to: encoder)
         case .administerDose(let b): try b.encode(to: encoder)
         case .reportAdverseEvent(let b): try b.encode(to: encoder)
+        case .attachLogger(let b): try b.encode(to: encoder)
+        case .reportExcursion(let b): try b.encode(to: encoder)
         }
     }
 }

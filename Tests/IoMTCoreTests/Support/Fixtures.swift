@@ -85,6 +85,8 @@ enum Fixture {
         .recallBatch(RecallBatch(batch: hash(0x53), reasonCode: "cold-chain-excursion")),
         .administerDose(AdministerDose(batch: hash(0x54), subject: hash(0x55), serialHash: hash(0x56), atMs: 1_750_000_000_000)),
         .reportAdverseEvent(ReportAdverseEvent(batch: hash(0x57), subject: hash(0x58), reactionCode: "snomed:39579001", severity: "severe", onsetMs: 1_750_000_100_000)),
+        .attachLogger(AttachLogger(device: address(0x59), batch: hash(0x5A), units: 40)),
+        .reportExcursion(ReportExcursion(device: address(0x59), batch: hash(0x5A), centiC: -1_250, atMs: 1_750_000_200_000)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
