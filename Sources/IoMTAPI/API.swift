@@ -54,6 +54,7 @@ public struct API: Sendable {
         patientRoutes(router)
         researchRoutes(router)
         supplyChainRoutes(router)
+        tracingRoutes(router)
         supplyChainFHIRRoutes(router)
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         router.get("/metrics") { _, _ in await metrics() }

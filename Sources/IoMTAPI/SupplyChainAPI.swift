@@ -98,26 +98,33 @@ extension API {
         guard let after = UInt64(q.get("after") ?? "0"), let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else {
             throw Problem(.badRequest, code: "invalid-query", detail: "after is a recall number, waitMs 0…60000")
         }
-        let deadline = ContinuousClock.now + .milliseconds(wait)
+        return try await longPoll(waitMs: wait) { state, header, final in
+            let count = try read(UInt64.self, StateKeys.recallCount, in: state) ?? 0
+            guard count > after || final else { return nil }
+            var notices: [RecallNotice] = []
+            var n = after
+            while n < count, notices.count < 100 {
+                n += 1
+                guard let id = try read(Hash.self, StateKeys.recallEntry(n), in: state), let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { continue }
+                var holders: [String: UInt64] = [:]
+                for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
+                    let held = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
+                    if held > 0 { holders[org] = held }
+                }
+                notices.append(RecallNotice(n: n, batch: id, gtin: b.registration.gtin, lot: b.registration.lot, reasonCode: b.recall?.reasonCode ?? "",
+                                            height: b.recalledHeight ?? 0, holders: holders, administrations: b.administered))
+            }
+            return try json(RecallsReply(recalls: notices, last: notices.last?.n ?? after, height: header.height))
+        }
+    }
+
+    /// A long poll on the committed state: `attempt` answers (non-nil) when there is something new,
+    /// and must answer when `final` (the wait is over); it is tried every 100 ms until then.
+    func longPoll(waitMs: Int, _ attempt: (AuthenticatedState, BlockHeader, _ final: Bool) throws -> Response?) async throws -> Response {
+        let deadline = ContinuousClock.now + .milliseconds(waitMs)
         while true {
             let (state, header) = await node.committedSnapshot()
-            let count = try read(UInt64.self, StateKeys.recallCount, in: state) ?? 0
-            if count > after || ContinuousClock.now >= deadline {
-                var notices: [RecallNotice] = []
-                var n = after
-                while n < count, notices.count < 100 {
-                    n += 1
-                    guard let id = try read(Hash.self, StateKeys.recallEntry(n), in: state), let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { continue }
-                    var holders: [String: UInt64] = [:]
-                    for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
-                        let held = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
-                        if held > 0 { holders[org] = held }
-                    }
-                    notices.append(RecallNotice(n: n, batch: id, gtin: b.registration.gtin, lot: b.registration.lot, reasonCode: b.recall?.reasonCode ?? "",
-                                                height: b.recalledHeight ?? 0, holders: holders, administrations: b.administered))
-                }
-                return try json(RecallsReply(recalls: notices, last: notices.last?.n ?? after, height: header.height))
-            }
+            if let r = try attempt(state, header, ContinuousClock.now >= deadline) { return r }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

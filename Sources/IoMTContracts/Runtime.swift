@@ -229,6 +229,10 @@ public enum Runtime {
             case .reportAdverseEvent(let b): try SupplyChain.reportAdverseEvent(b, by: bumped, state: &scratch, context: ctx)
             case .attachLogger(let b): try SupplyChain.attachLogger(b, by: bumped, state: &scratch, context: ctx)
             case .reportExcursion(let b): try SupplyChain.reportExcursion(b, by: bumped, state: &scratch, context: ctx)
+            case .registerVenue(let b): try Tracing.registerVenue(b, by: bumped, state: &scratch, context: ctx)
+            case .anchorCheckIns(let b): try Tracing.anchorCheckIns(b, by: bumped, state: &scratch, context: ctx)
+            case .reportPositive(let b): try Tracing.reportPositive(b, by: bumped, state: &scratch, context: ctx)
+            case .recordExposures(let b): try Tracing.recordExposures(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -27,6 +27,10 @@ public actor Gateway {
         public var recipients: [[UInt8]] = []
         /// Edge alarm rules (threshold with hysteresis, per vital sign, optionally per patient).
         public var alarmRules: [AlarmRule] = AlarmRule.defaults
+        /// Check-ins are anchored in one batch per venue when the oldest waited this long.
+        public var checkInBatchMs: Int64 = 60_000
+        /// A check-in is exposed when its stay overlaps a positive case's by at least this much.
+        public var exposureMinOverlapMs: Int64 = 15 * 60_000
 
         public init() {}
     }
@@ -49,6 +53,9 @@ public actor Gateway {
     var erased: Set<Hash>
     private var lastErasureCheckMs: Int64 = 0
     var lastDatasetCheckMs: Int64 = 0
+    var venueCache: [String: (record: VenueRecord?, atMs: Int64)] = [:]
+    /// The gateway account's organisation, from the chain (once).
+    var ownOrganisation: String?
     private var lastAuditRunMs: Int64 = 0
     /// Own transactions the chain refused and the gateway set aside (`Status.refusedTransactions`).
     private var refusedTransactions: UInt64 = 0
@@ -368,6 +375,17 @@ public actor Gateway {
             let tx = sign(.recordAlert(RecordAlert(device: a.event.device, rule: a.event.rule, severity: a.event.severity, raised: a.event.state == .raised, atMs: a.event.effectiveMs)), nonce: n)
             try store.setTransaction(.alert, id: a.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
+        try store.sealCheckIns(nowMs: Self.nowMs(), maxAgeMs: configuration.checkInBatchMs)
+        for (id, anchor) in try store.unsignedCheckInBatches() {
+            let n = try await nextNonce()
+            let tx = sign(.anchorCheckIns(anchor), nonce: n)
+            try store.setTransaction(.checkIns, id: id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for r in try store.unsignedExposureReports() {
+            let n = try await nextNonce()
+            let tx = sign(.recordExposures(RecordExposures(caseID: r.caseID, venue: r.venue, exposed: r.exposed, checkInRoots: r.checkInRoots)), nonce: n)
+            try store.setTransaction(.exposure, id: r.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
         for (id, report) in try store.unsignedExcursions() {
             let n = try await nextNonce()
             let tx = sign(.reportExcursion(report), nonce: n)
@@ -513,9 +531,29 @@ public actor Gateway {
     }
 
     /// Runs sealing and anchoring until cancelled.
+    /// Runs `step` every `everyMs` until cancelled, logging when it starts failing and when it recovers.
+    func follow(_ what: String, everyMs: UInt64, _ step: () async throws -> Void) async {
+        var failing: String?
+        while !Task.isCancelled {
+            do {
+                try await step()
+                if failing != nil { log("\(what): node reachable again") }
+                failing = nil
+            } catch {
+                let text = "\(error)"
+                if failing != text { log("\(what) paused: \(text)") }
+                failing = text
+            }
+            try? await Task.sleep(nanoseconds: everyMs * 1_000_000)
+        }
+    }
+
     public func run(intervalMs: UInt64 = 100) async {
-        let datasets = Task { await self.runDatasets() }
-        defer { datasets.cancel() }
+        // Dataset builds and case matching run beside sealing and anchoring (a large build must not
+        // hold readings back).
+        let datasets = Task { await self.follow("datasets", everyMs: 1_000) { try await self.processDatasets() } }
+        let cases = Task { await self.follow("exposure matching", everyMs: 500) { try await self.processCases() } }
+        defer { datasets.cancel(); cases.cancel() }
         while !Task.isCancelled {
             do {
                 let due = try await dueForSealing()

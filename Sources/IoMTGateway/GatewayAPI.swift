@@ -35,6 +35,8 @@ public struct GatewayAPI: Sendable {
         router.get("/v1/datasets/:id/rows") { req, ctx in try await datasetRows(req, ctx) }
         router.post("/v1/datasets/:id/query") { req, ctx in try await datasetQuery(req, ctx) }
         router.get("/v1/datasets/:id/queries/:n") { req, ctx in try await datasetQueryResult(req, ctx) }
+        router.post("/v1/checkins") { req, ctx in try await checkIn(req, ctx) }
+        router.get("/v1/venue-alarms") { req, _ in try await venueAlarms(req) }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -78,6 +80,37 @@ public struct GatewayAPI: Sendable {
         case .overloaded, .unavailable: return Problem(.serviceUnavailable, code: e.code, detail: e.description)
         case .erased: return Problem(.gone, code: e.code, detail: e.description)
         }
+    }
+
+    /// `POST /v1/checkins` `{venue, token, interval, minutes?}`: a person checks in at a venue with
+    /// their phone's current token (what the QR code at the door leads the phone to send).
+    func checkIn(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let body: Gateway.CheckInRequest
+        do { body = try await req.decode(as: Gateway.CheckInRequest.self, context: ctx) } catch {
+            throw Problem(.badRequest, code: "invalid-check-in", detail: "the body is {venue, token (32 hex digits), interval, minutes?}")
+        }
+        let receipt: Gateway.CheckInReceipt
+        do throws(Gateway.CheckInError) {
+            receipt = try await gateway.checkIn(body)
+        } catch {
+            switch error {
+            case .invalid: throw Problem(.badRequest, code: error.code, detail: error.description)
+            case .staleToken, .unknownVenue: throw Problem(.unprocessableContent, code: error.code, detail: error.description)
+            case .duplicateToken: throw Problem(.conflict, code: error.code, detail: error.description)
+            case .unavailable: throw Problem(.serviceUnavailable, code: error.code, detail: error.description)
+            }
+        }
+        return try json(receipt, status: .created)
+    }
+
+    struct VenueAlarmsReply: Codable { var alarms: [GatewayStore.ExposureReport]; var last: Int64 }
+
+    /// `GET /v1/venue-alarms?after=ID`: the positive cases that visited this gateway's venues, with
+    /// the exposed check-ins' token hashes and whether the chain committed the record.
+    func venueAlarms(_ req: Request) async throws -> Response {
+        guard let after = Int64(req.uri.queryParameters.get("after") ?? "0"), after >= 0 else { throw Problem(.badRequest, code: "invalid-after", detail: "after is an alarm id (≥ 0)") }
+        let list = try gateway.store.exposureReports(after: after)
+        return try json(VenueAlarmsReply(alarms: list, last: list.last?.id ?? after))
     }
 
     struct AlertsReply: Codable { var alerts: [GatewayStore.StoredAlert]; var last: Int64 }

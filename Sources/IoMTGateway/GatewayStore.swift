@@ -119,6 +119,25 @@ public final class GatewayStore: Sendable {
                     tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
                 """)
         }
+        m.registerMigration("v10-tracing") { db in
+            // Venue check-ins (issue 6 §2): token hashes only; anchored in batches per venue. Positive
+            // cases matched here become exposure reports, one per case and venue.
+            try db.execute(sql: """
+                CREATE TABLE checkin_batches(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, venue TEXT NOT NULL, root BLOB NOT NULL UNIQUE, count INTEGER NOT NULL,
+                    first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                CREATE TABLE checkins(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, token_hash BLOB NOT NULL UNIQUE, venue TEXT NOT NULL,
+                    in_ms INTEGER NOT NULL, out_ms INTEGER NOT NULL, batch INTEGER REFERENCES checkin_batches(id));
+                CREATE INDEX checkins_venue ON checkins(venue, in_ms);
+                CREATE INDEX checkins_unbatched ON checkins(id) WHERE batch IS NULL;
+                CREATE TABLE exposure_reports(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, case_id BLOB NOT NULL, venue TEXT NOT NULL, visits INTEGER NOT NULL,
+                    exposed BLOB NOT NULL, roots BLOB NOT NULL, raised_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER, UNIQUE(case_id, venue));
+                """)
+        }
         try m.migrate(db)
     }
 
@@ -372,7 +391,8 @@ public final class GatewayStore: Sendable {
     /// an alert's `record-alert`. Each is stored signed before it is sent, with its nonce; the
     /// gateway's next nonce moves in the same write.
     public enum Outgoing: String, Sendable, CaseIterable {
-        case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges", excursion = "excursion_reports"
+        case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges", excursion = "excursion_reports",
+             checkIns = "checkin_batches", exposure = "exposure_reports"
     }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
@@ -407,6 +427,10 @@ public final class GatewayStore: Sendable {
                 SELECT 'privacy_charges' AS kind, id, nonce, tx_hash, tx_bytes FROM privacy_charges WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'excursion_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM excursion_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'checkin_batches' AS kind, id, nonce, tx_hash, tx_bytes FROM checkin_batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'exposure_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM exposure_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))

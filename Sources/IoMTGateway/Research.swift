@@ -141,23 +141,6 @@ extension Gateway {
         return (subjects, UInt64(rows.count), MerkleTree.root(leaves: rows.map(\.canonicalBytes)))
     }
 
-    /// Dataset work, apart from sealing and anchoring (a large build must not hold readings back).
-    func runDatasets() async {
-        var failing: String?
-        while !Task.isCancelled {
-            do {
-                try await processDatasets()
-                if failing != nil { log("datasets: node reachable again") }
-                failing = nil
-            } catch {
-                let text = "\(error)"
-                if failing != text { log("datasets paused: \(text)") }
-                failing = text
-            }
-            try? await Task.sleep(nanoseconds: 1_000_000_000)
-        }
-    }
-
     /// Follows the chain's dataset requests for this gateway (at most once a second): builds and
     /// queues the seal of each one still requested; builds again a seal the chain refused (a
     /// patient revoked in between), and after five refusals seals it empty (the price goes back).

@@ -29,6 +29,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Backpressure: refuse uploads (503) while this many readings wait for a committed anchor.") var maxUnanchored = 1_000_000
         @Option(help: "Also wrap every blob's data key for this X25519 public key (hex, 32 bytes); repeatable.") var recipient: [String] = []
         @Option(help: "Alarm rules (JSON array of AlarmRule; docs/gateway.md) instead of the defaults.") var alarmRules: String?
+        @Option(help: "Anchor a venue's check-ins when the oldest waited this long (ms).") var checkInBatchMs: Int64 = 60_000
+        @Option(help: "A check-in is exposed when its stay overlaps a positive case's by at least this many minutes.") var exposureOverlapMinutes: Int64 = 15
         @Option(help: "Also take uploads from this MQTT broker (e.g. tcp://127.0.0.1:1883), topic iomt/readings/{device}/{counter}/{signature}/{fhir|csv}, QoS 1.") var mqtt: String?
         @Option(help: "MQTT client id: the broker keeps this session's QoS 1 messages while the gateway is down (default: from the gateway's account).") var mqttClientId: String?
 
@@ -41,6 +43,9 @@ struct GatewayCommand: AsyncParsableCommand {
             config.batchSize = batchSize
             config.batchMaxAgeMs = batchMs
             config.maxUnanchored = maxUnanchored
+            guard checkInBatchMs >= 100, (0...720).contains(exposureOverlapMinutes) else { throw CLIError("--check-in-batch-ms is at least 100 and --exposure-overlap-minutes 0…720") }
+            config.checkInBatchMs = checkInBatchMs
+            config.exposureMinOverlapMs = exposureOverlapMinutes * 60_000
             config.recipients = try recipient.map { hex in
                 guard let b = Hex.decode(hex), (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: b)) != nil else { throw CLIError("--recipient must be 64 hex digits (an X25519 public key)") }
                 return b

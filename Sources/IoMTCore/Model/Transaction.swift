@@ -43,6 +43,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case reportAdverseEvent(ReportAdverseEvent)
     case attachLogger(AttachLogger)
     case reportExcursion(ReportExcursion)
+    case registerVenue(RegisterVenue)
+    case anchorCheckIns(AnchorCheckIns)
+    case reportPositive(ReportPositive)
+    case recordExposures(RecordExposures)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -82,10 +86,14 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reportAdverseEvent: return "report-adverse-event"
         case .attachLogger: return "attach-logger"
         case .reportExcursion: return "report-excursion"
+        case .registerVenue: return "register-venue"
+        case .anchorCheckIns: return "anchor-check-ins"
+        case .reportPositive: return "report-positive"
+        case .recordExposures: return "record-exposures"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -124,6 +132,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reportAdverseEvent(let b): w.write(UInt8(33)); w.write(b)
         case .attachLogger(let b): w.write(UInt8(34)); w.write(b)
         case .reportExcursion(let b): w.write(UInt8(35)); w.write(b)
+        case .registerVenue(let b): w.write(UInt8(36)); w.write(b)
+        case .anchorCheckIns(let b): w.write(UInt8(37)); w.write(b)
+        case .reportPositive(let b): w.write(UInt8(38)); w.write(b)
+        case .recordExposures(let b): w.write(UInt8(39)); w.write(b)
         }
     }
 
@@ -165,6 +177,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 33: self = .reportAdverseEvent(try r.read())
         case 34: self = .attachLogger(try r.read())
         case 35: self = .reportExcursion(try r.read())
+        case 36: self = .registerVenue(try r.read())
+        case 37: self = .anchorCheckIns(try r.read())
+        case 38: self = .reportPositive(try r.read())
+        case 39: self = .recordExposures(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -210,6 +226,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "report-adverse-event": self = .reportAdverseEvent(try ReportAdverseEvent(from: decoder))
         case "attach-logger": self = .attachLogger(try AttachLogger(from: decoder))
         case "report-excursion": self = .reportExcursion(try ReportExcursion(from: decoder))
+        case "register-venue": self = .registerVenue(try RegisterVenue(from: decoder))
+        case "anchor-check-ins": self = .anchorCheckIns(try AnchorCheckIns(from: decoder))
+        case "report-positive": self = .reportPositive(try ReportPositive(from: decoder))
+        case "record-exposures": self = .recordExposures(try RecordExposures(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -254,6 +274,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .reportAdverseEvent(let b): try b.encode(to: encoder)
         case .attachLogger(let b): try b.encode(to: encoder)
         case .reportExcursion(let b): try b.encode(to: encoder)
+        case .registerVenue(let b): try b.encode(to: encoder)
+        case .anchorCheckIns(let b): try b.encode(to: encoder)
+        case .reportPositive(let b): try b.encode(to: encoder)
+        case .recordExposures(let b): try b.encode(to: encoder)
         }
     }
 }

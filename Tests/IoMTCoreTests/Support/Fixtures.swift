@@ -87,6 +87,10 @@ enum Fixture {
         .reportAdverseEvent(ReportAdverseEvent(batch: hash(0x57), subject: hash(0x58), reactionCode: "snomed:39579001", severity: "severe", onsetMs: 1_750_000_100_000)),
         .attachLogger(AttachLogger(device: address(0x59), batch: hash(0x5A), units: 40)),
         .reportExcursion(ReportExcursion(device: address(0x59), batch: hash(0x5A), centiC: -1_250, atMs: 1_750_000_200_000)),
+        .registerVenue(RegisterVenue(venue: "city-library", capacity: 120)),
+        .anchorCheckIns(AnchorCheckIns(venue: "city-library", root: hash(0x5B), count: 12, firstMs: 1_750_000_000_000, lastMs: 1_750_000_900_000)),
+        .reportPositive(ReportPositive(caseID: hash(0x5C), tokenHashes: [hash(0x5D), hash(0x5E)], fromMs: 1_750_000_000_000, toMs: 1_751_000_000_000)),
+        .recordExposures(RecordExposures(caseID: hash(0x5C), venue: "city-library", exposed: [hash(0x5F)], checkInRoots: [hash(0x5B)])),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {

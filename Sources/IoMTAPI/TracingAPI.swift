@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import IoMTCore
+import IoMTNode
+
+/// Contact tracing, read from the latest committed state (issue 6 §2): venues, positive cases and
+/// the exposure feed a phone reads to recognise its own token hashes (it downloads the feed rather
+/// than asking about its tokens, so the node learns nothing about who checks).
+extension API {
+    func tracingRoutes(_ router: Router<BasicRequestContext>) {
+        router.get("/v1/venues/:id") { _, ctx in try await venueView(ctx) }
+        router.get("/v1/cases/:id") { _, ctx in try await caseView(ctx) }
+        router.get("/v1/exposures") { req, _ in try await exposures(req) }
+    }
+
+    struct VenueResponse: Codable { var venue: VenueRecord; var height: UInt64 }
+
+    private func venueView(_ ctx: BasicRequestContext) async throws -> Response {
+        let id = try ctx.parameters.require("id")
+        let (state, header) = await node.committedSnapshot()
+        guard let v = try read(VenueRecord.self, StateKeys.venue(id), in: state) else { throw Problem(.notFound, code: "unknown-venue", detail: "no venue \"\(id)\"") }
+        return try json(VenueResponse(venue: v, height: header.height))
+    }
+
+    struct CaseResponse: Codable { var `case`: CaseRecord; var height: UInt64 }
+
+    private func caseView(_ ctx: BasicRequestContext) async throws -> Response {
+        guard let id = ctx.parameters.get("id").flatMap(Hash.init(hex:)) else { throw Problem(.badRequest, code: "invalid-id", detail: "a case id is 64 hex digits") }
+        let (state, header) = await node.committedSnapshot()
+        guard let c = try read(CaseRecord.self, StateKeys.positiveCase(id), in: state) else { throw Problem(.notFound, code: "unknown-case", detail: "no case \(id)") }
+        return try json(CaseResponse(case: c, height: header.height))
+    }
+
+    struct ExposuresReply: Codable { var exposures: [ExposureRecord]; var last: UInt64; var count: UInt64; var height: UInt64 }
+
+    /// `GET /v1/exposures?after=n&limit=&waitMs=`: exposure records numbered after `n` (at most
+    /// `limit`, 100 by default, 1,000 at most), waiting up to `waitMs` for one.
+    private func exposures(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("after") ?? "0"), let limit = Int(q.get("limit") ?? "100"), (1...1_000).contains(limit),
+              let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "after is an exposure number, limit 1…1000, waitMs 0…60000")
+        }
+        return try await longPoll(waitMs: wait) { state, header, final in
+            let count = try read(UInt64.self, StateKeys.exposureCount, in: state) ?? 0
+            guard count > after || final else { return nil }
+            var list: [ExposureRecord] = []
+            var n = after
+            while n < count, list.count < limit {
+                n += 1
+                if let e = try read(ExposureRecord.self, StateKeys.exposureEntry(n), in: state) { list.append(e) }
+            }
+            return try json(ExposuresReply(exposures: list, last: list.last?.n ?? after, count: count, height: header.height))
+        }
+    }
+}
