@@ -203,14 +203,7 @@ struct BenchConsentCommand: AsyncParsableCommand {
 
     /// Starts `args` and waits for `marker` followed by the port in its log; returns its URL.
     static func launch(_ executable: String, _ args: [String], log: String, marker: String) async throws -> (Process, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
+        let p = try startProcess(executable, args, log: log)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""

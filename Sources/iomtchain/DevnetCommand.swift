@@ -95,7 +95,7 @@ struct DevnetCommand: AsyncParsableCommand {
     func create(extraAdmins: Int = 0) throws -> DevnetManifest {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let dir = URL(fileURLWithPath: dataDir).standardizedFileURL.path
-        let kinds = ["hospital", "clinic", "public-health-agency", "medicine-maker"]
+        let kinds = ["hospital", "clinic", "public-health-agency", "manufacturer"]
         let orgs = (0..<validators).map { i in Organisation(id: "org-\(i)", name: "\(kinds[i % kinds.count].capitalized) \(i)", kind: kinds[i % kinds.count]) }
         let admin = PrivateKey.generate(.ed25519)
         let adminPath = dir + "/admin.key.json"
