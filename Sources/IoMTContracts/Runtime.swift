@@ -233,6 +233,8 @@ public enum Runtime {
             case .anchorCheckIns(let b): try Tracing.anchorCheckIns(b, by: bumped, state: &scratch, context: ctx)
             case .reportPositive(let b): try Tracing.reportPositive(b, by: bumped, state: &scratch, context: ctx)
             case .recordExposures(let b): try Tracing.recordExposures(b, by: bumped, state: &scratch, context: ctx)
+            case .orderQuarantine(let b): try Quarantine.order(b, by: bumped, state: &scratch, context: ctx)
+            case .liftQuarantine(let b): try Quarantine.lift(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

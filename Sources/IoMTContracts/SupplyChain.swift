@@ -216,7 +216,8 @@ enum SupplyChain {
         state.put(StateKeys.batchPatientCount(batch), count + 1)
     }
 
-    static let maxAncestors = 256
+    /// Each dose may write an index page under every ancestor: the ancestry is kept small.
+    static let maxAncestors = 64
 
     /// The batches these materials are, and were made from, transitively (breadth first, each once;
     /// at most `maxAncestors`, which registration enforces).

@@ -143,6 +143,33 @@ public struct AlarmTracker: Sendable {
         return (AlarmEvent(rule: Self.excursionRule, severity: "critical", state: state, device: device, subject: nil, value: value, unit: "Cel", effectiveMs: reading.effectiveMs), c)
     }
 
+    /// Clears an active alarm without a reading (what it watched changed); nil if it was not active.
+    public mutating func reset(device: Address, rule: String, atMs: Int64) -> AlarmEvent? {
+        guard active.remove(Key(device: device, rule: rule)) != nil else { return nil }
+        return AlarmEvent(rule: rule, severity: "critical", state: .cleared, device: device, subject: nil, value: "", unit: "", effectiveMs: atMs)
+    }
+
+    /// The rule a quarantined person's wristband raises outside its geofence.
+    public static let breachRule = "geofence-breach"
+
+    /// Feeds a quarantined person's wristband position (centimetres) against their geofence: raises
+    /// when it leaves the disc, clears once it is back inside by a metre.
+    public mutating func observeFence(_ position: (x: Int64, y: Int64), atMs: Int64, device: Address, subject: Hash?, fence: Geofence) -> AlarmEvent? {
+        let key = Key(device: device, rule: Self.breachRule)
+        let state: AlarmEvent.State
+        if !active.contains(key), !fence.contains(xCm: position.x, yCm: position.y) {
+            active.insert(key); state = .raised
+        } else if active.contains(key), fence.contains(xCm: position.x, yCm: position.y, marginCm: 100) {
+            active.remove(key); state = .cleared
+        } else {
+            return nil
+        }
+        // The alert carries the distance from the fence's edge, not the position.
+        let dx = Double(position.x - fence.xCm), dy = Double(position.y - fence.yCm)
+        let outsideM = max(0, ((dx * dx + dy * dy).squareRoot() - Double(fence.radiusCm)) / 100)
+        return AlarmEvent(rule: Self.breachRule, severity: "critical", state: state, device: device, subject: subject, value: "\(Int(outsideM.rounded()))", unit: "m", effectiveMs: atMs)
+    }
+
     /// True while any alarm of the device is active (the gateway then asks it for intensive sampling).
     public func isAlarming(_ device: Address) -> Bool { active.contains { $0.device == device } }
 }

@@ -31,6 +31,9 @@ public actor Gateway {
         public var checkInBatchMs: Int64 = 60_000
         /// A check-in is exposed when its stay overlaps a positive case's by at least this much.
         public var exposureMinOverlapMs: Int64 = 15 * 60_000
+        /// Proximity alerts: two wristbands closer than this (cm) for at least `proximityDurationMs`.
+        public var proximityDistanceCm: Int64 = 200
+        public var proximityDurationMs: Int64 = 15 * 60_000
 
         public init() {}
     }
@@ -56,6 +59,14 @@ public actor Gateway {
     var venueCache: [String: (record: VenueRecord?, atMs: Int64)] = [:]
     /// The gateway account's organisation, from the chain (once).
     var ownOrganisation: String?
+    /// Quarantine geofences by wristband (the latest handed over per device), and their orders as
+    /// last read from the chain.
+    var geofences: [Address: (order: Hash, fence: Geofence)] = [:]
+    var quarantineCache: [Hash: (record: QuarantineRecord?, atMs: Int64)] = [:]
+    var proximity: ProximityTracker
+    var caseWaitLogged: UInt64 = 0
+    /// The storage each cold-chain logger was last checked against ("batch/n"; nil: with no batch).
+    var loggerStorage: [Address: String?] = [:]
     private var lastAuditRunMs: Int64 = 0
     /// Own transactions the chain refused and the gateway set aside (`Status.refusedTransactions`).
     private var refusedTransactions: UInt64 = 0
@@ -79,6 +90,8 @@ public actor Gateway {
         try AlarmRule.validate(configuration.alarmRules)
         // Alarms raised before a restart stay raised: they clear on a normal value, not on a reboot.
         alarms = AlarmTracker(rules: configuration.alarmRules, active: Set(try store.activeAlarms()))
+        proximity = ProximityTracker(distanceCm: configuration.proximityDistanceCm, clearCm: configuration.proximityDistanceCm + 50, durationMs: configuration.proximityDurationMs)
+        for g in try store.geofences() { geofences[g.device] = (g.order, g.fence) }
         lastAlertID = try store.lastAlertID()
         erased = try store.erasedSubjects()
         committer = try UploadCommitter(store: store, maxUnanchored: configuration.maxUnanchored)
@@ -153,7 +166,13 @@ public actor Gateway {
     }
 
     /// The batch a cold-chain logger watches and its storage range (nil: the logger is with no batch).
-    struct StorageWatch: Sendable { var batch: Hash; var minCentiC: Int32; var maxCentiC: Int32 }
+    struct StorageWatch: Sendable {
+        var batch: Hash
+        /// The storage record's number under the batch: a new placement is a new watch.
+        var n: UInt64
+        var minCentiC: Int32
+        var maxCentiC: Int32
+    }
 
     func storageWatch(_ device: Address) async -> StorageWatch? {
         let now = Self.nowMs()
@@ -163,7 +182,7 @@ public actor Gateway {
             if let bytes = try await node.state(StateKeys.loggerAttachment(device)) {
                 let storage = try StorageRecord(canonicalBytes: bytes)
                 if let b = try await node.state(StateKeys.batch(storage.batch)).map({ try BatchRecord(canonicalBytes: $0) }) {
-                    watch = StorageWatch(batch: storage.batch, minCentiC: b.registration.minCentiC, maxCentiC: b.registration.maxCentiC)
+                    watch = StorageWatch(batch: storage.batch, n: storage.n, minCentiC: b.registration.minCentiC, maxCentiC: b.registration.maxCentiC)
                 }
             }
             storageCache[device] = (watch, now)
@@ -231,7 +250,9 @@ public actor Gateway {
             var a = stored.accepted
             counted(a.accepted)
             let watch = record.deviceType == "cold-chain-logger" ? await storageWatch(device) : nil
-            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence, storage: watch)
+            let quarantine = record.deviceType == "wristband" ? await quarantine(of: device) : nil
+            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence,
+                                   logger: record.deviceType == "cold-chain-logger", storage: watch, wristband: record.deviceType == "wristband", quarantine: quarantine)
             if alarms.isAlarming(device) {
                 (a.sampling, a.samplingReason) = ("intensive", "alarm")
             } else if record.sampling?.isIntensive(atMs: Self.nowMs()) == true {
@@ -246,10 +267,27 @@ public actor Gateway {
     /// Runs the alarm rules over readings already on disk; stores and publishes what they raise or clear.
     /// A cold-chain logger's readings are checked against the storage range of the batch it
     /// watches; a raised excursion is also reported on-chain (its units are quarantined).
-    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64, storage: StorageWatch? = nil) -> [GatewayStore.StoredAlert] {
+    /// A wristband's positions are checked against its wearer's geofence while a quarantine order is
+    /// in force, and against every other wristband's for proximity.
+    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64, logger: Bool = false, storage: StorageWatch? = nil,
+                             wristband: Bool = false, quarantine: (record: QuarantineRecord, fence: Geofence)? = nil) -> [GatewayStore.StoredAlert] {
         var events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)] = []
+        if logger {
+            // A logger placed anew (another batch, or the same one again) starts a new watch: an
+            // excursion still raised belonged to the earlier units, and the new ones must get theirs.
+            let key = storage.map { "\($0.batch.hex)/\($0.n)" }
+            if let last = loggerStorage[device], last != key, let e = alarms.reset(device: device, rule: AlarmTracker.excursionRule, atMs: readings.first?.effectiveMs ?? Self.nowMs()) {
+                events.append((e, firstSequence, nil))
+            }
+            loggerStorage[device] = .some(key)
+        }
         for (i, r) in readings.enumerated() {
             for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i), nil)) }
+            if wristband, let p = WristbandPosition.centimetres(r) {
+                if let q = quarantine, q.record.isActive(atMs: r.effectiveMs),
+                   let e = alarms.observeFence(p, atMs: r.effectiveMs, device: device, subject: subject, fence: q.fence) { events.append((e, firstSequence + Int64(i), nil)) }
+                for e in proximity.observe(device: device, subject: subject, xCm: p.x, yCm: p.y, atMs: r.effectiveMs) { events.append((e, firstSequence + Int64(i), nil)) }
+            }
             if let w = storage, let (e, c) = alarms.observeStorage(r, device: device, minCentiC: w.minCentiC, maxCentiC: w.maxCentiC) {
                 events.append((e, firstSequence + Int64(i), e.state == .raised ? GatewayStore.Excursion(batch: w.batch, centiC: c) : nil))
             }
@@ -501,6 +539,14 @@ public actor Gateway {
                     var covered = false
                     if t.kind == .audit, let head = try? await node.state(StateKeys.auditHead(me)).map({ try AuditHead(canonicalBytes: $0) }),
                        let run = try store.auditRun(id: t.id), head.lastSeq >= run.lastSeq { covered = true }
+                    // A check-in batch whose root the chain anchored already (a restored store signing
+                    // again) is anchored: exposure matching may name it.
+                    if t.kind == .checkIns, let root = try store.checkInBatchRoot(id: t.id),
+                       let anchored = try? await node.state(StateKeys.checkInAnchor(root)).map({ try CheckInAnchorRecord(canonicalBytes: $0) }) {
+                        try store.markCommitted(.checkIns, id: t.id, height: anchored.height)
+                        lastSubmitMs[t.hash] = nil
+                        continue
+                    }
                     try store.markRefused(t.kind, id: t.id, code: code ?? "http-\(status)")
                     lastSubmitMs[t.hash] = nil
                     if !covered {

@@ -37,6 +37,7 @@ public struct GatewayAPI: Sendable {
         router.get("/v1/datasets/:id/queries/:n") { req, ctx in try await datasetQueryResult(req, ctx) }
         router.post("/v1/checkins") { req, ctx in try await checkIn(req, ctx) }
         router.get("/v1/venue-alarms") { req, _ in try await venueAlarms(req) }
+        router.post("/v1/quarantine/fences") { req, ctx in try await addFence(req, ctx) }
         router.get("/v1/status") { _, _ in try json(try await gateway.status()) }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         return router
@@ -101,6 +102,26 @@ public struct GatewayAPI: Sendable {
             }
         }
         return try json(receipt, status: .created)
+    }
+
+    /// `POST /v1/quarantine/fences` `{order, xM, yM, radiusM, salt}`: the geofence of a quarantine
+    /// order, accepted only if it is the one the order on the chain committed to.
+    func addFence(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let body: Gateway.FenceRequest
+        do { body = try await req.decode(as: Gateway.FenceRequest.self, context: ctx) } catch {
+            throw Problem(.badRequest, code: "invalid-fence", detail: "the body is {order, xM, yM, radiusM, salt}")
+        }
+        do throws(Gateway.FenceError) {
+            try await gateway.addFence(body)
+        } catch {
+            switch error {
+            case .invalid: throw Problem(.badRequest, code: error.code, detail: error.description)
+            case .unknownOrder: throw Problem(.notFound, code: error.code, detail: error.description)
+            case .mismatch: throw Problem(.unprocessableContent, code: error.code, detail: error.description)
+            case .unavailable: throw Problem(.serviceUnavailable, code: error.code, detail: error.description)
+            }
+        }
+        return try json(["order": body.order.hex], status: .created)
     }
 
     struct VenueAlarmsReply: Codable { var alarms: [GatewayStore.ExposureReport]; var last: Int64 }

@@ -34,10 +34,15 @@ extension GatewayStore {
     /// oldest waited `maxAgeMs` or `maxCount` wait; returns how many batches it made.
     @discardableResult
     public func sealCheckIns(nowMs: Int64, maxAgeMs: Int64 = 1_000, maxCount: Int = 10_000) throws -> Int {
-        try db.write { db in
+        // Whether anything is due, without a write (this runs on every anchoring pass).
+        let due = try db.read { db -> Bool in
+            guard let r = try Row.fetchOne(db, sql: "SELECT min(in_ms) AS oldest, count(*) AS n FROM checkins WHERE batch IS NULL"), let oldest = r["oldest"] as Int64? else { return false }
+            return (r["n"] as Int) >= maxCount || nowMs - oldest >= maxAgeMs
+        }
+        guard due else { return 0 }
+        return try db.write { db in
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM checkins WHERE batch IS NULL ORDER BY id LIMIT ?", arguments: [maxCount * 10])
-            guard let first = rows.first else { return 0 }
-            guard rows.count >= maxCount || nowMs - (first["in_ms"] as Int64) >= maxAgeMs else { return 0 }
+            guard !rows.isEmpty else { return 0 }
             var byVenue: [String: [(id: Int64, c: CheckIn)]] = [:]
             for r in rows { byVenue[r["venue"], default: []].append((r["id"], Self.checkIn(r))) }
             var made = 0
@@ -63,11 +68,17 @@ extension GatewayStore {
         }
     }
 
-    public typealias StoredCheckIn = (checkIn: CheckIn, root: Hash?, anchored: Bool)
+    /// A check-in with its batch's root and whether that batch's anchor committed: nil while it
+    /// waits (not batched, or not committed yet), false if the chain refused it for good.
+    public typealias StoredCheckIn = (checkIn: CheckIn, root: Hash?, anchored: Bool?)
 
     private static func stored(_ r: Row) -> StoredCheckIn {
         let committed: Int64? = r["committed"]
-        return (Self.checkIn(r), (r["root"] as Data?).flatMap { Hash(bytes: Array($0)) }, (committed ?? 0) > 0)
+        return (Self.checkIn(r), (r["root"] as Data?).flatMap { Hash(bytes: Array($0)) }, committed.map { $0 > 0 })
+    }
+
+    public func checkInBatchRoot(id: Int64) throws -> Hash? {
+        try db.read { db in try Data.fetchOne(db, sql: "SELECT root FROM checkin_batches WHERE id = ?", arguments: [id]).flatMap { Hash(bytes: Array($0)) } }
     }
 
     private static let storedColumns = "SELECT c.*, b.root AS root, b.committed_height AS committed FROM checkins c LEFT JOIN checkin_batches b ON b.id = c.batch"
@@ -115,8 +126,8 @@ extension GatewayStore {
     public func addExposureReports(_ reports: [(venue: String, visits: Int, exposed: [Hash], roots: [Hash])], caseID: Hash, cursor: UInt64, nowMs: Int64) throws {
         try db.write { db in
             for r in reports {
-                try db.execute(sql: "INSERT OR IGNORE INTO exposure_reports(case_id, venue, visits, exposed, roots, raised_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [Data(caseID.bytes), r.venue, r.visits, Data(r.exposed.canonicalBytes), Data(r.roots.canonicalBytes), nowMs])
+                try db.execute(sql: "INSERT OR IGNORE INTO exposure_reports(case_id, venue, visits, exposed, roots, raised_ms, on_chain) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(caseID.bytes), r.venue, r.visits, Data(r.exposed.canonicalBytes), Data(r.roots.canonicalBytes), nowMs, r.exposed.isEmpty ? 0 : 1])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('case_cursor', ?)", arguments: [Data(String(cursor).utf8)])
         }
@@ -133,7 +144,9 @@ extension GatewayStore {
         try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM exposure_reports WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(Self.exposureReport) }
     }
 
+    /// Exposure reports to record on-chain: those that exposed someone (a case's visit that exposed
+    /// nobody stays a local venue alarm, so the chain does not list where a case went for nothing).
     public func unsignedExposureReports() throws -> [ExposureReport] {
-        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM exposure_reports WHERE tx_bytes IS NULL ORDER BY id").map(Self.exposureReport) }
+        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM exposure_reports WHERE tx_bytes IS NULL AND committed_height IS NULL AND on_chain = 1 ORDER BY id").map(Self.exposureReport) }
     }
 }

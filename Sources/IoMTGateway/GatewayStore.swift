@@ -138,7 +138,35 @@ public final class GatewayStore: Sendable {
                     tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER, UNIQUE(case_id, venue));
                 """)
         }
+        m.registerMigration("v11-local-exposure-reports") { db in
+            // A case's visit that exposed nobody is a local venue alarm only (0), not an on-chain record.
+            try db.execute(sql: "ALTER TABLE exposure_reports ADD COLUMN on_chain INTEGER NOT NULL DEFAULT 1")
+        }
+        m.registerMigration("v12-geofences") { db in
+            // Quarantine geofences handed over by public-health officers (issue 6 §3); their
+            // commitments are on-chain, the positions only here.
+            try db.execute(sql: """
+                CREATE TABLE geofences(order_id BLOB PRIMARY KEY, device BLOB NOT NULL, x_cm INTEGER NOT NULL, y_cm INTEGER NOT NULL, radius_cm INTEGER NOT NULL, salt BLOB NOT NULL);
+                """)
+        }
         try m.migrate(db)
+    }
+
+    public func addGeofence(order: Hash, device: Address, fence: Geofence) throws {
+        try db.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO geofences(order_id, device, x_cm, y_cm, radius_cm, salt) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [Data(order.bytes), Data(device.bytes), fence.xCm, fence.yCm, fence.radiusCm, Data(fence.salt)])
+        }
+    }
+
+    /// Every geofence handed over: order, device, fence.
+    public func geofences() throws -> [(order: Hash, device: Address, fence: Geofence)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM geofences ORDER BY rowid").map { r in
+                (Hash(bytes: Array(r["order_id"] as Data))!, Address(bytes: Array(r["device"] as Data))!,
+                 Geofence(xCm: r["x_cm"], yCm: r["y_cm"], radiusCm: r["radius_cm"], salt: Array(r["salt"] as Data)))
+            }
+        }
     }
 
     // MARK: uploads

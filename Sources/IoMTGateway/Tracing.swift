@@ -88,7 +88,10 @@ extension Gateway {
         let minutes = r.minutes ?? 60
         guard (1...720).contains(minutes) else { throw .invalid("minutes is 1…720") }
         let now = Self.nowMs(), current = CheckInToken.interval(atMs: now)
-        guard r.interval == current || r.interval == current - 1 else { throw .staleToken(interval: r.interval, current: current) }
+        // The interval is the phone's claim (the gateway cannot check the token's HMAC without the
+        // secret): this catches an old token shown again by an honest phone, not a forger. A phone's
+        // clock a little ahead at an interval's turn is allowed.
+        guard (current - 1...current + 1).contains(r.interval) else { throw .staleToken(interval: r.interval, current: current) }
         let organisation = try await organisation()
         guard let venue = try await venueRecord(r.venue), venue.organisation == organisation else { throw .unknownVenue(r.venue) }
         let c = CheckIn(tokenHash: CheckInToken.hash(token), venue: venue.venue, inMs: now, outMs: now + Int64(minutes) * 60_000)
@@ -123,13 +126,21 @@ extension Gateway {
                 candidates[v.checkIn.tokenHash] = v
                 for c in try store.checkIns(venue: v.checkIn.venue, arrivedFrom: v.checkIn.inMs - CheckIn.maxStayMs, before: v.checkIn.outMs) { candidates[c.checkIn.tokenHash] = c }
             }
-            let (visits, exposed) = ExposureMatcher(candidates.values.map(\.checkIn)).match(caseTokens: r.tokenHashes, minOverlapMs: configuration.exposureMinOverlapMs)
+            // Check-ins whose batch the chain refused for good cannot be named: they are left out.
+            let usable = candidates.values.filter { $0.anchored != false }
+            let (visits, exposed) = ExposureMatcher(usable.map(\.checkIn)).match(caseTokens: r.tokenHashes, minOverlapMs: configuration.exposureMinOverlapMs)
             let involved = Set(visits.map(\.tokenHash) + exposed.values.joined())
-            let rows = candidates.values.filter { involved.contains($0.checkIn.tokenHash) }
-            if rows.contains(where: { !$0.anchored }) { return }  // next pass, once anchored
+            let rows = usable.filter { involved.contains($0.checkIn.tokenHash) }
+            if rows.contains(where: { $0.anchored == nil }) {
+                // Next pass, once anchored (a batch is sealed within --check-in-batch-ms).
+                if caseWaitLogged != n { log("case \(n) waits for its check-ins' anchors"); caseWaitLogged = n }
+                return
+            }
             var reports: [(venue: String, visits: Int, exposed: [Hash], roots: [Hash])] = []
             for venue in Set(visits.map(\.venue)).sorted() {
-                let list = Array((exposed[venue] ?? []).prefix(RecordExposures.maxExposed))
+                let all = exposed[venue] ?? []
+                if all.count > RecordExposures.maxExposed { log("case \(n) at \(venue): \(all.count) check-ins exposed; the record names the first \(RecordExposures.maxExposed): the rest are not notified") }
+                let list = Array(all.prefix(RecordExposures.maxExposed))
                 let roots = Set(rows.filter { $0.checkIn.venue == venue }.compactMap(\.root)).sorted()
                 reports.append((venue, visits.filter { $0.venue == venue }.count, list, Array(roots.prefix(RecordExposures.maxRoots))))
                 log("case \(n) visited \(venue): \(list.count) check-in(s) exposed; venue alarm raised")

@@ -18,7 +18,7 @@ import Glibc
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain and contact tracing as a story.",
+        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing and quarantine as a story.",
         discussion: "Everything lives under --data-dir (keys in keys/, logs beside each process). Runs until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started; --exit-when-done stops them after the story.")
 
     @Option(help: "Folder for the demo (created; must not hold one already).") var dataDir = "./demo"
@@ -50,6 +50,8 @@ struct DemoCommand: AsyncParsableCommand {
         do {
             try await Story(dataDir: dataDir, validators: validators, simulatorSeconds: simulatorSeconds, children: children).tell()
         } catch {
+            // Ctrl-C during the story: the signal handler stops everything and exits.
+            if children.isStopping { while true { sleep(1) } }
             print("[demo] failed: \(error)")
             children.stopAll()
             throw ExitCode(1)
@@ -82,10 +84,20 @@ func startProcess(_ executable: String, _ arguments: [String], log: String) thro
 final class Children: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [Process] = []
+    private var stopping = false
     var count: Int { lock.withLock { processes.count } }
-    func add(_ p: Process) { lock.withLock { processes.append(p) } }
+    var isStopping: Bool { lock.withLock { stopping } }
+    /// Starts a process and keeps it, unless stopping began (then it is not started).
+    func start(_ make: () throws -> Process) throws -> Process {
+        try lock.withLock {
+            guard !stopping else { throw CLIError("stopping") }
+            let p = try make()
+            processes.append(p)
+            return p
+        }
+    }
     func stopAll() {
-        let list = lock.withLock { processes }
+        let list = lock.withLock { stopping = true; return processes }
         for p in list where p.isRunning { p.terminate() }
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline, list.contains(where: \.isRunning) { usleep(50_000) }
@@ -118,7 +130,7 @@ private struct Story {
         let manifest = try devnet.create()
         try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: dataDir + "/devnet.json"))
         try FileManager.default.createDirectory(atPath: dataDir + "/keys", withIntermediateDirectories: true)
-        for m in manifest.members { children.add(try devnet.launch(executable, m)) }
+        for m in manifest.members { _ = try children.start { try devnet.launch(executable, m) } }
         for m in manifest.members { try await devnet.waitHealthy(m) }
         let nodeURL = "http://\(manifest.members[0].http)"
         let chain = Chain(node: NodeClient(base: nodeURL), chainID: manifest.chainId)
@@ -138,8 +150,8 @@ private struct Story {
         try await chain.commit(admin, .registerAccount(RegisterAccount(publicKey: gatewayKey.publicKey, role: .gateway, organisation: "org-0", label: "hospital gateway")))
         let gatewayPort = try freePorts(1)[0]
         let gatewayURL = "http://127.0.0.1:\(gatewayPort)"
-        children.add(try startProcess(executable, ["gateway", "run", "--data-dir", dataDir + "/gateway", "--key", try saveKey(gatewayKey, "gateway"), "--node", nodeURL,
-                                            "--http", "127.0.0.1:\(gatewayPort)", "--batch-ms", "500", "--check-in-batch-ms", "500"], log: dataDir + "/gateway.log"))
+        _ = try children.start { try startProcess(executable, ["gateway", "run", "--data-dir", dataDir + "/gateway", "--key", try saveKey(gatewayKey, "gateway"), "--node", nodeURL,
+                                            "--http", "127.0.0.1:\(gatewayPort)", "--batch-ms", "500", "--check-in-batch-ms", "500"], log: dataDir + "/gateway.log") }
         try await waitHealthy(gatewayURL, what: "the gateway", log: dataDir + "/gateway.log")
         say("gateway", "the hospital's edge gateway is up: \(gatewayURL) (log \(dataDir)/gateway.log)")
 
@@ -170,9 +182,8 @@ private struct Story {
         let raised = (low["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any])?["rule"] as? String } ?? []
         say("monitoring", "SpO2 97 % accepted; SpO2 86 % raised \(raised) at the gateway before the chain committed anything; the device was told to sample \(low["sampling"] as? String ?? "?") (GET \(gatewayURL)/v1/alerts)")
         say("simulator", "starting the device simulator: 35 virtual devices (vital signs, glucose, ECG, wristbands, RFID, cold-chain loggers, crowd counters) for \(simulatorSeconds) s")
-        let sim = try startProcess(executable, ["simulate", "devices", "--node", nodeURL, "--gateway", gatewayURL, "--admin-key", manifest.adminKey, "--devices", "35",
-                                         "--rate", "100", "--seconds", "\(simulatorSeconds)", "--anomaly-rate", "0.05", "--seed", "\(UInt64(nowMs()))"], log: dataDir + "/simulator.log")
-        children.add(sim)
+        let sim = try children.start { try startProcess(executable, ["simulate", "devices", "--node", nodeURL, "--gateway", gatewayURL, "--admin-key", manifest.adminKey, "--devices", "35",
+                                         "--rate", "100", "--seconds", "\(simulatorSeconds)", "--anomaly-rate", "0.05", "--seed", "\(UInt64(nowMs()))"], log: dataDir + "/simulator.log") }
         while sim.isRunning { try await Task.sleep(nanoseconds: 200_000_000) }
         let simLog = (try? String(contentsOfFile: dataDir + "/simulator.log", encoding: .utf8)) ?? ""
         for line in simLog.split(separator: "\n").suffix(3) { say("simulator", String(line)) }
@@ -256,7 +267,29 @@ private struct Story {
             say("contact tracing", "\(who.capitalized)'s phone reads the exposure feed: \(mine.isDisjoint(with: exposed) ? "not exposed" : "exposed at hospital-cafeteria")")
         }
 
-        // 7. One chain: every validator holds the same block at a common height.
+        // 7. Quarantine: Alice, positive, is to stay home; her wristband leaves the geofence.
+        let band = PrivateKey.generate(.ed25519)
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: band.publicKey, deviceType: "wristband", subject: aliceSubject, label: "wristband")))
+        var rng = SystemRandomNumberGenerator()
+        let fenceRequest = Gateway.FenceRequest(order: Hash(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })!, xM: 10, yM: 10, radiusM: 25,
+                                                salt: Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        guard let fence = fenceRequest.fence() else { throw CLIError("bad fence") }
+        try await chain.commit(officer, .orderQuarantine(OrderQuarantine(orderID: fenceRequest.order, subject: aliceSubject, device: band.publicKey.address, fenceCommitment: fence.commitment,
+                                                                          fromMs: nowMs(), untilMs: nowMs() + 14 * 86_400_000)))
+        let handed = try await NodeClient(base: gatewayURL).request("POST", "/v1/quarantine/fences", body: try JSONEncoder().encode(fenceRequest))
+        guard handed.status == 201 else { throw CLIError("the gateway refused the fence: \(NodeClient(base: gatewayURL).problemText(handed))") }
+        say("quarantine", "public health ordered Alice's quarantine (on-chain: the order and a salted commitment to her 25 m geofence; the fence itself went to the gateway only)")
+        func position(_ x: Double, _ y: Double) -> String {
+            let other = SimulateDevicesCommand.other
+            return SimulateDevicesCommand.obs(other, "position", FHIRTime.format(nowMs()), "\"component\":[{\"code\":{\"coding\":[{\"system\":\"\(other)\",\"code\":\"x\"}]},\"valueQuantity\":"
+                + SimulateDevicesCommand.quantity(x, "m", places: 1) + "},{\"code\":{\"coding\":[{\"system\":\"\(other)\",\"code\":\"y\"}]},\"valueQuantity\":" + SimulateDevicesCommand.quantity(y, "m", places: 1) + "}]")
+        }
+        _ = try await upload(band, position(12, 14))
+        let outside = try await upload(band, position(80, 10))
+        let breach = (outside["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any]).map { "\($0["rule"] as? String ?? "") \($0["value"] as? String ?? "")\($0["unit"] as? String ?? "")" } } ?? []
+        say("quarantine", "her wristband reported inside the fence, then 45 m beyond its edge: the gateway raised \(breach) at once (the chain records the alert, never a position)")
+
+        // 8. One chain: every validator holds the same block at a common height.
         var heights: [UInt64] = []
         for m in manifest.members { heights.append(UInt64(try await Chain(node: NodeClient(base: "http://\(m.http)"), chainID: manifest.chainId).json("/v1/status")["height"] as? Int ?? 0)) }
         let common = heights.min() ?? 0
@@ -268,7 +301,7 @@ private struct Story {
         guard hashes.count == 1 else { throw CLIError("the validators disagree at height \(common): \(hashes)") }
         say("consortium", "all \(validators) validators hold the same block \(common) (\(hashes.first!.prefix(16))…); heights now \(heights)")
 
-        // 8. Where to look.
+        // 9. Where to look.
         say("where to look", "node API (any validator):")
         for path in ["/v1/status", "/v1/blocks/latest", "/v1/batches/\(batch.id.hex)", "/v1/batches/\(batch.id.hex)/trace", "/v1/batches/\(batch.id.hex)/immunizations",
                      "/v1/scan?gtin=\(gtin)&lot=\(lot)", "/v1/recalls?after=0", "/v1/exposures?after=0", "/v1/venues/hospital-cafeteria", "/v1/cases/\(caseID.hex)", "/openapi.yaml"] {
@@ -277,7 +310,7 @@ private struct Story {
         say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
         say("where to look", "CLI: iomtchain batch trace \(batch.id.hex) --node \(nodeURL)")
         say("where to look", "     iomtchain batch scan --gtin \(gtin) --lot \(lot) --node \(nodeURL)")
-        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/gateway.md, docs/patient-data.md")
+        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/gateway.md, docs/patient-data.md")
     }
 
     func waitHealthy(_ url: String, what: String, log: String) async throws {

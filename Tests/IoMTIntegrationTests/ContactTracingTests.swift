@@ -13,11 +13,9 @@ struct ContactTracingTests {
     @Test("check-ins, refusals, a positive case, matching at the venue, the exposure feed and each phone's check", .timeLimit(.minutes(3)))
     func flow() async throws {
         let dir = temporaryFolder()
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try NodeProcess(dataDir: dir + "/node")
+        let (node, http, chain) = try startDevNode(dir)
         defer { node.terminate() }
-        let http = HTTP(base: node.url), chain = try DevChain(dataDir: dir + "/node")
         let adminPath = dir + "/node/admin.key.json"
         // The hospital's venue gateway, two venues, a doctor.
         let gatewayKey = PrivateKey.generate(.ed25519), doctor = PrivateKey.generate(.ed25519)

@@ -41,7 +41,7 @@ struct DemoTests {
         }
         #expect(text.contains("Ctrl-C stops them all"), "\(text)")
         for line in ["4 validators of iomt-devnet are up", "raised [\"spo2-low\"]", "accepted (", "the chain quarantined 4 units", "possible copied label",
-                     "possible counterfeit", "public health recalled the batch", "Bob's phone reads the exposure feed: exposed", "Carol's phone reads the exposure feed: not exposed",
+                     "possible counterfeit", "public health recalled the batch", "Bob's phone reads the exposure feed: exposed", "Carol's phone reads the exposure feed: not exposed", "raised [\"geofence-breach 45m\"]",
                      "validators hold the same block"] {
             #expect(text.contains(line), "missing: \(line)")
         }

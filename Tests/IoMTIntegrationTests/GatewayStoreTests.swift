@@ -29,4 +29,33 @@ struct GatewayStoreTests {
         #expect(try reopened.accept([Self.upload(1, 2)]).first == .failure(.replay(device: Self.upload(1, 1).device, counter: 2, last: 2)))
         #expect(try reopened.accept([Self.upload(1, 3)]).first.map { try? $0.get() } == 8...9)
     }
+
+    @Test("check-ins: one per token, sealed per venue when due, anchored / waiting / refused as the outbox marks their batch; a visit that exposed nobody stays local")
+    func checkIns() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try GatewayStore(path: dir + "/gateway.sqlite")
+        let t = (0..<4).map { Hash.sha256([UInt8($0)]) }
+        _ = try store.addCheckIn(CheckIn(tokenHash: t[0], venue: "library", inMs: 1_000, outMs: 61_000))
+        _ = try store.addCheckIn(CheckIn(tokenHash: t[1], venue: "library", inMs: 2_000, outMs: 62_000))
+        _ = try store.addCheckIn(CheckIn(tokenHash: t[2], venue: "cafe", inMs: 3_000, outMs: 63_000))
+        #expect(throws: GatewayStore.CheckInRefusal.duplicateToken) { try store.addCheckIn(CheckIn(tokenHash: t[0], venue: "cafe", inMs: 4_000, outMs: 5_000)) }
+        #expect(try store.sealCheckIns(nowMs: 1_500, maxAgeMs: 1_000) == 0)  // not due yet
+        #expect(try store.checkIns(tokenHashes: t).allSatisfy { $0.root == nil && $0.anchored == nil })
+        #expect(try store.sealCheckIns(nowMs: 2_000, maxAgeMs: 1_000) == 2)  // one batch per venue
+        let batches = try store.unsignedCheckInBatches()
+        #expect(batches.map(\.anchor.venue) == ["cafe", "library"] && batches.map(\.anchor.count) == [1, 2])
+        #expect(batches[1].anchor.root == MerkleTree.root(leaves: [CheckIn(tokenHash: t[0], venue: "library", inMs: 1_000, outMs: 61_000).canonicalBytes,
+                                                                    CheckIn(tokenHash: t[1], venue: "library", inMs: 2_000, outMs: 62_000).canonicalBytes]))
+        try store.markCommitted(.checkIns, id: batches[1].id, height: 7)
+        try store.markRefused(.checkIns, id: batches[0].id, code: "unauthorised")
+        let stored = try store.checkIns(tokenHashes: [t[0], t[2]])
+        #expect(stored.map(\.anchored) == [true, false])
+        #expect(try store.checkIns(venue: "library", arrivedFrom: 0, before: 2_000).map(\.checkIn.tokenHash) == [t[0]])
+        try store.addExposureReports([(venue: "library", visits: 1, exposed: [t[1]], roots: [batches[1].anchor.root]), (venue: "cafe", visits: 1, exposed: [], roots: [])],
+                                     caseID: Hash.sha256([9]), cursor: 1, nowMs: 10_000)
+        #expect(try store.caseCursor() == 1)
+        #expect(try store.exposureReports(after: 0).map(\.venue) == ["library", "cafe"])
+        #expect(try store.unsignedExposureReports().map(\.venue) == ["library"])
+    }
 }

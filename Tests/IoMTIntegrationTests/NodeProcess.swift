@@ -172,6 +172,18 @@ struct HTTP {
 }
 
 /// Builds signed transactions for a node's dev chain.
+/// A dev node in `dir/node` (the folder is created), its HTTP client and its chain's keys.
+func startDevNode(_ dir: String) throws -> (NodeProcess, HTTP, DevChain) {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let node = try NodeProcess(dataDir: dir + "/node")
+    do {
+        return (node, HTTP(base: node.url), try DevChain(dataDir: dir + "/node"))
+    } catch {
+        node.terminate()
+        throw error
+    }
+}
+
 struct DevChain {
     let admin: PrivateKey
     let chainID: String

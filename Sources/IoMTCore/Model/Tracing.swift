@@ -73,8 +73,8 @@ public struct ReportPositive: Hashable, Sendable, Codable, CanonicalCodable {
     public var fromMs: Int64
     public var toMs: Int64
 
-    /// 21 days of 15-minute tokens.
-    public static let maxTokens = 2_016
+    /// 21 days of 15-minute tokens (both ends of the window included).
+    public static let maxTokens = 2_017
     public static let medicalKinds: Set<String> = ["hospital", "clinic", "laboratory", "medical-centre"]
 
     public init(caseID: Hash, tokenHashes: [Hash], fromMs: Int64, toMs: Int64) { self.caseID = caseID; self.tokenHashes = tokenHashes; self.fromMs = fromMs; self.toMs = toMs }

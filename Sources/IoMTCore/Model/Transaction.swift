@@ -47,6 +47,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case anchorCheckIns(AnchorCheckIns)
     case reportPositive(ReportPositive)
     case recordExposures(RecordExposures)
+    case orderQuarantine(OrderQuarantine)
+    case liftQuarantine(LiftQuarantine)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -90,10 +92,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorCheckIns: return "anchor-check-ins"
         case .reportPositive: return "report-positive"
         case .recordExposures: return "record-exposures"
+        case .orderQuarantine: return "order-quarantine"
+        case .liftQuarantine: return "lift-quarantine"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -136,6 +140,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorCheckIns(let b): w.write(UInt8(37)); w.write(b)
         case .reportPositive(let b): w.write(UInt8(38)); w.write(b)
         case .recordExposures(let b): w.write(UInt8(39)); w.write(b)
+        case .orderQuarantine(let b): w.write(UInt8(40)); w.write(b)
+        case .liftQuarantine(let b): w.write(UInt8(41)); w.write(b)
         }
     }
 
@@ -181,6 +187,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 37: self = .anchorCheckIns(try r.read())
         case 38: self = .reportPositive(try r.read())
         case 39: self = .recordExposures(try r.read())
+        case 40: self = .orderQuarantine(try r.read())
+        case 41: self = .liftQuarantine(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -230,6 +238,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "anchor-check-ins": self = .anchorCheckIns(try AnchorCheckIns(from: decoder))
         case "report-positive": self = .reportPositive(try ReportPositive(from: decoder))
         case "record-exposures": self = .recordExposures(try RecordExposures(from: decoder))
+        case "order-quarantine": self = .orderQuarantine(try OrderQuarantine(from: decoder))
+        case "lift-quarantine": self = .liftQuarantine(try LiftQuarantine(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -278,6 +288,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .anchorCheckIns(let b): try b.encode(to: encoder)
         case .reportPositive(let b): try b.encode(to: encoder)
         case .recordExposures(let b): try b.encode(to: encoder)
+        case .orderQuarantine(let b): try b.encode(to: encoder)
+        case .liftQuarantine(let b): try b.encode(to: encoder)
         }
     }
 }
