@@ -11,6 +11,46 @@ extension API {
         router.get("/v1/venues/:id") { _, ctx in try await venueView(ctx) }
         router.get("/v1/cases/:id") { _, ctx in try await caseView(ctx) }
         router.get("/v1/exposures") { req, _ in try await exposures(req) }
+        router.get("/v1/ventilation/:device") { _, ctx in try await ventilation(ctx) }
+        router.get("/v1/faults") { req, _ in try await faults(req) }
+    }
+
+    struct VentilationReply: Codable { var device: Address; var commands: [VentilationRecord]; var height: UInt64 }
+
+    /// `GET /v1/ventilation/{device}`: a controller's last 100 set-point commands, newest first, each
+    /// with its acknowledgement (the airflow the controller reported applying).
+    private func ventilation(_ ctx: BasicRequestContext) async throws -> Response {
+        guard let device = ctx.parameters.get("device").flatMap(Address.init(hex:)) else { throw Problem(.badRequest, code: "invalid-device", detail: "a device id is 40 hex digits") }
+        let (state, header) = await node.committedSnapshot()
+        let last = try read(UInt64.self, StateKeys.ventilationSequence(device), in: state) ?? 0
+        var commands: [VentilationRecord] = []
+        var n = last
+        while n > 0, commands.count < 100 {
+            if let r = try read(VentilationRecord.self, StateKeys.ventilationCommand(device, n), in: state) { commands.append(r) }
+            n -= 1
+        }
+        return try json(VentilationReply(device: device, commands: commands, height: header.height))
+    }
+
+    struct FaultsReply: Codable { var faults: [FaultRecord]; var last: UInt64; var count: UInt64; var height: UInt64 }
+
+    /// `GET /v1/faults?after=n&open=true&venue=`: fan and filter faults numbered after `n` (100 at
+    /// most), only the open ones or one venue's if asked: the technicians' list.
+    private func faults(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("after") ?? "0") else { throw Problem(.badRequest, code: "invalid-query", detail: "after is a fault number") }
+        let openOnly = q.get("open") == "true", venue = q.get("venue").map { String($0) }
+        let (state, header) = await node.committedSnapshot()
+        let count = try read(UInt64.self, StateKeys.faultCount, in: state) ?? 0
+        var list: [FaultRecord] = [], n = after
+        while n < count, list.count < 100 {
+            n += 1
+            guard let f = try read(FaultRecord.self, StateKeys.fault(n), in: state) else { continue }
+            if openOnly, f.resolvedMs != nil { continue }
+            if let venue, f.venue != venue { continue }
+            list.append(f)
+        }
+        return try json(FaultsReply(faults: list, last: n, count: count, height: header.height))
     }
 
     struct VenueResponse: Codable { var venue: VenueRecord; var height: UInt64 }

@@ -235,6 +235,10 @@ public enum Runtime {
             case .recordExposures(let b): try Tracing.recordExposures(b, by: bumped, state: &scratch, context: ctx)
             case .orderQuarantine(let b): try Quarantine.order(b, by: bumped, state: &scratch, context: ctx)
             case .liftQuarantine(let b): try Quarantine.lift(b, by: bumped, state: &scratch, context: ctx)
+            case .commandVentilation(let b): try Ventilation.command(b, by: bumped, state: &scratch, context: ctx)
+            case .ackVentilation(let b): try Ventilation.ack(b, by: bumped, state: &scratch, context: ctx)
+            case .reportFault(let b): try Ventilation.reportFault(b, by: bumped, state: &scratch, context: ctx)
+            case .resolveFault(let b): try Ventilation.resolveFault(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -34,6 +34,9 @@ public actor Gateway {
         /// Proximity alerts: two wristbands closer than this (cm) for at least `proximityDurationMs`.
         public var proximityDistanceCm: Int64 = 200
         public var proximityDurationMs: Int64 = 15 * 60_000
+        /// Ventilation: the airflow per person present, and the least airflow of an empty venue (m³/h).
+        public var airflowPerPersonM3h: UInt32 = 36
+        public var minimumAirflowM3h: UInt32 = 200
 
         public init() {}
     }
@@ -65,6 +68,15 @@ public actor Gateway {
     var quarantineCache: [Hash: (record: QuarantineRecord?, atMs: Int64)] = [:]
     var proximity: ProximityTracker
     var caseWaitLogged: UInt64 = 0
+    /// Venues (issue 6 §4): each crowd counter's latest count, the venues over capacity, each
+    /// ventilation controller's venue, last command and last acknowledged command.
+    var counterCounts: [Address: (venue: String, count: UInt32)] = [:]
+    var overcrowded: Set<String> = []
+    var controllers: [Address: String] = [:]
+    var lastCommand: [Address: (sequence: UInt64, setpointM3h: UInt32)] = [:]
+    var lastAcked: [Address: UInt64] = [:]
+    var lastTold: [Address: UInt64] = [:]
+    var reportedFaults: Set<String> = []
     /// The storage each cold-chain logger was last checked against ("batch/n"; nil: with no batch).
     var loggerStorage: [Address: String?] = [:]
     private var lastAuditRunMs: Int64 = 0
@@ -147,6 +159,13 @@ public actor Gateway {
         public var samplingReason: String?
         /// Alarms this upload raised or cleared.
         public var alerts: [GatewayStore.StoredAlert] = []
+        /// For a ventilation controller: the airflow set-point it is to apply (issue 6 §4).
+        public var ventilation: VentilationCommand?
+    }
+
+    public struct VentilationCommand: Sendable, Codable, Equatable {
+        public var sequence: UInt64
+        public var setpointM3h: UInt32
     }
 
     /// The device's on-chain record, from the cache while it is fresh.
@@ -251,7 +270,12 @@ public actor Gateway {
             counted(a.accepted)
             let watch = record.deviceType == "cold-chain-logger" ? await storageWatch(device) : nil
             let quarantine = record.deviceType == "wristband" ? await quarantine(of: device) : nil
-            a.alerts = raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence,
+            if record.deviceType == "crowd-counter" || record.deviceType == "ventilation-controller" {
+                let (alerts, command) = await venueReadings(stored.readings, device: device, record: record, firstSequence: a.firstSequence)
+                a.alerts += alerts
+                a.ventilation = command
+            }
+            a.alerts += raiseAlarms(stored.readings, device: device, subject: record.subject, firstSequence: a.firstSequence,
                                    logger: record.deviceType == "cold-chain-logger", storage: watch, wristband: record.deviceType == "wristband", quarantine: quarantine)
             if alarms.isAlarming(device) {
                 (a.sampling, a.samplingReason) = ("intensive", "alarm")
@@ -269,7 +293,7 @@ public actor Gateway {
     /// watches; a raised excursion is also reported on-chain (its units are quarantined).
     /// A wristband's positions are checked against its wearer's geofence while a quarantine order is
     /// in force, and against every other wristband's for proximity.
-    private func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64, logger: Bool = false, storage: StorageWatch? = nil,
+    func raiseAlarms(_ readings: [Reading], device: Address, subject: Hash?, firstSequence: Int64, logger: Bool = false, storage: StorageWatch? = nil,
                              wristband: Bool = false, quarantine: (record: QuarantineRecord, fence: Geofence)? = nil) -> [GatewayStore.StoredAlert] {
         var events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)] = []
         if logger {
@@ -292,6 +316,11 @@ public actor Gateway {
                 events.append((e, firstSequence + Int64(i), e.state == .raised ? GatewayStore.Excursion(batch: w.batch, centiC: c) : nil))
             }
         }
+        return storeAlerts(events)
+    }
+
+    /// Stores alarm events (with their excursion reports) and wakes the subscribers.
+    func storeAlerts(_ events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)]) -> [GatewayStore.StoredAlert] {
         guard !events.isEmpty else { return [] }
         do {
             let stored = try store.addAlerts(events, atMs: Self.nowMs())
@@ -423,6 +452,11 @@ public actor Gateway {
             let n = try await nextNonce()
             let tx = sign(.recordExposures(RecordExposures(caseID: r.caseID, venue: r.venue, exposed: r.exposed, checkInRoots: r.checkInRoots)), nonce: n)
             try store.setTransaction(.exposure, id: r.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
+        }
+        for (id, payload) in try store.unsignedQueued() {
+            let n = try await nextNonce()
+            let tx = sign(payload, nonce: n)
+            try store.setTransaction(.queued, id: id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         for (id, report) in try store.unsignedExcursions() {
             let n = try await nextNonce()

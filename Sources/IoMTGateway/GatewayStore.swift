@@ -149,7 +149,28 @@ public final class GatewayStore: Sendable {
                 CREATE TABLE geofences(order_id BLOB PRIMARY KEY, device BLOB NOT NULL, x_cm INTEGER NOT NULL, y_cm INTEGER NOT NULL, radius_cm INTEGER NOT NULL, salt BLOB NOT NULL);
                 """)
         }
+        m.registerMigration("v13-outgoing") { db in
+            // Transactions the gateway queues as they are (ventilation commands and acknowledgements,
+            // faults: issue 6 §4), signed in order like the rest.
+            try db.execute(sql: """
+                CREATE TABLE outgoing(id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, created_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
+                """)
+        }
         try m.migrate(db)
+    }
+
+    /// Queues a transaction payload to sign and send (durably, before this returns).
+    public func queue(_ payload: TransactionPayload, atMs: Int64) throws {
+        try db.write { db in try db.execute(sql: "INSERT INTO outgoing(payload, created_ms) VALUES (?, ?)", arguments: [Data(payload.canonicalBytes), atMs]) }
+    }
+
+    public func unsignedQueued(limit: Int = 500) throws -> [(id: Int64, payload: TransactionPayload)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, payload FROM outgoing WHERE tx_bytes IS NULL AND committed_height IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { r in
+                (r["id"], try TransactionPayload(canonicalBytes: Array(r["payload"] as Data)))
+            }
+        }
     }
 
     public func addGeofence(order: Hash, device: Address, fence: Geofence) throws {
@@ -420,7 +441,7 @@ public final class GatewayStore: Sendable {
     /// gateway's next nonce moves in the same write.
     public enum Outgoing: String, Sendable, CaseIterable {
         case batch = "batches", alert = "alerts", audit = "audit_runs", erasure = "erasure_confirmations", dataset = "datasets", charge = "privacy_charges", excursion = "excursion_reports",
-             checkIns = "checkin_batches", exposure = "exposure_reports"
+             checkIns = "checkin_batches", exposure = "exposure_reports", queued = "outgoing"
     }
 
     public func setTransaction(_ kind: Outgoing, id: Int64, hash: Hash, bytes: [UInt8], nonce: UInt64) throws {
@@ -459,6 +480,8 @@ public final class GatewayStore: Sendable {
                 SELECT 'checkin_batches' AS kind, id, nonce, tx_hash, tx_bytes FROM checkin_batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 UNION ALL
                 SELECT 'exposure_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM exposure_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
+                UNION ALL
+                SELECT 'outgoing' AS kind, id, nonce, tx_hash, tx_bytes FROM outgoing WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
                 ORDER BY nonce LIMIT ?
                 """, arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))

@@ -18,7 +18,7 @@ import Glibc
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing and quarantine as a story.",
+        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing, quarantine and venue ventilation as a story.",
         discussion: "Everything lives under --data-dir (keys in keys/, logs beside each process). Runs until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started; --exit-when-done stops them after the story.")
 
     @Option(help: "Folder for the demo (created; must not hold one already).") var dataDir = "./demo"
@@ -289,7 +289,35 @@ private struct Story {
         let breach = (outside["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any]).map { "\($0["rule"] as? String ?? "") \($0["value"] as? String ?? "")\($0["unit"] as? String ?? "")" } } ?? []
         say("quarantine", "her wristband reported inside the fence, then 45 m beyond its edge: the gateway raised \(breach) at once (the chain records the alert, never a position)")
 
-        // 8. One chain: every validator holds the same block at a common height.
+        // 8. A crowded hall: the counter sees 25 people where 20 are allowed; the fans follow.
+        try await chain.commit(admin, .registerVenue(RegisterVenue(venue: "outpatient-hall", capacity: 20)))
+        let counterKey = PrivateKey.generate(.ed25519), fanKey = PrivateKey.generate(.ed25519)
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: counterKey.publicKey, deviceType: "crowd-counter", place: "outpatient-hall", label: "door counter")))
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: fanKey.publicKey, deviceType: "ventilation-controller", place: "outpatient-hall", label: "air handler")))
+        func measure(_ code: String, _ v: Double, _ unit: String) -> String {
+            SimulateDevicesCommand.obs(SimulateDevicesCommand.other, code, FHIRTime.format(nowMs()), "\"valueQuantity\":" + SimulateDevicesCommand.quantity(v, unit))
+        }
+        func told(_ reply: [String: Any]) -> Int { (reply["ventilation"] as? [String: Any])?["setpointM3h"] as? Int ?? 0 }
+        let first = try await upload(fanKey, measure("airflow", 0, "m3/h"))
+        let crowd = try await upload(counterKey, measure("occupancy", 25, "{persons}"))
+        let crowdAlerts = (crowd["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any])?["rule"] as? String } ?? []
+        let second = try await upload(fanKey, measure("airflow", Double(told(first)), "m3/h"))
+        _ = try await upload(fanKey, measure("airflow", Double(told(second)), "m3/h"))
+        _ = try await upload(fanKey, measure("filter-clogged", 1, "{state}"))
+        var acked = 0
+        for _ in 0..<100 where acked < 2 {
+            acked = (try await chain.json("/v1/ventilation/\(fanKey.publicKey.address.hex)")["commands"] as? [[String: Any]] ?? []).filter { $0["ack"] != nil }.count
+            if acked < 2 { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        say("venues", "the outpatient hall's counter saw 25 people (capacity 20): \(crowdAlerts) raised; its air handler was set to \(told(first)) m³/h empty, then \(told(second)) m³/h; \(acked) acknowledgements on-chain")
+        var openFaults: [[String: Any]] = []
+        for _ in 0..<100 where openFaults.isEmpty {
+            openFaults = try await chain.json("/v1/faults?open=true&venue=outpatient-hall")["faults"] as? [[String: Any]] ?? []
+            if openFaults.isEmpty { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        say("venues", "the air handler reported a clogged filter: \(openFaults.count) open fault on the technicians' list (GET /v1/faults?open=true)")
+
+        // 9. One chain: every validator holds the same block at a common height.
         var heights: [UInt64] = []
         for m in manifest.members { heights.append(UInt64(try await Chain(node: NodeClient(base: "http://\(m.http)"), chainID: manifest.chainId).json("/v1/status")["height"] as? Int ?? 0)) }
         let common = heights.min() ?? 0
@@ -301,16 +329,17 @@ private struct Story {
         guard hashes.count == 1 else { throw CLIError("the validators disagree at height \(common): \(hashes)") }
         say("consortium", "all \(validators) validators hold the same block \(common) (\(hashes.first!.prefix(16))…); heights now \(heights)")
 
-        // 9. Where to look.
+        // 10. Where to look.
         say("where to look", "node API (any validator):")
         for path in ["/v1/status", "/v1/blocks/latest", "/v1/batches/\(batch.id.hex)", "/v1/batches/\(batch.id.hex)/trace", "/v1/batches/\(batch.id.hex)/immunizations",
-                     "/v1/scan?gtin=\(gtin)&lot=\(lot)", "/v1/recalls?after=0", "/v1/exposures?after=0", "/v1/venues/hospital-cafeteria", "/v1/cases/\(caseID.hex)", "/openapi.yaml"] {
+                     "/v1/scan?gtin=\(gtin)&lot=\(lot)", "/v1/recalls?after=0", "/v1/exposures?after=0", "/v1/venues/hospital-cafeteria", "/v1/cases/\(caseID.hex)",
+                     "/v1/ventilation/\(fanKey.publicKey.address.hex)", "/v1/faults?open=true", "/openapi.yaml"] {
             say("where to look", "  \(nodeURL)\(path)")
         }
         say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
         say("where to look", "CLI: iomtchain batch trace \(batch.id.hex) --node \(nodeURL)")
         say("where to look", "     iomtchain batch scan --gtin \(gtin) --lot \(lot) --node \(nodeURL)")
-        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/gateway.md, docs/patient-data.md")
+        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/gateway.md, docs/patient-data.md")
     }
 
     func waitHealthy(_ url: String, what: String, log: String) async throws {

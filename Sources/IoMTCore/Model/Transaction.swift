@@ -49,6 +49,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case recordExposures(RecordExposures)
     case orderQuarantine(OrderQuarantine)
     case liftQuarantine(LiftQuarantine)
+    case commandVentilation(CommandVentilation)
+    case ackVentilation(AckVentilation)
+    case reportFault(ReportFault)
+    case resolveFault(ResolveFault)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -94,10 +98,14 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordExposures: return "record-exposures"
         case .orderQuarantine: return "order-quarantine"
         case .liftQuarantine: return "lift-quarantine"
+        case .commandVentilation: return "command-ventilation"
+        case .ackVentilation: return "ack-ventilation"
+        case .reportFault: return "report-fault"
+        case .resolveFault: return "resolve-fault"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -142,6 +150,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordExposures(let b): w.write(UInt8(39)); w.write(b)
         case .orderQuarantine(let b): w.write(UInt8(40)); w.write(b)
         case .liftQuarantine(let b): w.write(UInt8(41)); w.write(b)
+        case .commandVentilation(let b): w.write(UInt8(42)); w.write(b)
+        case .ackVentilation(let b): w.write(UInt8(43)); w.write(b)
+        case .reportFault(let b): w.write(UInt8(44)); w.write(b)
+        case .resolveFault(let b): w.write(UInt8(45)); w.write(b)
         }
     }
 
@@ -189,6 +201,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 39: self = .recordExposures(try r.read())
         case 40: self = .orderQuarantine(try r.read())
         case 41: self = .liftQuarantine(try r.read())
+        case 42: self = .commandVentilation(try r.read())
+        case 43: self = .ackVentilation(try r.read())
+        case 44: self = .reportFault(try r.read())
+        case 45: self = .resolveFault(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -240,6 +256,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "record-exposures": self = .recordExposures(try RecordExposures(from: decoder))
         case "order-quarantine": self = .orderQuarantine(try OrderQuarantine(from: decoder))
         case "lift-quarantine": self = .liftQuarantine(try LiftQuarantine(from: decoder))
+        case "command-ventilation": self = .commandVentilation(try CommandVentilation(from: decoder))
+        case "ack-ventilation": self = .ackVentilation(try AckVentilation(from: decoder))
+        case "report-fault": self = .reportFault(try ReportFault(from: decoder))
+        case "resolve-fault": self = .resolveFault(try ResolveFault(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -290,6 +310,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordExposures(let b): try b.encode(to: encoder)
         case .orderQuarantine(let b): try b.encode(to: encoder)
         case .liftQuarantine(let b): try b.encode(to: encoder)
+        case .commandVentilation(let b): try b.encode(to: encoder)
+        case .ackVentilation(let b): try b.encode(to: encoder)
+        case .reportFault(let b): try b.encode(to: encoder)
+        case .resolveFault(let b): try b.encode(to: encoder)
         }
     }
 }

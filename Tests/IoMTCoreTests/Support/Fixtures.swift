@@ -93,6 +93,10 @@ enum Fixture {
         .recordExposures(RecordExposures(caseID: hash(0x5C), venue: "city-library", exposed: [hash(0x5F)], checkInRoots: [hash(0x5B)])),
         .orderQuarantine(OrderQuarantine(orderID: hash(0x60), subject: hash(0x61), device: address(0x62), fenceCommitment: hash(0x63), fromMs: 1_750_000_000_000, untilMs: 1_751_000_000_000)),
         .liftQuarantine(LiftQuarantine(orderID: hash(0x60))),
+        .commandVentilation(CommandVentilation(device: address(0x64), sequence: 3, setpointM3h: 1_800, occupancy: 50)),
+        .ackVentilation(AckVentilation(device: address(0x64), sequence: 3, appliedM3h: 1_750, atMs: 1_750_000_300_000)),
+        .reportFault(ReportFault(device: address(0x64), code: "filter-clogged", atMs: 1_750_000_400_000)),
+        .resolveFault(ResolveFault(n: 7)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
