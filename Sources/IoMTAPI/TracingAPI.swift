@@ -13,6 +13,31 @@ extension API {
         router.get("/v1/exposures") { req, _ in try await exposures(req) }
         router.get("/v1/ventilation/:device") { _, ctx in try await ventilation(ctx) }
         router.get("/v1/faults") { req, _ in try await faults(req) }
+        router.get("/v1/outbreak") { req, _ in try await outbreak(req) }
+    }
+
+    struct OutbreakReply: Codable { var cells: [OutbreakCell]; var fromMs: Int64; var toMs: Int64; var height: UInt64 }
+
+    /// `GET /v1/outbreak?fromMs=&toMs=[&place=]`: fever detections and test results on the grid of
+    /// place and hour, for one place or all, over at most 31 days (cells with anything in them).
+    private func outbreak(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let from = Int64(q.get("fromMs") ?? ""), let to = Int64(q.get("toMs") ?? ""), from <= to, to - from <= 31 * 86_400_000 else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "fromMs and toMs are required, at most 31 days apart")
+        }
+        let (state, header) = await node.committedSnapshot()
+        let places = try q.get("place").map { [String($0)] } ?? (read(PlaceList.self, StateKeys.outbreakPlaces, in: state)?.places ?? [])
+        let firstHour = from / 3_600_000, lastHour = to / 3_600_000
+        guard UInt64(places.count) * UInt64(lastHour - firstHour + 1) <= 200_000 else {
+            throw Problem(.badRequest, code: "query-too-large", detail: "\(places.count) places × \(lastHour - firstHour + 1) hours: name a place or narrow the window")
+        }
+        var cells: [OutbreakCell] = []
+        for place in places.sorted() {
+            for h in firstHour...lastHour {
+                if let c = try read(OutbreakCell.self, StateKeys.outbreakCell(place, h), in: state) { cells.append(c) }
+            }
+        }
+        return try json(OutbreakReply(cells: cells, fromMs: from, toMs: to, height: header.height))
     }
 
     struct VentilationReply: Codable { var device: Address; var commands: [VentilationRecord]; var height: UInt64 }

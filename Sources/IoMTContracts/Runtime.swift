@@ -239,6 +239,8 @@ public enum Runtime {
             case .ackVentilation(let b): try Ventilation.ack(b, by: bumped, state: &scratch, context: ctx)
             case .reportFault(let b): try Ventilation.reportFault(b, by: bumped, state: &scratch, context: ctx)
             case .resolveFault(let b): try Ventilation.resolveFault(b, by: bumped, state: &scratch, context: ctx)
+            case .recordFeverDetection(let b): try Outbreak.fever(b, by: bumped, state: &scratch, context: ctx)
+            case .recordTestResult(let b): try Outbreak.testResult(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -270,6 +270,13 @@ public actor Gateway {
             counted(a.accepted)
             let watch = record.deviceType == "cold-chain-logger" ? await storageWatch(device) : nil
             let quarantine = record.deviceType == "wristband" ? await quarantine(of: device) : nil
+            if record.deviceType == "thermal-camera" || record.deviceType == "heat-sensor" {
+                // Outbreak tracing: each fever the camera or sensor saw is recorded (place and time, no person).
+                for r in stored.readings where r.kind == .bodyTemperature {
+                    guard let c = AlarmTracker.centiCelsius(r), c >= RecordFeverDetection.thresholdCentiC, c <= 4_600 else { continue }
+                    do { try store.queue(.recordFeverDetection(RecordFeverDetection(device: device, atMs: r.effectiveMs, centiC: c)), atMs: Self.nowMs()) } catch { log("could not queue a fever detection: \(error)") }
+                }
+            }
             if record.deviceType == "crowd-counter" || record.deviceType == "ventilation-controller" {
                 let (alerts, command) = await venueReadings(stored.readings, device: device, record: record, firstSequence: a.firstSequence)
                 a.alerts += alerts

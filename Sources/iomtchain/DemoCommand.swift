@@ -18,7 +18,7 @@ import Glibc
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing, quarantine and venue ventilation as a story.",
+        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing, quarantine, venue ventilation and outbreak tracing as a story.",
         discussion: "Everything lives under --data-dir (keys in keys/, logs beside each process). Runs until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started; --exit-when-done stops them after the story.")
 
     @Option(help: "Folder for the demo (created; must not hold one already).") var dataDir = "./demo"
@@ -317,7 +317,24 @@ private struct Story {
         }
         say("venues", "the air handler reported a clogged filter: \(openFaults.count) open fault on the technicians' list (GET /v1/faults?open=true)")
 
-        // 9. One chain: every validator holds the same block at a common height.
+        // 9. Outbreak tracing: a thermal camera at the entrance, and the hospital's test results, on one grid.
+        let cameraKey = PrivateKey.generate(.ed25519)
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: cameraKey.publicKey, deviceType: "thermal-camera", place: "main-entrance", label: "entrance camera")))
+        for t in [36.7, 38.6, 36.9] {
+            _ = try await upload(cameraKey, SimulateDevicesCommand.obs("http://loinc.org", "8310-5", FHIRTime.format(nowMs()), "\"valueQuantity\":" + SimulateDevicesCommand.quantity(t, "Cel", places: 1)))
+        }
+        try await chain.commit(doctor, .recordTestResult(RecordTestResult(resultID: Hash.sha256(Array("demo-result-\(nowMs())".utf8)), place: "main-entrance", sampledAtMs: nowMs(),
+                                                                         assay: "loinc:94500-6", outcome: "positive")))
+        var fevers = 0, positives = 0
+        for _ in 0..<100 where fevers == 0 {
+            let cells = try await chain.json("/v1/outbreak?place=main-entrance&fromMs=\(nowMs() - 3_600_000)&toMs=\(nowMs())")["cells"] as? [[String: Any]] ?? []
+            fevers = cells.reduce(0) { $0 + ($1["fevers"] as? Int ?? 0) }
+            positives = cells.reduce(0) { $0 + ($1["positives"] as? Int ?? 0) }
+            if fevers == 0 { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        say("outbreak", "the entrance camera screened 3 people, one at 38.6 °C; with the hospital's positive test there, the grid shows \(fevers) fever(s) and \(positives) positive(s) at main-entrance this hour (GET /v1/outbreak)")
+
+        // 10. One chain: every validator holds the same block at a common height.
         var heights: [UInt64] = []
         for m in manifest.members { heights.append(UInt64(try await Chain(node: NodeClient(base: "http://\(m.http)"), chainID: manifest.chainId).json("/v1/status")["height"] as? Int ?? 0)) }
         let common = heights.min() ?? 0
@@ -329,17 +346,17 @@ private struct Story {
         guard hashes.count == 1 else { throw CLIError("the validators disagree at height \(common): \(hashes)") }
         say("consortium", "all \(validators) validators hold the same block \(common) (\(hashes.first!.prefix(16))…); heights now \(heights)")
 
-        // 10. Where to look.
+        // 11. Where to look.
         say("where to look", "node API (any validator):")
         for path in ["/v1/status", "/v1/blocks/latest", "/v1/batches/\(batch.id.hex)", "/v1/batches/\(batch.id.hex)/trace", "/v1/batches/\(batch.id.hex)/immunizations",
                      "/v1/scan?gtin=\(gtin)&lot=\(lot)", "/v1/recalls?after=0", "/v1/exposures?after=0", "/v1/venues/hospital-cafeteria", "/v1/cases/\(caseID.hex)",
-                     "/v1/ventilation/\(fanKey.publicKey.address.hex)", "/v1/faults?open=true", "/openapi.yaml"] {
+                     "/v1/ventilation/\(fanKey.publicKey.address.hex)", "/v1/faults?open=true", "/v1/outbreak?fromMs=\(nowMs() - 3_600_000)&toMs=\(nowMs())", "/openapi.yaml"] {
             say("where to look", "  \(nodeURL)\(path)")
         }
         say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
         say("where to look", "CLI: iomtchain batch trace \(batch.id.hex) --node \(nodeURL)")
         say("where to look", "     iomtchain batch scan --gtin \(gtin) --lot \(lot) --node \(nodeURL)")
-        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/gateway.md, docs/patient-data.md")
+        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/outbreak.md, docs/gateway.md, docs/patient-data.md")
     }
 
     func waitHealthy(_ url: String, what: String, log: String) async throws {

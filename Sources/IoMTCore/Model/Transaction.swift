@@ -53,6 +53,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case ackVentilation(AckVentilation)
     case reportFault(ReportFault)
     case resolveFault(ResolveFault)
+    case recordFeverDetection(RecordFeverDetection)
+    case recordTestResult(RecordTestResult)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -102,10 +104,12 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .ackVentilation: return "ack-ventilation"
         case .reportFault: return "report-fault"
         case .resolveFault: return "resolve-fault"
+        case .recordFeverDetection: return "record-fever-detection"
+        case .recordTestResult: return "record-test-result"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -154,6 +158,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .ackVentilation(let b): w.write(UInt8(43)); w.write(b)
         case .reportFault(let b): w.write(UInt8(44)); w.write(b)
         case .resolveFault(let b): w.write(UInt8(45)); w.write(b)
+        case .recordFeverDetection(let b): w.write(UInt8(46)); w.write(b)
+        case .recordTestResult(let b): w.write(UInt8(47)); w.write(b)
         }
     }
 
@@ -205,6 +211,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 43: self = .ackVentilation(try r.read())
         case 44: self = .reportFault(try r.read())
         case 45: self = .resolveFault(try r.read())
+        case 46: self = .recordFeverDetection(try r.read())
+        case 47: self = .recordTestResult(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -260,6 +268,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "ack-ventilation": self = .ackVentilation(try AckVentilation(from: decoder))
         case "report-fault": self = .reportFault(try ReportFault(from: decoder))
         case "resolve-fault": self = .resolveFault(try ResolveFault(from: decoder))
+        case "record-fever-detection": self = .recordFeverDetection(try RecordFeverDetection(from: decoder))
+        case "record-test-result": self = .recordTestResult(try RecordTestResult(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -314,6 +324,8 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .ackVentilation(let b): try b.encode(to: encoder)
         case .reportFault(let b): try b.encode(to: encoder)
         case .resolveFault(let b): try b.encode(to: encoder)
+        case .recordFeverDetection(let b): try b.encode(to: encoder)
+        case .recordTestResult(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -97,6 +97,8 @@ enum Fixture {
         .ackVentilation(AckVentilation(device: address(0x64), sequence: 3, appliedM3h: 1_750, atMs: 1_750_000_300_000)),
         .reportFault(ReportFault(device: address(0x64), code: "filter-clogged", atMs: 1_750_000_400_000)),
         .resolveFault(ResolveFault(n: 7)),
+        .recordFeverDetection(RecordFeverDetection(device: address(0x65), atMs: 1_750_000_500_000, centiC: 3_840)),
+        .recordTestResult(RecordTestResult(resultID: hash(0x66), place: "district-7", sampledAtMs: 1_750_000_600_000, assay: "loinc:94500-6", outcome: "positive")),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
