@@ -14,6 +14,53 @@ extension API {
         router.get("/v1/ventilation/:device") { _, ctx in try await ventilation(ctx) }
         router.get("/v1/faults") { req, _ in try await faults(req) }
         router.get("/v1/outbreak") { req, _ in try await outbreak(req) }
+        router.get("/v1/assets") { req, _ in try await assets(req) }
+        router.get("/v1/assets/:tag") { _, ctx in try await assetView(ctx) }
+        router.get("/v1/sterilisers/:device/cycles") { req, ctx in try await cycles(req, ctx) }
+    }
+
+    struct AssetResponse: Codable { var asset: AssetRecord; var height: UInt64 }
+
+    private func assetView(_ ctx: BasicRequestContext) async throws -> Response {
+        let tag = try ctx.parameters.require("tag")
+        let (state, header) = await node.committedSnapshot()
+        guard let a = try read(AssetRecord.self, StateKeys.asset(tag), in: state) else { throw Problem(.notFound, code: "unknown-asset", detail: "no asset \"\(tag)\"") }
+        return try json(AssetResponse(asset: a, height: header.height))
+    }
+
+    struct AssetsReply: Codable { var assets: [AssetRecord]; var truncated: Bool; var height: UInt64 }
+
+    /// `GET /v1/assets?organisation=&status=&kind=`: an organisation's assets (the first 1,000
+    /// matching), e.g. the available respirators, or everything out of service.
+    private func assets(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let organisation = q.get("organisation").map({ String($0) }) else { throw Problem(.badRequest, code: "invalid-query", detail: "organisation is required") }
+        let status = q.get("status").map { String($0) }, kind = q.get("kind").map { String($0) }
+        let (state, header) = await node.committedSnapshot()
+        var out: [AssetRecord] = [], truncated = false
+        for tag in try read(StringList.self, StateKeys.assets(of: organisation), in: state)?.places ?? [] {
+            guard let a = try read(AssetRecord.self, StateKeys.asset(tag), in: state), status.map({ a.status == $0 }) ?? true, kind.map({ a.kind == $0 }) ?? true else { continue }
+            guard out.count < 1_000 else { truncated = true; break }
+            out.append(a)
+        }
+        return try json(AssetsReply(assets: out, truncated: truncated, height: header.height))
+    }
+
+    struct CyclesReply: Codable { var steriliser: Address; var lastCycle: UInt64; var missing: UInt64; var cycles: [SterilisationRecord]; var height: UInt64 }
+
+    /// `GET /v1/sterilisers/{device}/cycles?before=`: the steriliser's recorded cycles, newest first
+    /// (100 at most, before cycle `before`), how many of its counter's cycles have no record.
+    private func cycles(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        guard let device = ctx.parameters.get("device").flatMap(Address.init(hex:)) else { throw Problem(.badRequest, code: "invalid-device", detail: "a device id is 40 hex digits") }
+        let (state, header) = await node.committedSnapshot()
+        let last = try read(UInt64.self, StateKeys.lastCycle(device), in: state) ?? 0
+        var n = min(last, UInt64(req.uri.queryParameters.get("before") ?? "").map { $0 &- 1 } ?? last)
+        var out: [SterilisationRecord] = [], reads = 0
+        while n > 0, out.count < 100, reads < 10_000 {
+            if let r = try read(SterilisationRecord.self, StateKeys.sterilisation(device, n), in: state) { out.append(r) }
+            n -= 1; reads += 1
+        }
+        return try json(CyclesReply(steriliser: device, lastCycle: last, missing: try read(UInt64.self, StateKeys.missingCycles(device), in: state) ?? 0, cycles: out, height: header.height))
     }
 
     struct OutbreakReply: Codable { var cells: [OutbreakCell]; var fromMs: Int64; var toMs: Int64; var height: UInt64 }
@@ -26,7 +73,7 @@ extension API {
             throw Problem(.badRequest, code: "invalid-query", detail: "fromMs and toMs are required, at most 31 days apart")
         }
         let (state, header) = await node.committedSnapshot()
-        let places = try q.get("place").map { [String($0)] } ?? (read(PlaceList.self, StateKeys.outbreakPlaces, in: state)?.places ?? [])
+        let places = try q.get("place").map { [String($0)] } ?? (read(StringList.self, StateKeys.outbreakPlaces, in: state)?.places ?? [])
         let firstHour = from / 3_600_000, lastHour = to / 3_600_000
         guard UInt64(places.count) * UInt64(lastHour - firstHour + 1) <= 200_000 else {
             throw Problem(.badRequest, code: "query-too-large", detail: "\(places.count) places × \(lastHour - firstHour + 1) hours: name a place or narrow the window")

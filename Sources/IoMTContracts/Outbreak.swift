@@ -15,7 +15,7 @@ enum Outbreak {
         change(&cell)
         if !cell.institutions.contains(institution) { cell.institutions = (cell.institutions + [institution]).sorted() }
         state.put(key, cell)
-        var places = try state.read(PlaceList.self, StateKeys.outbreakPlaces) ?? PlaceList()
+        var places = try state.read(StringList.self, StateKeys.outbreakPlaces) ?? StringList()
         if !places.places.contains(place) {
             guard places.places.count < maxPlaces else { throw .invalidArgument("\(maxPlaces) places are listed already") }
             places.places.append(place)

@@ -241,6 +241,10 @@ public enum Runtime {
             case .resolveFault(let b): try Ventilation.resolveFault(b, by: bumped, state: &scratch, context: ctx)
             case .recordFeverDetection(let b): try Outbreak.fever(b, by: bumped, state: &scratch, context: ctx)
             case .recordTestResult(let b): try Outbreak.testResult(b, by: bumped, state: &scratch, context: ctx)
+            case .registerAsset(let b): try Hospital.registerAsset(b, by: bumped, state: &scratch, context: ctx)
+            case .setAssetStatus(let b): try Hospital.setStatus(b, by: bumped, state: &scratch, context: ctx)
+            case .recordAssetLocation(let b): try Hospital.recordLocation(b, by: bumped, state: &scratch, context: ctx)
+            case .recordSterilisation(let b): try Hospital.sterilisation(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

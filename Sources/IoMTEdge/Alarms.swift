@@ -39,7 +39,8 @@ public struct AlarmRule: Codable, Sendable, Hashable {
     }
 
     /// The defaults (adult, resting): SpO2 < 90 %, heart rate > 120 or < 40 /min, temperature > 38 °C,
-    /// respiratory rate > 30 /min, systolic > 180 or < 90 mm[Hg], glucose < 3.9 mmol/L.
+    /// respiratory rate > 30 /min, systolic > 180 or < 90 mm[Hg], glucose < 3.9 mmol/L; and for ward
+    /// environment sensors CO2 > 1,500 ppm, PM2.5 > 35 µg/m³, air outside 18–26 °C.
     public static let defaults: [AlarmRule] = [
         AlarmRule(id: "spo2-low", kind: .oxygenSaturation, unit: "%", below: 90, clearAt: 92, severity: "critical"),
         AlarmRule(id: "heart-rate-high", kind: .heartRate, unit: "/min", above: 120, clearAt: 110),
@@ -49,6 +50,11 @@ public struct AlarmRule: Codable, Sendable, Hashable {
         AlarmRule(id: "systolic-high", kind: .bloodPressure, component: "8480-6", unit: "mm[Hg]", above: 180, clearAt: 170, severity: "critical"),
         AlarmRule(id: "systolic-low", kind: .bloodPressure, component: "8480-6", unit: "mm[Hg]", below: 90, clearAt: 95),
         AlarmRule(id: "glucose-low", kind: .glucose, unit: "mmol/L", below: 3.9, clearAt: 4.4, severity: "critical"),
+        // Ward environment sensors (issue 6 §5): readings coded co2, pm2.5, ambient-temperature.
+        AlarmRule(id: "co2-high", kind: .other, component: "co2", unit: "[ppm]", above: 1_500, clearAt: 1_200),
+        AlarmRule(id: "pm25-high", kind: .other, component: "pm2.5", unit: "ug/m3", above: 35, clearAt: 25),
+        AlarmRule(id: "ward-too-warm", kind: .other, component: "ambient-temperature", unit: "Cel", above: 26, clearAt: 25),
+        AlarmRule(id: "ward-too-cold", kind: .other, component: "ambient-temperature", unit: "Cel", below: 18, clearAt: 19),
     ]
 }
 

@@ -77,6 +77,8 @@ public actor Gateway {
     var lastAcked: [Address: UInt64] = [:]
     var lastTold: [Address: UInt64] = [:]
     var reportedFaults: Set<String> = []
+    /// Where each RFID-tagged asset was last seen (tag → place), to record only moves.
+    var assetLocations: [String: String] = [:]
     /// The storage each cold-chain logger was last checked against ("batch/n"; nil: with no batch).
     var loggerStorage: [Address: String?] = [:]
     private var lastAuditRunMs: Int64 = 0
@@ -275,6 +277,13 @@ public actor Gateway {
                 for r in stored.readings where r.kind == .bodyTemperature {
                     guard let c = AlarmTracker.centiCelsius(r), c >= RecordFeverDetection.thresholdCentiC, c <= 4_600 else { continue }
                     do { try store.queue(.recordFeverDetection(RecordFeverDetection(device: device, atMs: r.effectiveMs, centiC: c)), atMs: Self.nowMs()) } catch { log("could not queue a fever detection: \(error)") }
+                }
+            }
+            if record.deviceType == "rfid-reader", let place = record.place {
+                // Smart hospital: a tag seen at another place than before moves its asset there.
+                for r in stored.readings where r.code.system == "urn:iomtchain:rfid" && AssetKinds.isValidTag(r.code.code) && assetLocations[r.code.code] != place {
+                    assetLocations[r.code.code] = place
+                    do { try store.queue(.recordAssetLocation(RecordAssetLocation(tag: r.code.code, reader: device, atMs: r.effectiveMs)), atMs: Self.nowMs()) } catch { log("could not queue an asset location: \(error)") }
                 }
             }
             if record.deviceType == "crowd-counter" || record.deviceType == "ventilation-controller" {

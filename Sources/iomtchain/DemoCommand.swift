@@ -18,7 +18,7 @@ import Glibc
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing, quarantine, venue ventilation and outbreak tracing as a story.",
+        abstract: "Start a 4-validator devnet, a gateway and the device simulator, and play remote monitoring, the vaccine supply chain, contact tracing, quarantine, venue ventilation, outbreak tracing and the smart hospital as a story.",
         discussion: "Everything lives under --data-dir (keys in keys/, logs beside each process). Runs until Ctrl-C (SIGINT) or SIGTERM, which stop every process it started; --exit-when-done stops them after the story.")
 
     @Option(help: "Folder for the demo (created; must not hold one already).") var dataDir = "./demo"
@@ -334,7 +334,26 @@ private struct Story {
         }
         say("outbreak", "the entrance camera screened 3 people, one at 38.6 °C; with the hospital's positive test there, the grid shows \(fevers) fever(s) and \(positives) positive(s) at main-entrance this hour (GET /v1/outbreak)")
 
-        // 10. One chain: every validator holds the same block at a common height.
+        // 10. Smart hospital: a respirator found by its RFID tag, a steriliser's cycles with one missing.
+        let readerKey = PrivateKey.generate(.ed25519), sterKey = PrivateKey.generate(.ed25519)
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: readerKey.publicKey, deviceType: "rfid-reader", place: "icu-2", label: "ICU door reader")))
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: sterKey.publicKey, deviceType: "steriliser", place: "cssd", label: "autoclave 1")))
+        try await chain.commit(admin, .registerAsset(RegisterAsset(tag: "RESP-0001", kind: "respirator", home: "icu-1")))
+        _ = try await upload(readerKey, SimulateDevicesCommand.obs("urn:iomtchain:rfid", "RESP-0001", FHIRTime.format(nowMs()), "\"valueQuantity\":" + SimulateDevicesCommand.quantity(1, "{scan}")))
+        var located = ""
+        for _ in 0..<100 where located.isEmpty {
+            located = (try await chain.json("/v1/assets/RESP-0001")["asset"] as? [String: Any])?["location"] as? String ?? ""
+            if located.isEmpty { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        for n in [UInt64(41), 43] {
+            let c = SterilisationCycle(steriliser: sterKey.publicKey.address, cycle: n, loadHash: Hash.sha256(Array("tray-\(n)".utf8)), startMs: nowMs() - 3_600_000, endMs: nowMs() - 60_000,
+                                       maxCentiC: 13_450, holdSeconds: 240, passed: true)
+            try await chain.commit(nurse, .recordSterilisation(RecordSterilisation(cycle: c, steriliserSignature: sterKey.sign(c.message(chainID: manifest.chainId)))))
+        }
+        let sterilised = try await chain.json("/v1/sterilisers/\(sterKey.publicKey.address.hex)/cycles")
+        say("hospital", "respirator RESP-0001 was read at \(located) by the ICU's RFID reader; the autoclave's cycles 41 and 43 were recorded (signed by it, submitted by the nurse): \(sterilised["missing"] as? Int ?? 0) missing cycle shows")
+
+        // 11. One chain: every validator holds the same block at a common height.
         var heights: [UInt64] = []
         for m in manifest.members { heights.append(UInt64(try await Chain(node: NodeClient(base: "http://\(m.http)"), chainID: manifest.chainId).json("/v1/status")["height"] as? Int ?? 0)) }
         let common = heights.min() ?? 0
@@ -346,17 +365,18 @@ private struct Story {
         guard hashes.count == 1 else { throw CLIError("the validators disagree at height \(common): \(hashes)") }
         say("consortium", "all \(validators) validators hold the same block \(common) (\(hashes.first!.prefix(16))…); heights now \(heights)")
 
-        // 11. Where to look.
+        // 12. Where to look.
         say("where to look", "node API (any validator):")
         for path in ["/v1/status", "/v1/blocks/latest", "/v1/batches/\(batch.id.hex)", "/v1/batches/\(batch.id.hex)/trace", "/v1/batches/\(batch.id.hex)/immunizations",
                      "/v1/scan?gtin=\(gtin)&lot=\(lot)", "/v1/recalls?after=0", "/v1/exposures?after=0", "/v1/venues/hospital-cafeteria", "/v1/cases/\(caseID.hex)",
-                     "/v1/ventilation/\(fanKey.publicKey.address.hex)", "/v1/faults?open=true", "/v1/outbreak?fromMs=\(nowMs() - 3_600_000)&toMs=\(nowMs())", "/openapi.yaml"] {
+                     "/v1/ventilation/\(fanKey.publicKey.address.hex)", "/v1/faults?open=true", "/v1/outbreak?fromMs=\(nowMs() - 3_600_000)&toMs=\(nowMs())",
+                     "/v1/assets?organisation=org-0", "/v1/sterilisers/\(sterKey.publicKey.address.hex)/cycles", "/openapi.yaml"] {
             say("where to look", "  \(nodeURL)\(path)")
         }
         say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
         say("where to look", "CLI: iomtchain batch trace \(batch.id.hex) --node \(nodeURL)")
         say("where to look", "     iomtchain batch scan --gtin \(gtin) --lot \(lot) --node \(nodeURL)")
-        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/outbreak.md, docs/gateway.md, docs/patient-data.md")
+        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/outbreak.md, docs/hospital.md, docs/gateway.md, docs/patient-data.md")
     }
 
     func waitHealthy(_ url: String, what: String, log: String) async throws {

@@ -12,12 +12,9 @@ struct OutbreakTests {
         l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
         l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: camera.publicKey, deviceType: "thermal-camera", place: "station-3")))
         l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: oximeter.publicKey, deviceType: "pulse-oximeter", place: "station-3")))
-        l.apply(C.adminA, .register(labTech, .practitioner, "st-marys"))
-        l.apply(C.adminA, .attestPractitioner(AttestPractitioner(account: labTech.publicKey.address, profession: "technician", licenceHash: Hash.sha256([1]))))
-        l.apply(C.adminB, .register(clinicDoc, .practitioner, "city-clinic"))
-        l.apply(C.adminB, .attestPractitioner(AttestPractitioner(account: clinicDoc.publicKey.address, profession: "doctor", licenceHash: Hash.sha256([2]))))
-        l.apply(C.adminC, .register(agencyDoc, .practitioner, "health-agency"))
-        l.apply(C.adminC, .attestPractitioner(AttestPractitioner(account: agencyDoc.publicKey.address, profession: "doctor", licenceHash: Hash.sha256([3]))))
+        l.addPractitioner(labTech, by: C.adminA, at: "st-marys", profession: "technician")
+        l.addPractitioner(clinicDoc, by: C.adminB, at: "city-clinic", profession: "doctor")
+        l.addPractitioner(agencyDoc, by: C.adminC, at: "health-agency", profession: "doctor")
         return l
     }
 
@@ -45,6 +42,6 @@ struct OutbreakTests {
         l.apply(Self.clinicDoc, result(3, "positive", place: "district-9"))
         let cell = try #require(try l.state.read(OutbreakCell.self, StateKeys.outbreakCell("station-3", t / 3_600_000)))
         #expect(cell.fevers == 2 && cell.maxCentiC == 3_910 && cell.positives == 1 && cell.negatives == 1 && cell.institutions == ["city-clinic", "st-marys"])
-        #expect(try l.state.read(PlaceList.self, StateKeys.outbreakPlaces)?.places == ["station-3", "district-9"])
+        #expect(try l.state.read(StringList.self, StateKeys.outbreakPlaces)?.places == ["station-3", "district-9"])
     }
 }

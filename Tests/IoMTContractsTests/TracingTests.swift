@@ -9,10 +9,8 @@ struct TracingTests {
 
     static func ledger() -> Ledger {
         var l = Ledger()
-        l.apply(C.adminA, .register(doctor, .practitioner, "st-marys"))
-        l.apply(C.adminA, .attestPractitioner(AttestPractitioner(account: doctor.publicKey.address, profession: "doctor", licenceHash: Hash.sha256([1]))))
-        l.apply(C.adminC, .register(agencyDoctor, .practitioner, "health-agency"))
-        l.apply(C.adminC, .attestPractitioner(AttestPractitioner(account: agencyDoctor.publicKey.address, profession: "doctor", licenceHash: Hash.sha256([2]))))
+        l.addPractitioner(doctor, by: C.adminA, at: "st-marys", profession: "doctor")
+        l.addPractitioner(agencyDoctor, by: C.adminC, at: "health-agency", profession: "doctor")
         l.apply(C.adminA, .register(gateway, .gateway, "st-marys"))
         l.apply(C.adminC, .register(agencyGateway, .gateway, "health-agency"))
         l.apply(C.adminA, .enrol(patient))

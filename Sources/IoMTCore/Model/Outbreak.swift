@@ -69,13 +69,13 @@ public struct OutbreakCell: Hashable, Sendable, Codable, CanonicalCodable {
 
 extension StateKeys {
     public static func outbreakCell(_ place: String, _ hour: Int64) -> [UInt8] { Array("outbreak/".utf8) + UInt64(bitPattern: hour).canonicalBytes + Array(place.utf8) }
-    /// The places with any record (`PlaceList`), for a query over all of them.
+    /// The places with any record (`StringList`), for a query over all of them.
     public static let outbreakPlaces: [UInt8] = Array("outbreak-places".utf8)
     public static func testResult(_ id: Hash) -> [UInt8] { Array("test-result/".utf8) + id.bytes }
 }
 
-/// A list of place codes (`StateKeys.outbreakPlaces`).
-public struct PlaceList: Hashable, Sendable, Codable, CanonicalCodable {
+/// A list of names: place codes (`StateKeys.outbreakPlaces`), asset tags (`StateKeys.assets(of:)`).
+public struct StringList: Hashable, Sendable, Codable, CanonicalCodable {
     public var places: [String]
     public init(_ places: [String] = []) { self.places = places }
     public func encode(to w: inout CanonicalWriter) { w.write(places) }

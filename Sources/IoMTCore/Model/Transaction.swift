@@ -55,6 +55,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case resolveFault(ResolveFault)
     case recordFeverDetection(RecordFeverDetection)
     case recordTestResult(RecordTestResult)
+    case registerAsset(RegisterAsset)
+    case setAssetStatus(SetAssetStatus)
+    case recordAssetLocation(RecordAssetLocation)
+    case recordSterilisation(RecordSterilisation)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -106,10 +110,14 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .resolveFault: return "resolve-fault"
         case .recordFeverDetection: return "record-fever-detection"
         case .recordTestResult: return "record-test-result"
+        case .registerAsset: return "register-asset"
+        case .setAssetStatus: return "set-asset-status"
+        case .recordAssetLocation: return "record-asset-location"
+        case .recordSterilisation: return "record-sterilisation"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result", "register-asset", "set-asset-status", "record-asset-location", "record-sterilisation"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -160,6 +168,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .resolveFault(let b): w.write(UInt8(45)); w.write(b)
         case .recordFeverDetection(let b): w.write(UInt8(46)); w.write(b)
         case .recordTestResult(let b): w.write(UInt8(47)); w.write(b)
+        case .registerAsset(let b): w.write(UInt8(48)); w.write(b)
+        case .setAssetStatus(let b): w.write(UInt8(49)); w.write(b)
+        case .recordAssetLocation(let b): w.write(UInt8(50)); w.write(b)
+        case .recordSterilisation(let b): w.write(UInt8(51)); w.write(b)
         }
     }
 
@@ -213,6 +225,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 45: self = .resolveFault(try r.read())
         case 46: self = .recordFeverDetection(try r.read())
         case 47: self = .recordTestResult(try r.read())
+        case 48: self = .registerAsset(try r.read())
+        case 49: self = .setAssetStatus(try r.read())
+        case 50: self = .recordAssetLocation(try r.read())
+        case 51: self = .recordSterilisation(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -270,6 +286,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "resolve-fault": self = .resolveFault(try ResolveFault(from: decoder))
         case "record-fever-detection": self = .recordFeverDetection(try RecordFeverDetection(from: decoder))
         case "record-test-result": self = .recordTestResult(try RecordTestResult(from: decoder))
+        case "register-asset": self = .registerAsset(try RegisterAsset(from: decoder))
+        case "set-asset-status": self = .setAssetStatus(try SetAssetStatus(from: decoder))
+        case "record-asset-location": self = .recordAssetLocation(try RecordAssetLocation(from: decoder))
+        case "record-sterilisation": self = .recordSterilisation(try RecordSterilisation(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -326,6 +346,10 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .resolveFault(let b): try b.encode(to: encoder)
         case .recordFeverDetection(let b): try b.encode(to: encoder)
         case .recordTestResult(let b): try b.encode(to: encoder)
+        case .registerAsset(let b): try b.encode(to: encoder)
+        case .setAssetStatus(let b): try b.encode(to: encoder)
+        case .recordAssetLocation(let b): try b.encode(to: encoder)
+        case .recordSterilisation(let b): try b.encode(to: encoder)
         }
     }
 }

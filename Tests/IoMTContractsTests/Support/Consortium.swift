@@ -82,6 +82,13 @@ struct Ledger {
         return stx.hash
     }
 
+    /// Registers `key` as a practitioner of `organisation` (by its admin) and attests it.
+    mutating func addPractitioner(_ key: PrivateKey, by admin: PrivateKey, at organisation: String, profession: String = "doctor", sourceLocation: SourceLocation = #_sourceLocation) {
+        apply(admin, .registerAccount(RegisterAccount(publicKey: key.publicKey, role: .practitioner, organisation: organisation)), sourceLocation: sourceLocation)
+        apply(admin, .attestPractitioner(AttestPractitioner(account: key.publicKey.address, profession: profession, licenceHash: Hash.sha256(key.publicKey.address.bytes))),
+              sourceLocation: sourceLocation)
+    }
+
     @discardableResult
     mutating func apply(_ key: PrivateKey, _ payload: TransactionPayload, sourceLocation: SourceLocation = #_sourceLocation) -> Hash {
         apply(transaction(key, payload), sourceLocation: sourceLocation)

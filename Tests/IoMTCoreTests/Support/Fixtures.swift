@@ -99,6 +99,11 @@ enum Fixture {
         .resolveFault(ResolveFault(n: 7)),
         .recordFeverDetection(RecordFeverDetection(device: address(0x65), atMs: 1_750_000_500_000, centiC: 3_840)),
         .recordTestResult(RecordTestResult(resultID: hash(0x66), place: "district-7", sampledAtMs: 1_750_000_600_000, assay: "loinc:94500-6", outcome: "positive")),
+        .registerAsset(RegisterAsset(tag: "E2801160600002054D3A1B7C", kind: "respirator", home: "icu-2")),
+        .setAssetStatus(SetAssetStatus(tag: "E2801160600002054D3A1B7C", status: "out-of-service", malfunction: "alarm-fault")),
+        .recordAssetLocation(RecordAssetLocation(tag: "E2801160600002054D3A1B7C", reader: address(0x67), atMs: 1_750_000_700_000)),
+        .recordSterilisation(RecordSterilisation(cycle: SterilisationCycle(steriliser: address(0x68), cycle: 412, loadHash: hash(0x69), startMs: 1_750_000_000_000, endMs: 1_750_002_700_000,
+                                                                      maxCentiC: 13_450, holdSeconds: 240, passed: true), steriliserSignature: Signature(bytes: [UInt8](repeating: 0x6A, count: 64))!)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
