@@ -5,8 +5,10 @@ import Testing
 
 @_spi(Testing) @testable import IoMTNetwork
 
-/// Live networking on 127.0.0.1 with free ports; each test builds and stops its own nodes.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+/// Live networking on 127.0.0.1 with free ports; each test builds and stops its own nodes. (Three
+/// minutes: beside the integration suites' node, gateway and devnet processes on two cores, a test
+/// that takes seconds alone once took 80 s.)
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct P2PNodeTests {
     @Test func threeNodesExchangeDirectAndBroadcastInOrder() async throws {
         let keyA = PrivateKey.generate(.ed25519), keyB = PrivateKey.generate(.ed25519), keyC = PrivateKey.generate(.p256)
