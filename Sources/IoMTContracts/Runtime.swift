@@ -245,6 +245,7 @@ public enum Runtime {
             case .setAssetStatus(let b): try Hospital.setStatus(b, by: bumped, state: &scratch, context: ctx)
             case .recordAssetLocation(let b): try Hospital.recordLocation(b, by: bumped, state: &scratch, context: ctx)
             case .recordSterilisation(let b): try Hospital.sterilisation(b, by: bumped, state: &scratch, context: ctx)
+            case .acknowledgeAlert(let b): try Monitoring.acknowledge(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

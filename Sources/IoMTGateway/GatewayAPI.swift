@@ -26,6 +26,7 @@ public struct GatewayAPI: Sendable {
         router.get("/v1/alerts") { req, _ in try await alerts(req) }
         router.get("/v1/patients/:pseudonym/data") { req, ctx in try await data(req, ctx) }
         router.get("/v1/patients/:pseudonym/audit") { req, ctx in try await audit(req, ctx) }
+        router.get("/v1/patients/:pseudonym/timeline") { req, ctx in try await timeline(req, ctx) }
         router.get("/v1/patients/:pseudonym/erasure") { _, ctx in try json(try gateway.store.erasureReport(try pseudonym(ctx))) }
         router.get("/v1/patients/:pseudonym/erasure/blobs") { _, ctx in
             // The content ids of the subject's batches (hashes), so anyone can check that no node serves them.
@@ -208,6 +209,22 @@ public struct GatewayAPI: Sendable {
         }
         let reply: Gateway.DataReply
         do { reply = try await gateway.readData(signedParts(req), Gateway.DataQuery(subject: subject, category: category, purpose: purpose, fromMs: from, toMs: to)) } catch {
+            throw Self.problem(error)
+        }
+        return try json(reply)
+    }
+
+    /// `GET /v1/patients/{pseudonym}/timeline?purpose=&from=&to=`, signed: vitals, alerts and their
+    /// acknowledgements (issue 6 §7), for a reader the patient's consent allows.
+    func timeline(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let subject = try pseudonym(ctx)
+        let q = req.uri.queryParameters
+        guard let purpose = q.get("purpose").map({ String($0) }), Purpose.all.contains(purpose),
+              let from = Int64(q.get("from") ?? "0"), let to = Int64(q.get("to") ?? String(Int64.max)), from <= to else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "purpose is one of \(Purpose.all.joined(separator: ", ")); from ≤ to in ms since 1970")
+        }
+        let reply: Gateway.TimelineReply
+        do { reply = try await gateway.timeline(signedParts(req), subject: subject, purpose: purpose, fromMs: from, toMs: to) } catch {
             throw Self.problem(error)
         }
         return try json(reply)

@@ -304,6 +304,14 @@ public final class GatewayStore: Sendable {
         return StoredAlert(id: r["id"], event: event, sequence: r["sequence"], raisedMs: r["raised_ms"])
     }
 
+    /// A patient's alerts raised or cleared in [fromMs, toMs] (the reading's time), oldest first (1,000 at most).
+    public func alerts(subject: Hash, fromMs: Int64, toMs: Int64, limit: Int = 1_000) throws -> [StoredAlert] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM alerts WHERE subject = ? AND effective_ms BETWEEN ? AND ? ORDER BY id LIMIT ?",
+                             arguments: [Data(subject.bytes), fromMs, toMs, limit]).map(Self.alert)
+        }
+    }
+
     /// Alerts after `id`, oldest first.
     public func alerts(after id: Int64, limit: Int = 1000) throws -> [StoredAlert] {
         try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM alerts WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(Self.alert) }

@@ -59,6 +59,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case setAssetStatus(SetAssetStatus)
     case recordAssetLocation(RecordAssetLocation)
     case recordSterilisation(RecordSterilisation)
+    case acknowledgeAlert(AcknowledgeAlert)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -114,10 +115,11 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setAssetStatus: return "set-asset-status"
         case .recordAssetLocation: return "record-asset-location"
         case .recordSterilisation: return "record-sterilisation"
+        case .acknowledgeAlert: return "acknowledge-alert"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result", "register-asset", "set-asset-status", "record-asset-location", "record-sterilisation"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result", "register-asset", "set-asset-status", "record-asset-location", "record-sterilisation", "acknowledge-alert"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -172,6 +174,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setAssetStatus(let b): w.write(UInt8(49)); w.write(b)
         case .recordAssetLocation(let b): w.write(UInt8(50)); w.write(b)
         case .recordSterilisation(let b): w.write(UInt8(51)); w.write(b)
+        case .acknowledgeAlert(let b): w.write(UInt8(52)); w.write(b)
         }
     }
 
@@ -229,6 +232,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 49: self = .setAssetStatus(try r.read())
         case 50: self = .recordAssetLocation(try r.read())
         case 51: self = .recordSterilisation(try r.read())
+        case 52: self = .acknowledgeAlert(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -290,6 +294,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "set-asset-status": self = .setAssetStatus(try SetAssetStatus(from: decoder))
         case "record-asset-location": self = .recordAssetLocation(try RecordAssetLocation(from: decoder))
         case "record-sterilisation": self = .recordSterilisation(try RecordSterilisation(from: decoder))
+        case "acknowledge-alert": self = .acknowledgeAlert(try AcknowledgeAlert(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -350,6 +355,7 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .setAssetStatus(let b): try b.encode(to: encoder)
         case .recordAssetLocation(let b): try b.encode(to: encoder)
         case .recordSterilisation(let b): try b.encode(to: encoder)
+        case .acknowledgeAlert(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -104,6 +104,7 @@ enum Fixture {
         .recordAssetLocation(RecordAssetLocation(tag: "E2801160600002054D3A1B7C", reader: address(0x67), atMs: 1_750_000_700_000)),
         .recordSterilisation(RecordSterilisation(cycle: SterilisationCycle(steriliser: address(0x68), cycle: 412, loadHash: hash(0x69), startMs: 1_750_000_000_000, endMs: 1_750_002_700_000,
                                                                       maxCentiC: 13_450, holdSeconds: 240, passed: true), steriliserSignature: Signature(bytes: [UInt8](repeating: 0x6A, count: 64))!)),
+        .acknowledgeAlert(AcknowledgeAlert(device: address(0x6B), rule: "spo2-low", raisedAtMs: 1_750_000_800_000)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
