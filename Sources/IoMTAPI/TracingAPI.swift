@@ -28,22 +28,26 @@ extension API {
         return try json(AssetResponse(asset: a, height: header.height))
     }
 
-    struct AssetsReply: Codable { var assets: [AssetRecord]; var truncated: Bool; var height: UInt64 }
+    struct AssetsReply: Codable { var assets: [AssetRecord]; var truncated: Bool; var next: Int; var height: UInt64 }
 
-    /// `GET /v1/assets?organisation=&status=&kind=`: an organisation's assets (the first 1,000
-    /// matching), e.g. the available respirators, or everything out of service.
+    /// `GET /v1/assets?organisation=&status=&kind=&after=`: an organisation's assets (1,000 matching
+    /// or 10,000 read at most; `truncated` and `next` to continue), e.g. the available respirators.
     private func assets(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
         guard let organisation = q.get("organisation").map({ String($0) }) else { throw Problem(.badRequest, code: "invalid-query", detail: "organisation is required") }
         let status = q.get("status").map { String($0) }, kind = q.get("kind").map { String($0) }
         let (state, header) = await node.committedSnapshot()
-        var out: [AssetRecord] = [], truncated = false
-        for tag in try read(StringList.self, StateKeys.assets(of: organisation), in: state)?.places ?? [] {
+        guard let after = Int(q.get("after") ?? "0"), after >= 0 else { throw Problem(.badRequest, code: "invalid-query", detail: "after is a position in the organisation's asset list") }
+        var out: [AssetRecord] = [], truncated = false, position = after
+        let tags = try read(StringList.self, StateKeys.assets(of: organisation), in: state)?.places ?? []
+        while position < tags.count {
+            guard out.count < 1_000, position - after < 10_000 else { truncated = true; break }
+            let tag = tags[position]
+            position += 1
             guard let a = try read(AssetRecord.self, StateKeys.asset(tag), in: state), status.map({ a.status == $0 }) ?? true, kind.map({ a.kind == $0 }) ?? true else { continue }
-            guard out.count < 1_000 else { truncated = true; break }
             out.append(a)
         }
-        return try json(AssetsReply(assets: out, truncated: truncated, height: header.height))
+        return try json(AssetsReply(assets: out, truncated: truncated, next: position, height: header.height))
     }
 
     struct CyclesReply: Codable { var steriliser: Address; var lastCycle: UInt64; var missing: UInt64; var cycles: [SterilisationRecord]; var height: UInt64 }
@@ -54,7 +58,7 @@ extension API {
         guard let device = ctx.parameters.get("device").flatMap(Address.init(hex:)) else { throw Problem(.badRequest, code: "invalid-device", detail: "a device id is 40 hex digits") }
         let (state, header) = await node.committedSnapshot()
         let last = try read(UInt64.self, StateKeys.lastCycle(device), in: state) ?? 0
-        var n = min(last, UInt64(req.uri.queryParameters.get("before") ?? "").map { $0 &- 1 } ?? last)
+        var n = min(last, UInt64(req.uri.queryParameters.get("before") ?? "").map { $0 == 0 ? 0 : $0 - 1 } ?? last)
         var out: [SterilisationRecord] = [], reads = 0
         while n > 0, out.count < 100, reads < 10_000 {
             if let r = try read(SterilisationRecord.self, StateKeys.sterilisation(device, n), in: state) { out.append(r) }
@@ -69,7 +73,8 @@ extension API {
     /// place and hour, for one place or all, over at most 31 days (cells with anything in them).
     private func outbreak(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
-        guard let from = Int64(q.get("fromMs") ?? ""), let to = Int64(q.get("toMs") ?? ""), from <= to, to - from <= 31 * 86_400_000 else {
+        guard let from = Int64(q.get("fromMs") ?? ""), let to = Int64(q.get("toMs") ?? ""), (0...4_000_000_000_000_000).contains(from), (0...4_000_000_000_000_000).contains(to),
+              from <= to, to - from <= 31 * 86_400_000 else {
             throw Problem(.badRequest, code: "invalid-query", detail: "fromMs and toMs are required, at most 31 days apart")
         }
         let (state, header) = await node.committedSnapshot()
@@ -107,16 +112,17 @@ extension API {
     struct FaultsReply: Codable { var faults: [FaultRecord]; var last: UInt64; var count: UInt64; var height: UInt64 }
 
     /// `GET /v1/faults?after=n&open=true&venue=`: fan and filter faults numbered after `n` (100 at
-    /// most), only the open ones or one venue's if asked: the technicians' list.
+    /// most, 10,000 read: continue after `last`), only the open ones or one venue's if asked: the
+    /// technicians' list.
     private func faults(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
         guard let after = UInt64(q.get("after") ?? "0") else { throw Problem(.badRequest, code: "invalid-query", detail: "after is a fault number") }
         let openOnly = q.get("open") == "true", venue = q.get("venue").map { String($0) }
         let (state, header) = await node.committedSnapshot()
         let count = try read(UInt64.self, StateKeys.faultCount, in: state) ?? 0
-        var list: [FaultRecord] = [], n = after
-        while n < count, list.count < 100 {
-            n += 1
+        var list: [FaultRecord] = [], n = after, reads = 0
+        while n < count, list.count < 100, reads < 10_000 {
+            n += 1; reads += 1
             guard let f = try read(FaultRecord.self, StateKeys.fault(n), in: state) else { continue }
             if openOnly, f.resolvedMs != nil { continue }
             if let venue, f.venue != venue { continue }

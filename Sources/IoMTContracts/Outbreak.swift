@@ -4,7 +4,7 @@ import IoMTCore
 /// camera or heat sensor at a place, and nucleic-acid test results recorded by attested
 /// practitioners of laboratories, hospitals and clinics, both counted on one grid of place and hour.
 enum Outbreak {
-    static let maxPlaces = 100_000
+    static let maxPlaces = 10_000
 
     static func hour(_ ms: Int64) -> Int64 { ms >= 0 ? ms / 3_600_000 : (ms - 3_599_999) / 3_600_000 }
 
@@ -15,11 +15,13 @@ enum Outbreak {
         change(&cell)
         if !cell.institutions.contains(institution) { cell.institutions = (cell.institutions + [institution]).sorted() }
         state.put(key, cell)
-        var places = try state.read(StringList.self, StateKeys.outbreakPlaces) ?? StringList()
-        if !places.places.contains(place) {
+        // A place is listed once: its marker spares reading the list on every record.
+        if state.value(forKey: StateKeys.outbreakPlace(place)) == nil {
+            var places = try state.read(StringList.self, StateKeys.outbreakPlaces) ?? StringList()
             guard places.places.count < maxPlaces else { throw .invalidArgument("\(maxPlaces) places are listed already") }
             places.places.append(place)
             state.put(StateKeys.outbreakPlaces, places)
+            state.put(StateKeys.outbreakPlace(place), UInt64(places.places.count))
         }
     }
 
@@ -29,7 +31,8 @@ enum Outbreak {
             throw .invalidArgument("device \(f.device) is not a thermal camera or heat sensor with a place")
         }
         guard f.centiC >= RecordFeverDetection.thresholdCentiC, f.centiC <= 4_600 else { throw .invalidArgument("a fever is 37.3…46 °C (3730…4600 c°C)") }
-        guard f.atMs <= context.timestampMs + 300_000, f.atMs > context.timestampMs - 30 * 86_400_000 else { throw .invalidArgument("atMs is within the last 30 days") }
+        guard f.atMs % 3_600_000 == 0 else { throw .invalidArgument("atMs is the start of the hour (the grid's resolution: no exact time of a person at a place)") }
+        guard f.atMs <= context.timestampMs + 300_000, f.atMs > context.timestampMs - 30 * 86_400_000 - 3_600_000 else { throw .invalidArgument("atMs is within the last 30 days") }
         try update(place, atMs: f.atMs, institution: sender.organisation, state: &state) { cell in
             cell.fevers += 1
             cell.maxCentiC = max(cell.maxCentiC, f.centiC)
@@ -47,6 +50,7 @@ enum Outbreak {
             throw .invalidArgument("assay is loinc:<code>, e.g. loinc:94500-6")
         }
         guard RecordTestResult.outcomes.contains(t.outcome) else { throw .invalidArgument("outcome is one of \(RecordTestResult.outcomes.joined(separator: ", "))") }
+        guard t.sampledAtMs % 3_600_000 == 0 else { throw .invalidArgument("sampledAtMs is the start of the hour the sample was taken (the grid's resolution)") }
         guard t.sampledAtMs <= context.timestampMs + 300_000, t.sampledAtMs > context.timestampMs - 90 * 86_400_000 else { throw .invalidArgument("sampledAtMs is within the last 90 days") }
         guard state.value(forKey: StateKeys.testResult(t.resultID)) == nil else { throw .alreadyExists("test result \(t.resultID)") }
         state.put(StateKeys.testResult(t.resultID), context.height)

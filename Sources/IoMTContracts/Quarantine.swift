@@ -18,7 +18,8 @@ enum Quarantine {
         guard d.deviceType == "wristband", d.subject == o.subject, d.status == .active else {
             throw .invalidArgument("device \(o.device) is not an active wristband bound to patient \(o.subject)")
         }
-        guard o.fromMs < o.untilMs, o.untilMs > context.timestampMs, o.untilMs - o.fromMs <= maxDaysMs else {
+        // (No subtraction of untrusted times: an overflow would stop the node.)
+        guard o.fromMs < o.untilMs, o.untilMs > context.timestampMs, o.untilMs <= context.timestampMs + maxDaysMs, o.fromMs >= o.untilMs - maxDaysMs else {
             throw .invalidArgument("the quarantine runs from fromMs to untilMs (after the block), at most 60 days")
         }
         guard state.value(forKey: StateKeys.quarantineOrder(o.orderID)) == nil else { throw .alreadyExists("quarantine order \(o.orderID)") }

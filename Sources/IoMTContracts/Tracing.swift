@@ -40,8 +40,9 @@ enum Tracing {
         guard (1...ReportPositive.maxTokens).contains(p.tokenHashes.count), Set(p.tokenHashes).count == p.tokenHashes.count else {
             throw .invalidArgument("1…\(ReportPositive.maxTokens) distinct token hashes")
         }
-        guard p.fromMs < p.toMs, p.toMs - p.fromMs <= 21 * 86_400_000, p.toMs <= context.timestampMs + 86_400_000 else {
-            throw .invalidArgument("the infectious window is at most 21 days, ending no later than a day after the block")
+        // (Bounds first, then the span: an overflow on untrusted times would stop the node.)
+        guard p.fromMs < p.toMs, p.toMs <= context.timestampMs + 86_400_000, p.toMs > context.timestampMs - 365 * 86_400_000, p.fromMs >= p.toMs - 21 * 86_400_000 else {
+            throw .invalidArgument("the infectious window is at most 21 days, ending within the last year and no later than a day after the block")
         }
         guard state.value(forKey: StateKeys.positiveCase(p.caseID)) == nil else { throw .alreadyExists("case \(p.caseID)") }
         let n = (try state.read(UInt64.self, StateKeys.caseCount) ?? 0) + 1

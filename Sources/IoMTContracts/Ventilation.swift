@@ -9,9 +9,10 @@ enum Ventilation {
     static func controller(_ device: Address, gateway sender: Account, state: StateOverlay, doing what: String) throws(ContractError) -> String {
         try Devices.checkGateway(sender, for: device, state: state, doing: what)
         guard let d = try state.read(DeviceRecord.self, StateKeys.device(device)), d.deviceType == "ventilation-controller", let venue = d.place,
-              state.value(forKey: StateKeys.venue(venue)) != nil else {
+              let v = try state.read(VenueRecord.self, StateKeys.venue(venue)) else {
             throw .invalidArgument("device \(device) is not a ventilation controller placed at a registered venue")
         }
+        guard v.organisation == d.organisation else { throw .unauthorised("venue \"\(venue)\" belongs to \"\(v.organisation)\", not to the controller's \"\(d.organisation)\"") }
         return venue
     }
 

@@ -77,8 +77,11 @@ public actor Gateway {
     var lastAcked: [Address: UInt64] = [:]
     var lastTold: [Address: UInt64] = [:]
     var reportedFaults: Set<String> = []
-    /// Where each RFID-tagged asset was last seen (tag → place), to record only moves.
+    /// Where each RFID-tagged asset was last seen (tag → place), to record only moves; whether a tag
+    /// is one of this organisation's assets (from the chain); each camera's last fever.
     var assetLocations: [String: String] = [:]
+    var ownAssets: [String: (own: Bool, atMs: Int64)] = [:]
+    var lastFever: [Address: Int64] = [:]
     /// The storage each cold-chain logger was last checked against ("batch/n"; nil: with no batch).
     var loggerStorage: [Address: String?] = [:]
     private var lastAuditRunMs: Int64 = 0
@@ -102,8 +105,10 @@ public actor Gateway {
         self.sealingKey = sealingKey; self.chainID = chainID; self.configuration = configuration
         sealingPublicKey = Array(sealingKey.publicKey.rawRepresentation)
         try AlarmRule.validate(configuration.alarmRules)
-        // Alarms raised before a restart stay raised: they clear on a normal value, not on a reboot.
-        alarms = AlarmTracker(rules: configuration.alarmRules, active: Set(try store.activeAlarms()))
+        // Alarms raised before a restart stay raised — except those whose state lived only in memory
+        // (proximity, overcrowding): no rule of the tracker would ever clear them.
+        alarms = AlarmTracker(rules: configuration.alarmRules,
+                              active: Set(try store.activeAlarms().filter { $0.rule != ProximityTracker.rule && $0.rule != Gateway.overcrowdedRule }))
         proximity = ProximityTracker(distanceCm: configuration.proximityDistanceCm, clearCm: configuration.proximityDistanceCm + 50, durationMs: configuration.proximityDurationMs)
         for g in try store.geofences() { geofences[g.device] = (g.order, g.fence) }
         lastAlertID = try store.lastAlertID()
@@ -272,21 +277,29 @@ public actor Gateway {
             counted(a.accepted)
             let watch = record.deviceType == "cold-chain-logger" ? await storageWatch(device) : nil
             let quarantine = record.deviceType == "wristband" ? await quarantine(of: device) : nil
-            if record.deviceType == "thermal-camera" || record.deviceType == "heat-sensor" {
-                // Outbreak tracing: each fever the camera or sensor saw is recorded (place and time, no person).
+            // Application records are made only for this gateway's own organisation's devices (the
+            // chain would refuse the others, and each refusal costs a nonce repair).
+            let own = (try? await organisation()) == record.organisation
+            if own, record.deviceType == "thermal-camera" || record.deviceType == "heat-sensor" {
+                // Outbreak tracing: fevers the camera or sensor saw, at most one a minute per device (a
+                // febrile person in several frames, a sensor stuck high), at the hour's start (no exact time).
                 for r in stored.readings where r.kind == .bodyTemperature {
                     guard let c = AlarmTracker.centiCelsius(r), c >= RecordFeverDetection.thresholdCentiC, c <= 4_600 else { continue }
-                    do { try store.queue(.recordFeverDetection(RecordFeverDetection(device: device, atMs: r.effectiveMs, centiC: c)), atMs: Self.nowMs()) } catch { log("could not queue a fever detection: \(error)") }
+                    guard r.effectiveMs - (lastFever[device] ?? Int64.min / 2) >= 60_000 else { continue }
+                    lastFever[device] = r.effectiveMs
+                    let hour = r.effectiveMs / 3_600_000 * 3_600_000
+                    do { try store.queue(.recordFeverDetection(RecordFeverDetection(device: device, atMs: hour, centiC: c)), atMs: Self.nowMs()) } catch { log("could not queue a fever detection: \(error)") }
                 }
             }
-            if record.deviceType == "rfid-reader", let place = record.place {
-                // Smart hospital: a tag seen at another place than before moves its asset there.
+            if own, record.deviceType == "rfid-reader", let place = record.place {
+                // Smart hospital: a tag of this organisation's assets seen at another place than before moves it there.
                 for r in stored.readings where r.code.system == "urn:iomtchain:rfid" && AssetKinds.isValidTag(r.code.code) && assetLocations[r.code.code] != place {
+                    guard await isOwnAsset(r.code.code) else { continue }
                     assetLocations[r.code.code] = place
                     do { try store.queue(.recordAssetLocation(RecordAssetLocation(tag: r.code.code, reader: device, atMs: r.effectiveMs)), atMs: Self.nowMs()) } catch { log("could not queue an asset location: \(error)") }
                 }
             }
-            if record.deviceType == "crowd-counter" || record.deviceType == "ventilation-controller" {
+            if own, record.deviceType == "crowd-counter" || record.deviceType == "ventilation-controller" {
                 let (alerts, command) = await venueReadings(stored.readings, device: device, record: record, firstSequence: a.firstSequence)
                 a.alerts += alerts
                 a.ventilation = command
@@ -324,8 +337,12 @@ public actor Gateway {
         for (i, r) in readings.enumerated() {
             for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i), nil)) }
             if wristband, let p = WristbandPosition.centimetres(r) {
-                if let q = quarantine, q.record.isActive(atMs: r.effectiveMs),
-                   let e = alarms.observeFence(p, atMs: r.effectiveMs, device: device, subject: subject, fence: q.fence) { events.append((e, firstSequence + Int64(i), nil)) }
+                if let q = quarantine, q.record.isActive(atMs: r.effectiveMs) {
+                    if let e = alarms.observeFence(p, atMs: r.effectiveMs, device: device, subject: subject, fence: q.fence) { events.append((e, firstSequence + Int64(i), nil)) }
+                } else if let e = alarms.reset(device: device, rule: AlarmTracker.breachRule, atMs: r.effectiveMs) {
+                    // The quarantine was lifted or ended during a breach: the breach ends with it.
+                    events.append((e, firstSequence + Int64(i), nil))
+                }
                 for e in proximity.observe(device: device, subject: subject, xCm: p.x, yCm: p.y, atMs: r.effectiveMs) { events.append((e, firstSequence + Int64(i), nil)) }
             }
             if let w = storage, let (e, c) = alarms.observeStorage(r, device: device, minCentiC: w.minCentiC, maxCentiC: w.maxCentiC) {

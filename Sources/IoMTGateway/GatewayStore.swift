@@ -165,6 +165,17 @@ public final class GatewayStore: Sendable {
         try db.write { db in try db.execute(sql: "INSERT INTO outgoing(payload, created_ms) VALUES (?, ?)", arguments: [Data(payload.canonicalBytes), atMs]) }
     }
 
+    /// The last ventilation command for a controller queued here and not refused (committed or not).
+    public func queuedVentilation(_ device: Address) throws -> CommandVentilation? {
+        try db.read { db in
+            var last: CommandVentilation?
+            for data in try Data.fetchAll(db, sql: "SELECT payload FROM outgoing WHERE committed_height IS NULL OR committed_height > 0 ORDER BY id") {
+                if case .commandVentilation(let c) = try TransactionPayload(canonicalBytes: Array(data)), c.device == device { last = c }
+            }
+            return last
+        }
+    }
+
     public func unsignedQueued(limit: Int = 500) throws -> [(id: Int64, payload: TransactionPayload)] {
         try db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, payload FROM outgoing WHERE tx_bytes IS NULL AND committed_height IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { r in

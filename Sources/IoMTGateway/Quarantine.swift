@@ -70,6 +70,24 @@ extension Gateway {
         geofences[record.order.device] = (r.order, fence)
     }
 
+    /// Whether an RFID tag is one of this organisation's assets (the chain's answer, cached a minute).
+    func isOwnAsset(_ tag: String) async -> Bool {
+        let now = Self.nowMs()
+        if let c = ownAssets[tag], now - c.atMs < 60_000 { return c.own }
+        let value: [UInt8]?
+        let organisation: String
+        do {
+            organisation = try await self.organisation()
+            value = try await node.state(StateKeys.asset(tag))
+        } catch {
+            return ownAssets[tag]?.own ?? false
+        }
+        let own = value.flatMap { try? AssetRecord(canonicalBytes: $0) }?.organisation == organisation
+        ownAssets[tag] = (own, now)
+        if ownAssets.count > 100_000 { ownAssets.removeAll() }
+        return own
+    }
+
     /// The wristband's quarantine: its order (as the chain has it now) and fence, if one was handed over.
     func quarantine(of device: Address) async -> (record: QuarantineRecord, fence: Geofence)? {
         guard let g = geofences[device] else { return nil }

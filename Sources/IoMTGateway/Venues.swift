@@ -20,7 +20,8 @@ extension Gateway {
         guard let place = record.place else { return ([], nil) }
         let venue: VenueRecord?
         do { venue = try await venueRecord(place) } catch { log("venue \(place): unknown for now (\(error))"); return ([], nil) }
-        guard let venue else { return ([], nil) }
+        // Only this organisation's venues: a device of another organisation placed "at" it cannot drive them.
+        guard let venue, venue.organisation == record.organisation else { return ([], nil) }
         var events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)] = []
         if record.deviceType == "crowd-counter" {
             for (i, r) in readings.enumerated() where r.code.code == "occupancy" {
@@ -46,13 +47,28 @@ extension Gateway {
         // the chain), take its acknowledgements and faults, then set it for the venue's occupancy.
         let firstSeen = controllers[device] == nil
         if firstSeen {
-            controllers[device] = venue.venue
-            if lastCommand[device] == nil, let seq = try? await node.state(StateKeys.ventilationSequence(device)).map({ try UInt64(canonicalBytes: $0) }) {
-                let last = try? await node.state(StateKeys.ventilationCommand(device, seq)).map { try VentilationRecord(canonicalBytes: $0) }
-                lastCommand[device] = (seq, last?.command.setpointM3h ?? 0)
-                lastTold[device] = seq  // it was told in an earlier reply
-                if last?.ack != nil { lastAcked[device] = seq }
+            // Its last command: the chain's, or a later one still queued here (after a restart). If
+            // the chain cannot be read, the controller is not taken on yet (numbering from 1 again
+            // would only make refused commands).
+            if lastCommand[device] == nil {
+                do {
+                    let chainSeq = try await node.state(StateKeys.ventilationSequence(device)).map { try UInt64(canonicalBytes: $0) } ?? 0
+                    let queued = try store.queuedVentilation(device)
+                    if let q = queued, q.sequence > chainSeq {
+                        lastCommand[device] = (q.sequence, q.setpointM3h)
+                        lastTold[device] = q.sequence
+                    } else if chainSeq > 0 {
+                        let last = try await node.state(StateKeys.ventilationCommand(device, chainSeq)).map { try VentilationRecord(canonicalBytes: $0) }
+                        lastCommand[device] = (chainSeq, last?.command.setpointM3h ?? 0)
+                        lastTold[device] = chainSeq  // it was told in an earlier reply
+                        if last?.ack != nil { lastAcked[device] = chainSeq }
+                    }
+                } catch {
+                    log("ventilation controller \(device): its last command is unknown for now (\(error))")
+                    return ([], nil)
+                }
             }
+            controllers[device] = venue.venue
         }
         for r in readings {
             // The airflow it applied after the command it was last told (in an upload reply): that
@@ -63,7 +79,13 @@ extension Gateway {
             }
             let key = "\(device.hex)/\(r.code.code)"
             if ReportFault.codes.contains(r.code.code), let v = r.values.first?.value.double {
-                if v >= 1, reportedFaults.insert(key).inserted { queue(.reportFault(ReportFault(device: device, code: r.code.code, atMs: r.effectiveMs))) }
+                // Reported once while it is open on the chain (a restart, a flapping value, a fault
+                // still open: no duplicate the chain would refuse); again once a technician closed it.
+                if v >= 1, !reportedFaults.contains(key) {
+                    let open = (try? await node.state(StateKeys.openFault(device, r.code.code))) ?? nil
+                    if open == nil { queue(.reportFault(ReportFault(device: device, code: r.code.code, atMs: r.effectiveMs))) }
+                    reportedFaults.insert(key)
+                }
                 if v < 1 { reportedFaults.remove(key) }
             }
         }

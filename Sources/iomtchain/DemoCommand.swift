@@ -323,7 +323,7 @@ private struct Story {
         for t in [36.7, 38.6, 36.9] {
             _ = try await upload(cameraKey, SimulateDevicesCommand.obs("http://loinc.org", "8310-5", FHIRTime.format(nowMs()), "\"valueQuantity\":" + SimulateDevicesCommand.quantity(t, "Cel", places: 1)))
         }
-        try await chain.commit(doctor, .recordTestResult(RecordTestResult(resultID: Hash.sha256(Array("demo-result-\(nowMs())".utf8)), place: "main-entrance", sampledAtMs: nowMs(),
+        try await chain.commit(doctor, .recordTestResult(RecordTestResult(resultID: Hash.sha256(Array("demo-result-\(nowMs())".utf8)), place: "main-entrance", sampledAtMs: nowMs() / 3_600_000 * 3_600_000,
                                                                          assay: "loinc:94500-6", outcome: "positive")))
         var fevers = 0, positives = 0
         for _ in 0..<100 where fevers == 0 {

@@ -21,12 +21,13 @@ struct OutbreakTests {
     @Test("fevers and test results from two institutions add up in the place's hour; the wrong device, sender or values are refused")
     func grid() throws {
         var l = Self.ledger()
-        let t = l.context.timestampMs
+        let t = l.context.timestampMs / 3_600_000 * 3_600_000  // the grid's hour
         func fever(_ c: Int32, _ d: PrivateKey = Self.camera) -> TransactionPayload { .recordFeverDetection(RecordFeverDetection(device: d.publicKey.address, atMs: t, centiC: c)) }
         func result(_ id: UInt8, _ outcome: String = "positive", place: String = "station-3", assay: String = "loinc:94500-6") -> TransactionPayload {
             .recordTestResult(RecordTestResult(resultID: Hash.sha256([id]), place: place, sampledAtMs: t, assay: assay, outcome: outcome))
         }
         l.reject(Self.gateway, fever(3_700), "invalid-argument")  // 37.0 °C is no fever
+        l.reject(Self.gateway, .recordFeverDetection(RecordFeverDetection(device: Self.camera.publicKey.address, atMs: t + 61_000, centiC: 3_850)), "invalid-argument")  // an exact time
         l.reject(Self.gateway, fever(3_850, Self.oximeter), "invalid-argument")
         l.reject(C.adminA, fever(3_850), "unauthorised")
         l.apply(Self.gateway, fever(3_850))

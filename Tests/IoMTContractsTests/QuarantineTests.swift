@@ -35,6 +35,11 @@ struct QuarantineTests {
         l.reject(Self.officer, Self.order(l, device: Self.oximeter), "invalid-argument")
         l.reject(Self.officer, Self.order(l, device: Self.othersBand), "invalid-argument")
         l.reject(Self.officer, Self.order(l, days: 61), "invalid-argument")
+        // Extreme times are refused, not overflowed (an overflow would stop the node).
+        l.reject(Self.officer, .orderQuarantine(OrderQuarantine(orderID: Hash.sha256([3]), subject: Pseudonym.of(Self.patient.publicKey.address), device: Self.band.publicKey.address,
+                                                                fenceCommitment: Hash.sha256([4]), fromMs: .min, untilMs: l.context.timestampMs + 1)), "invalid-argument")
+        l.reject(Self.officer, .orderQuarantine(OrderQuarantine(orderID: Hash.sha256([3]), subject: Pseudonym.of(Self.patient.publicKey.address), device: Self.band.publicKey.address,
+                                                                fenceCommitment: Hash.sha256([4]), fromMs: l.context.timestampMs, untilMs: .max)), "invalid-argument")
         l.apply(Self.officer, Self.order(l))
         l.reject(Self.officer, Self.order(l), "already-exists")
         let r = try #require(try l.state.read(QuarantineRecord.self, StateKeys.quarantineOrder(Hash.sha256([1]))))

@@ -42,6 +42,8 @@ struct TracingTests {
         l.reject(Self.doctor, Self.report(1, l, tokens: []), "invalid-argument")
         l.reject(Self.doctor, Self.report(1, l, tokens: [Hash.sha256([7]), Hash.sha256([7])]), "invalid-argument")
         l.reject(Self.doctor, .reportPositive(ReportPositive(caseID: Hash.sha256([1]), tokenHashes: [Hash.sha256([7])], fromMs: 0, toMs: l.context.timestampMs)), "invalid-argument")  // > 21 days
+        l.reject(Self.doctor, .reportPositive(ReportPositive(caseID: Hash.sha256([1]), tokenHashes: [Hash.sha256([7])], fromMs: .min, toMs: l.context.timestampMs)), "invalid-argument")
+        l.reject(Self.doctor, .reportPositive(ReportPositive(caseID: Hash.sha256([1]), tokenHashes: [Hash.sha256([7])], fromMs: .min, toMs: .min + 1)), "invalid-argument")
         l.apply(Self.doctor, Self.report(1, l))
         l.reject(Self.doctor, Self.report(1, l), "already-exists")
         #expect(try l.state.read(UInt64.self, StateKeys.caseCount) == 1)

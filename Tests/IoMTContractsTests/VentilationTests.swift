@@ -5,7 +5,7 @@ import Testing
 @Suite("Ventilation module: set-point commands, acknowledgements and faults by the controller's gateway; faults closed by its organisation")
 struct VentilationTests {
     typealias C = Consortium
-    static let gateway = C.ed25519(0xB3), otherGateway = C.ed25519(0xB4), controller = C.ed25519(0xB5), counter = C.ed25519(0xB6), stray = C.ed25519(0xB7)
+    static let gateway = C.ed25519(0xB3), otherGateway = C.ed25519(0xB4), controller = C.ed25519(0xB5), counter = C.ed25519(0xB6), stray = C.ed25519(0xB7), squatter = C.ed25519(0xB8)
 
     static func ledger() -> Ledger {
         var l = Ledger()
@@ -15,6 +15,9 @@ struct VentilationTests {
         l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: controller.publicKey, deviceType: "ventilation-controller", place: "waiting-room")))
         l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: counter.publicKey, deviceType: "crowd-counter", place: "waiting-room")))
         l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: stray.publicKey, deviceType: "ventilation-controller", place: "no-such-venue")))
+        // Another organisation's venue, and a st-marys controller claiming to be placed there.
+        l.apply(C.adminC, .registerVenue(RegisterVenue(venue: "agency-hall", capacity: 30)))
+        l.apply(C.adminA, .registerDevice(RegisterDevice(publicKey: squatter.publicKey, deviceType: "ventilation-controller", place: "agency-hall")))
         return l
     }
 
@@ -30,6 +33,7 @@ struct VentilationTests {
         l.reject(C.adminA, command(1), "unauthorised")
         l.reject(Self.gateway, command(1, Self.counter.publicKey.address), "invalid-argument")
         l.reject(Self.gateway, command(1, Self.stray.publicKey.address), "invalid-argument")
+        l.reject(Self.gateway, command(1, Self.squatter.publicKey.address), "unauthorised")
         l.reject(Self.gateway, command(2), "invalid-argument")
         l.reject(Self.gateway, command(1, setpoint: 0), "invalid-argument")
         l.apply(Self.gateway, command(1))

@@ -38,7 +38,7 @@ struct OutbreakGatewayTests {
 
         let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayPath, node: node.url)
         let camera = TestDevice(key: cameraKey, macKey: nil)
-        let start = Int64(Date().timeIntervalSince1970 * 1000)
+        let start = Int64(Date().timeIntervalSince1970 * 1000) / 3_600_000 * 3_600_000  // the hour
         for (i, t) in [36.6, 38.4, 37.0, 39.1].enumerated() {
             let r = try await camera.upload(gw.http, chainID: chain.chainID, counter: UInt64(i + 1), body: Self.temperature(t))
             #expect(r.status == 202, "\(r.text)")
@@ -50,12 +50,14 @@ struct OutbreakGatewayTests {
         var cells: [[String: Any]] = []
         for _ in 0..<200 {
             cells = try await http.get("/v1/outbreak?fromMs=\(start - 3_600_000)&toMs=\(start + 3_600_000)").json["cells"] as? [[String: Any]] ?? []
-            if cells.reduce(0, { $0 + ($1["fevers"] as? Int ?? 0) }) >= 2 { break }
+            if cells.reduce(0, { $0 + ($1["fevers"] as? Int ?? 0) }) >= 1 { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         let station = cells.filter { $0["place"] as? String == "station-3" }
-        #expect(station.reduce(0) { $0 + ($1["fevers"] as? Int ?? 0) } == 2, "\(cells)\n\(gw.log.suffix(1_000))")
-        #expect(station.map { $0["maxCentiC"] as? Int ?? 0 }.max() == 3_910)
+        // 38.4 and 39.1 °C within a minute from one camera are one detection (a febrile person in
+        // several frames, or a sensor stuck high, must not count many times).
+        #expect(station.reduce(0) { $0 + ($1["fevers"] as? Int ?? 0) } == 1, "\(cells)\n\(gw.log.suffix(1_000))")
+        #expect(station.map { $0["maxCentiC"] as? Int ?? 0 }.max() == 3_840)
         #expect(station.reduce(0) { $0 + ($1["positives"] as? Int ?? 0) } == 1 && station.reduce(0) { $0 + ($1["negatives"] as? Int ?? 0) } == 1)
         #expect(Set(station.flatMap { $0["institutions"] as? [String] ?? [] }) == ["dev-hospital", "city-lab"])
         #expect(cells.contains { $0["place"] as? String == "district-9" && $0["positives"] as? Int == 1 })
@@ -63,5 +65,7 @@ struct OutbreakGatewayTests {
         let one = try await http.get("/v1/outbreak?place=district-9&fromMs=\(start - 3_600_000)&toMs=\(start + 3_600_000)").json["cells"] as? [[String: Any]] ?? []
         #expect(one.count == 1)
         #expect(try await http.get("/v1/outbreak?fromMs=0&toMs=\(start)").status == 400)
+        #expect(try await http.get("/v1/outbreak?fromMs=-9223372036854775808&toMs=0").status == 400)  // refused, not overflowed
+        #expect(try await http.get("/healthz").status == 200)
     }
 }

@@ -4,7 +4,8 @@
 /// time and a temperature; a test result is a place code (a district, a ward), a sampling time, an
 /// assay code and an outcome.
 
-/// A gateway records one fever its thermal camera or heat sensor detected (at or above 37.3 °C).
+/// A gateway records one fever its thermal camera or heat sensor detected (at or above 37.3 °C), at
+/// the start of the hour it was seen (the grid's resolution: no exact time of a person at a place).
 public struct RecordFeverDetection: Hashable, Sendable, Codable, CanonicalCodable {
     public var device: Address
     public var atMs: Int64
@@ -20,10 +21,12 @@ public struct RecordFeverDetection: Hashable, Sendable, Codable, CanonicalCodabl
 
 /// An attested practitioner of a laboratory, hospital or clinic records a nucleic-acid test result.
 public struct RecordTestResult: Hashable, Sendable, Codable, CanonicalCodable {
-    /// The institution's own id for the result (random or a hash of its accession number): once.
+    /// The institution's own id for the result, once: random, or a keyed hash (HMAC with the
+    /// institution's secret) of its accession number — never a plain hash, which could be reversed.
     public var resultID: Hash
     /// Where the sample was taken, as a code (a district, a ward): 1–64 lower-case letters, digits, dashes.
     public var place: String
+    /// The start of the hour the sample was taken.
     public var sampledAtMs: Int64
     /// LOINC code of the assay, e.g. `loinc:94500-6` (SARS-CoV-2 RNA, NAA with probe detection).
     public var assay: String
@@ -71,6 +74,7 @@ extension StateKeys {
     public static func outbreakCell(_ place: String, _ hour: Int64) -> [UInt8] { Array("outbreak/".utf8) + UInt64(bitPattern: hour).canonicalBytes + Array(place.utf8) }
     /// The places with any record (`StringList`), for a query over all of them.
     public static let outbreakPlaces: [UInt8] = Array("outbreak-places".utf8)
+    public static func outbreakPlace(_ place: String) -> [UInt8] { Array("outbreak-place/".utf8) + Array(place.utf8) }
     public static func testResult(_ id: Hash) -> [UInt8] { Array("test-result/".utf8) + id.bytes }
 }
 
