@@ -11,7 +11,8 @@ struct IoMTChainCLI: AsyncParsableCommand {
                       ChainCommand.self, ProofCommand.self, BenchCommand.self, SimulateCommand.self, LightCommand.self,
                       DevnetCommand.self, BenchConsortiumCommand.self, GatewayCommand.self, DeviceCommand.self, VerifyReadingCommand.self, BlobCommand.self,
                       PatientCommand.self, AccessCommand.self, DataCommand.self, AuditCommand.self, BenchConsentCommand.self,
-                      DatasetCommand.self, CreditsCommand.self, BatchCommand.self, BenchSupplyChainCommand.self, TracingCommand.self, BenchExposureCommand.self, DemoCommand.self, QuarantineCommand.self])
+                      DatasetCommand.self, CreditsCommand.self, BatchCommand.self, BenchSupplyChainCommand.self, TracingCommand.self, BenchExposureCommand.self, DemoCommand.self, QuarantineCommand.self,
+                      VenueCommand.self, OutbreakCommand.self, AssetCommand.self, MonitorCommand.self])
 }
 
 /// An error the CLI prints as one line and exits non-zero with.

@@ -67,5 +67,12 @@ struct HospitalGatewayTests {
         let cycles = try await http.get("/v1/sterilisers/\(sterKey.publicKey.address.hex)/cycles").json
         #expect(cycles["lastCycle"] as? Int == 3 && cycles["missing"] as? Int == 1, "\(cycles)")
         #expect((cycles["cycles"] as? [[String: Any]])?.compactMap { $0["missingBefore"] as? Int } == [1, 0])
+        // The same from the command line.
+        var cli = try runCLI(["asset", "cycles", "--node", node.url, sterKey.publicKey.address.hex])
+        #expect(cli.status == 0 && cli.stdout.contains("\"missing\":1"), "\(cli.stdout) \(cli.stderr)")
+        cli = try runCLI(["asset", "list", "--node", node.url, "--organisation", "dev-hospital", "--kind", "respirator", "--status", "available"])
+        #expect(cli.status == 0 && cli.stdout.contains("RESP-0001") && !cli.stdout.contains("RESP-0002"), "\(cli.stdout)")
+        cli = try runCLI(["asset", "status", "--node", node.url, "--key", dir + "/node/admin.key.json", "--tag", "RESP-0002", "--status", "available"])
+        #expect(cli.status == 0, "\(cli.stderr)")
     }
 }

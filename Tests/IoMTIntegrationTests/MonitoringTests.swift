@@ -68,10 +68,15 @@ struct MonitoringTests {
         #expect(r.status == 200 && (r.json["alerts"] as? [Any])?.isEmpty == false, "\(r.text)")
         r = try await timeline(relative, "treatment")
         #expect(r.status == 403, "\(r.text)")
+        // The doctor's timeline from the command line.
+        let doctorPath = dir + "/doctor.key.json"
+        try JSONEncoder().encode(KeyFile(doctor)).write(to: URL(fileURLWithPath: doctorPath))
+        let cli = try runCLI(["monitor", "timeline", "--node", node.url, "--gateway", gw.url, "--key", doctorPath, "--subject", subject.hex, "--purpose", "treatment"])
+        #expect(cli.status == 0 && cli.stdout.contains("spo2-low") && cli.stdout.contains(doctor.publicKey.address.hex), "\(cli.stdout) \(cli.stderr)")
         r = try await timeline(stranger, "treatment")
         #expect(r.status == 403 && r.json["code"] as? String == "access-denied", "\(r.text)")
         // Every read, allowed or not, is in the patient's audit log.
         let audit = try await DataReadTests.signedGET(gw.http, "/v1/patients/\(subject.hex)/audit", key: patient, chainID: chain.chainID).0
-        #expect((audit.json["entries"] as? [Any])?.count == 4, "\(audit.text)")
+        #expect((audit.json["entries"] as? [Any])?.count == 5, "\(audit.text)")
     }
 }

@@ -64,6 +64,8 @@ struct OutbreakGatewayTests {
         // One place only; and a window too wide is refused.
         let one = try await http.get("/v1/outbreak?place=district-9&fromMs=\(start - 3_600_000)&toMs=\(start + 3_600_000)").json["cells"] as? [[String: Any]] ?? []
         #expect(one.count == 1)
+        let cli = try runCLI(["outbreak", "grid", "--node", node.url, "--place", "district-9", "--hours", "2"])
+        #expect(cli.status == 0 && cli.stdout.contains("district-9") && cli.stdout.contains("city-lab"), "\(cli.stdout) \(cli.stderr)")
         #expect(try await http.get("/v1/outbreak?fromMs=0&toMs=\(start)").status == 400)
         #expect(try await http.get("/v1/outbreak?fromMs=-9223372036854775808&toMs=0").status == 400)  // refused, not overflowed
         #expect(try await http.get("/healthz").status == 200)

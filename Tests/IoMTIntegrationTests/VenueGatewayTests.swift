@@ -74,8 +74,13 @@ struct VenueGatewayTests {
         }
         #expect(summary == ["4:300:-1", "3:400:-1", "2:450:445", "1:200:200"], "\(summary)\n\(gw.log.suffix(1_500))")
         #expect(faults.count == 1 && (faults.first?["report"] as? [String: Any])?["code"] as? String == "filter-clogged", "\(faults)")
-        // A technician's organisation closes it; it leaves the open list.
-        try await GatewayTests.commit(http, chain, .resolveFault(ResolveFault(n: UInt64(faults.first?["n"] as? Int ?? 0))))
+        // The same from the command line; a technician's organisation closes it; it leaves the open list.
+        let listed = try runCLI(["venue", "faults", "--node", node.url, "--open", "--venue", "waiting-room"])
+        #expect(listed.status == 0 && listed.stdout.contains("filter-clogged"), "\(listed.stdout) \(listed.stderr)")
+        let shown = try runCLI(["venue", "ventilation", "--node", node.url, controller.id.hex])
+        #expect(shown.status == 0 && shown.stdout.contains("appliedM3h"), "\(shown.stderr)")
+        let closed = try runCLI(["venue", "resolve-fault", "--node", node.url, "--key", dir + "/node/admin.key.json", "--n", "\(faults.first?["n"] as? Int ?? 0)"])
+        #expect(closed.status == 0, "\(closed.stderr)")
         #expect((try await http.get("/v1/faults?open=true").json["faults"] as? [Any])?.isEmpty == true)
         #expect((try await http.get("/v1/faults").json["faults"] as? [Any])?.count == 1)
     }
