@@ -30,6 +30,9 @@ extension API {
         var storage: [StorageRecord]
         /// Cold-chain excursions (the first 1,000).
         var excursions: [ExcursionRecord]
+        /// Its raw-material sources, and its release tests and clinical-trial results (the first 1,000).
+        var sources: [MaterialSourceRecord]
+        var tests: [BatchTestRecord]
         var height: UInt64
     }
 
@@ -57,9 +60,12 @@ extension API {
         let excursionCount = try read(UInt64.self, StateKeys.excursionCount(id), in: state) ?? 0
         let storage = try (0..<min(storageCount, 1_000)).compactMap { try read(StorageRecord.self, StateKeys.storage(id, $0 + 1), in: state) }
         let excursions = try (0..<min(excursionCount, 1_000)).compactMap { try read(ExcursionRecord.self, StateKeys.excursion(id, $0 + 1), in: state) }
+        let sources = try (read(IDList.self, StateKeys.batchSources(id), in: state)?.ids ?? []).compactMap { try read(MaterialSourceRecord.self, StateKeys.materialSource($0), in: state) }
+        let testCount = try read(UInt64.self, StateKeys.batchTestCount(id), in: state) ?? 0
+        let tests = try (0..<min(testCount, 1_000)).compactMap { try read(BatchTestRecord.self, StateKeys.batchTest(id, $0 + 1), in: state) }
         return try json(BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
                                       holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count),
-                                      quarantined: quarantined, storage: storage, excursions: excursions, height: header.height))
+                                      quarantined: quarantined, storage: storage, excursions: excursions, sources: sources, tests: tests, height: header.height))
     }
 
     struct TraceResponse: Codable {
@@ -184,10 +190,20 @@ extension API {
                 if let e = try read(ExcursionRecord.self, StateKeys.excursion(id, n), in: state) { quarantined += UInt64(e.quarantined) }
             }
         }
+        // A failed release test of the lot (the first 1,000 results read).
+        var failed: [String] = []
+        let tests = try read(UInt64.self, StateKeys.batchTestCount(id), in: state) ?? 0
+        if tests > 0 {
+            for n in 1...min(tests, 1_000) {
+                if let t = try read(BatchTestRecord.self, StateKeys.batchTest(id, n), in: state), !t.test.passed, !failed.contains(t.test.testCode) { failed.append(t.test.testCode) }
+            }
+        }
         let verified = serial.flatMap { s in proof.map { $0.treeSize == UInt64(b.registration.units) && $0.verify(leaf: Array(s.utf8), root: b.registration.serialsRoot) } }
         let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
         let reason: String
-        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if verified == false {
+        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if !failed.isEmpty {
+            reason = "failed its \(failed.joined(separator: ", ")) test: do not use"
+        } else if verified == false {
             reason = "serial \(serial ?? "") is not one of this lot's: possible counterfeit"
         } else if given == true {
             reason = "a unit with serial \(serial ?? "") was given already: possible copied label"
@@ -198,6 +214,6 @@ extension API {
         }
         return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
                                      serial: serial, serialVerified: verified, administered: given,
-                                     flagged: b.recall != nil || expired || verified == false || given == true, reason: reason, height: header.height))
+                                     flagged: b.recall != nil || expired || !failed.isEmpty || verified == false || given == true, reason: reason, height: header.height))
     }
 }

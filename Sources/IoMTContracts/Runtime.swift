@@ -246,6 +246,9 @@ public enum Runtime {
             case .recordAssetLocation(let b): try Hospital.recordLocation(b, by: bumped, state: &scratch, context: ctx)
             case .recordSterilisation(let b): try Hospital.sterilisation(b, by: bumped, state: &scratch, context: ctx)
             case .acknowledgeAlert(let b): try Monitoring.acknowledge(b, by: bumped, state: &scratch, context: ctx)
+            case .registerMaterialSource(let b): try SupplyChain.registerSource(b, by: bumped, state: &scratch, context: ctx)
+            case .linkMaterialSource(let b): try SupplyChain.linkSource(b, by: bumped, state: &scratch, context: ctx)
+            case .recordBatchTest(let b): try SupplyChain.recordTest(b, by: bumped, state: &scratch, context: ctx)
             }
         }
     }

@@ -206,6 +206,58 @@ enum SupplyChain {
         state.put(StateKeys.storage(e.batch, storage.n), history)
     }
 
+    static let maxSourcesPerBatch = 16, maxTestsPerBatch: UInt64 = 1_000
+
+    /// A code: 1…64 letters, digits or `-./:_` (no spaces, no free text).
+    static func isCode(_ s: String) -> Bool {
+        (1...64).contains(s.utf8.count) && s.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 47, 58, 95].contains($0) }
+    }
+
+    /// A manufacturer records a raw-material source (once per id).
+    static func registerSource(_ m: RegisterMaterialSource, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try party(sender, doing: "registers material sources")
+        guard let org = try state.read(Organisation.self, StateKeys.organisation(sender.organisation)), org.kind == "manufacturer" else {
+            throw .unauthorised("only an organisation of kind manufacturer registers material sources")
+        }
+        guard isCode(m.materialCode), isCode(m.supplierCode) else { throw .invalidArgument("materialCode and supplierCode are codes (1…64 letters, digits or -./:_), never free text") }
+        guard m.originCountry.utf8.count == 2, m.originCountry.utf8.allSatisfy({ (65...90).contains($0) }) else { throw .invalidArgument("originCountry is an ISO 3166-1 alpha-2 code, e.g. DE") }
+        guard state.value(forKey: StateKeys.materialSource(m.source)) == nil else { throw .alreadyExists("material source \(m.source)") }
+        state.put(StateKeys.materialSource(m.source), MaterialSourceRecord(registration: m, organisation: sender.organisation, height: context.height))
+    }
+
+    /// The batch's manufacturer names a source of its own organisation the batch was made with.
+    static func linkSource(_ l: LinkMaterialSource, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        try party(sender, doing: "links material sources")
+        let b = try batch(l.batch, state: state)
+        guard b.manufacturer == sender.organisation else { throw .unauthorised("only the manufacturer \"\(b.manufacturer)\" links sources to batch \(l.batch)") }
+        guard let source = try state.read(MaterialSourceRecord.self, StateKeys.materialSource(l.source)), source.organisation == sender.organisation else {
+            throw .invalidArgument("\(l.source) is not a material source of \"\(sender.organisation)\"")
+        }
+        var list = try state.read(IDList.self, StateKeys.batchSources(l.batch)) ?? IDList()
+        guard !list.ids.contains(l.source) else { throw .alreadyExists("the link of source \(l.source) to batch \(l.batch)") }
+        guard list.ids.count < maxSourcesPerBatch else { throw .invalidArgument("a batch names at most \(maxSourcesPerBatch) sources") }
+        list.ids.append(l.source)
+        state.put(StateKeys.batchSources(l.batch), list)
+    }
+
+    /// A release test or clinical-trial result of a batch: by its manufacturer's supply-chain party or
+    /// member-admin, or an attested practitioner of a laboratory.
+    static func recordTest(_ t: RecordBatchTest, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
+        let b = try batch(t.batch, state: state)
+        let manufacturer = (sender.role == .supplyChainParty || sender.role == .memberAdmin) && sender.organisation == b.manufacturer
+        let org = try state.read(Organisation.self, StateKeys.organisation(sender.organisation))
+        let laboratory = try Patients.attestation(of: sender, state: state) != nil && org?.kind == "laboratory"
+        guard manufacturer || laboratory else { throw .unauthorised("only the manufacturer \"\(b.manufacturer)\" or a laboratory's attested practitioner records a batch's tests") }
+        guard RecordBatchTest.testCodes.contains(t.testCode) else { throw .invalidArgument("testCode is one of \(RecordBatchTest.testCodes.joined(separator: ", "))") }
+        guard t.atMs <= context.timestampMs + 300_000, t.atMs >= b.registration.manufacturedMs - 3 * 365 * 86_400_000 else {
+            throw .invalidArgument("atMs is before the block and not long before manufacture")
+        }
+        let n = (try state.read(UInt64.self, StateKeys.batchTestCount(t.batch)) ?? 0) + 1
+        guard n <= maxTestsPerBatch else { throw .invalidArgument("a batch has at most \(maxTestsPerBatch) test results") }
+        state.put(StateKeys.batchTestCount(t.batch), n)
+        state.put(StateKeys.batchTest(t.batch, n), BatchTestRecord(n: n, test: t, organisation: sender.organisation, recordedBy: sender.address, height: context.height))
+    }
+
     /// Appends a patient to a batch's paged patient index.
     private static func index(_ subject: Hash, under batch: Hash, state: inout StateOverlay) throws(ContractError) {
         let count = try state.read(UInt64.self, StateKeys.batchPatientCount(batch)) ?? 0
@@ -267,6 +319,8 @@ public struct BatchTrace: Sendable, Codable {
     public var materials: [Hash]
     /// Batches made from it, transitively (up to 8 levels).
     public var derived: [Hash]
+    /// Raw-material sources of the batch and of its materials.
+    public var sources: [Hash]
     public var organisations: [String]
     /// Pseudonyms of the patients given a unit of it or of a derived batch.
     public var patients: [Hash]
@@ -312,7 +366,9 @@ public struct BatchTrace: Sendable, Codable {
             patients += try s.read(IDList.self, StateKeys.batchPatients(id, page: page))?.ids ?? []
             page += 1
         }
-        return BatchTrace(batch: id, materials: materials, derived: derived, organisations: organisations.sorted(), patients: patients,
+        var sources: [Hash] = []
+        for b in [id] + materials { for src in try s.read(IDList.self, StateKeys.batchSources(b))?.ids ?? [] where !sources.contains(src) { sources.append(src) } }
+        return BatchTrace(batch: id, materials: materials, derived: derived, sources: sources, organisations: organisations.sorted(), patients: patients,
                           administrations: administrations, truncated: truncated)
     }
 }

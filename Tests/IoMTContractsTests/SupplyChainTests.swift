@@ -267,4 +267,42 @@ struct SupplyChainTests {
         l.reject(gateway, excursion(1_300), "invalid-argument")
         l.reject(Self.carrier, .attachLogger(AttachLogger(device: device, batch: id, units: 0)), "invalid-argument")
     }
+
+    @Test("raw-material sources and test results: the manufacturer's own sources linked to its own batches; tests by the manufacturer or a laboratory; the trace goes back to the sources")
+    func sourcesAndTests() throws {
+        var l = Self.ledger()
+        let labAdmin = C.ed25519(0x8E), labTech = C.ed25519(0x8F)
+        l.apply(Self.maker, .registerBatch(Self.batch("API-1")))
+        let material = GS1.batchID(gtin: "09506000134352", lot: "API-1")
+        l.apply(Self.maker, .registerBatch(Self.batch("FILL-9", materials: [material])))
+        let fill = GS1.batchID(gtin: "09506000134352", lot: "FILL-9")
+        let source = TransactionPayload.registerMaterialSource(RegisterMaterialSource(source: Hash.sha256([1]), materialCode: "cas:50-99-7", supplierCode: "SUP-42", originCountry: "DE",
+                                                                                       certificateHash: Hash.sha256([2])))
+        l.reject(Self.carrier, source, "unauthorised")  // a distributor
+        l.reject(Self.maker, .registerMaterialSource(RegisterMaterialSource(source: Hash.sha256([1]), materialCode: "glucose from a farm", supplierCode: "SUP-42", originCountry: "DE",
+                                                                            certificateHash: Hash.sha256([2]))), "invalid-argument")
+        l.reject(Self.maker, .registerMaterialSource(RegisterMaterialSource(source: Hash.sha256([1]), materialCode: "cas:50-99-7", supplierCode: "SUP-42", originCountry: "Germany",
+                                                                            certificateHash: Hash.sha256([2]))), "invalid-argument")
+        l.apply(Self.maker, source)
+        l.reject(Self.maker, source, "already-exists")
+        l.reject(Self.carrier, .linkMaterialSource(LinkMaterialSource(batch: material, source: Hash.sha256([1]))), "unauthorised")
+        l.reject(Self.maker, .linkMaterialSource(LinkMaterialSource(batch: material, source: Hash.sha256([9]))), "invalid-argument")
+        l.apply(Self.maker, .linkMaterialSource(LinkMaterialSource(batch: material, source: Hash.sha256([1]))))
+        l.reject(Self.maker, .linkMaterialSource(LinkMaterialSource(batch: material, source: Hash.sha256([1]))), "already-exists")
+        let trace = try #require(try BatchTrace.of(fill, in: l.state.committed()))
+        #expect(trace.sources == [Hash.sha256([1])] && trace.materials == [material])
+        // Tests: the manufacturer, or a laboratory's attested practitioner; nobody else.
+        let t = l.context.timestampMs
+        func test(_ code: String, _ passed: Bool = true) -> TransactionPayload { .recordBatchTest(RecordBatchTest(batch: fill, testCode: code, passed: passed, reportHash: Hash.sha256([3]), atMs: t)) }
+        l.apply(Self.maker, test("sterility"))
+        l.reject(Self.pharmacy, test("potency"), "unauthorised")
+        l.reject(Self.nurse, test("potency"), "unauthorised")  // a hospital's practitioner is not a laboratory
+        l.reject(Self.maker, test("vibes"), "invalid-argument")
+        l.govern(.addOrganisation(Organisation(id: "lab", name: "Lab", kind: "laboratory")), by: C.adminA, approvedBy: [C.adminC])
+        l.govern(.addAdmin(publicKey: labAdmin.publicKey, organisation: "lab", label: "lab"), by: C.adminA, approvedBy: [C.adminC])
+        l.addPractitioner(labTech, by: labAdmin, at: "lab", profession: "technician")
+        l.apply(labTech, test("potency", false))
+        #expect(try l.state.read(UInt64.self, StateKeys.batchTestCount(fill)) == 2)
+        #expect(try l.state.read(BatchTestRecord.self, StateKeys.batchTest(fill, 2))?.organisation == "lab")
+    }
 }

@@ -90,7 +90,7 @@ struct CanonicalEncodingTests {
         #expect(Set(Fixture.allPayloads.map(\.kind)) == Set(TransactionPayload.kinds))
         #expect(Set(Fixture.allGovernanceActions.map(\.name)).count == 7)
         // Every payload and action has a distinct tag byte.
-        #expect(Set(Fixture.allPayloads.map { $0.canonicalBytes[0] }) == Set(1...52))
+        #expect(Set(Fixture.allPayloads.map { $0.canonicalBytes[0] }) == Set(1...55))
         #expect(Set(Fixture.allGovernanceActions.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6, 7])
     }
 
@@ -229,7 +229,7 @@ struct CanonicalEncodingTests {
             return b
         }
         let payload = Fixture.allPayloads[0]
-        for tag: UInt8 in [0, 53, 0x7F, 0xFF] {
+        for tag: UInt8 in [0, 56, 0x7F, 0xFF] {
             expectDecodingError(.unknownTag(type: "TransactionPayload", tag: tag)) { _ = try TransactionPayload(canonicalBytes: mutate(payload, to: tag)) }
         }
         let action = TransactionPayload.proposeGovernance(.setAdminQuorum(2))

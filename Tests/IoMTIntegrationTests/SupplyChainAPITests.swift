@@ -110,6 +110,19 @@ struct SupplyChainAPITests {
         #expect(try runCLI(["batch", "scan", "--node", node.url, "--gtin", "4006381333931", "--lot", "CLI-1"]).status == 0)
         #expect(try runCLI(["batch", "scan", "--node", node.url, "--gtin", "4006381333931", "--lot", "CLI-2"]).status == 3)
 
+        // The batch's raw-material source and release tests; a failed test flags its lot at a scan.
+        try await GatewayTests.commit(http, chain, .registerMaterialSource(RegisterMaterialSource(source: Hash.sha256([7]), materialCode: "cas:50-99-7", supplierCode: "SUP-42",
+                                                                                                  originCountry: "DE", certificateHash: Hash.sha256([8]))), key: pharmaAdmin)
+        try await GatewayTests.commit(http, chain, .linkMaterialSource(LinkMaterialSource(batch: batch, source: Hash.sha256([7]))), key: pharmaAdmin)
+        try await GatewayTests.commit(http, chain, .recordBatchTest(RecordBatchTest(batch: batch, testCode: "sterility", passed: true, reportHash: Hash.sha256([9]), atMs: now)), key: pharmaAdmin)
+        try await GatewayTests.commit(http, chain, .recordBatchTest(RecordBatchTest(batch: cliBatch, testCode: "potency", passed: false, reportHash: Hash.sha256([10]), atMs: now)), key: pharmaAdmin)
+        r = try await http.get("/v1/batches/\(batch.hex)")
+        #expect((r.json["sources"] as? [[String: Any]])?.first?["organisation"] as? String == "pharma" && (r.json["tests"] as? [Any])?.count == 1, "\(r.text)")
+        r = try await http.get("/v1/batches/\(batch.hex)/trace")
+        #expect(((r.json["trace"] as? [String: Any])?["sources"] as? [String]) == [Hash.sha256([7]).hex], "\(r.text)")
+        r = try await http.get("/v1/scan?gtin=4006381333931&lot=CLI-1")
+        #expect(r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("potency"), "\(r.text)")
+
         // A hospital waiting on the recall feed is told, with who holds units.
         async let notice = http.get("/v1/recalls?after=0&waitMs=20000")
         try await Task.sleep(nanoseconds: 300_000_000)

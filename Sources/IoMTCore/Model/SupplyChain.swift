@@ -371,3 +371,83 @@ extension StateKeys {
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }
 }
+
+/// A manufacturer records a raw-material source: what, from which supplier, of which origin, under
+/// which certificate (its hash; the certificate stays off-chain).
+public struct RegisterMaterialSource: Hashable, Sendable, Codable, CanonicalCodable {
+    public var source: Hash
+    /// The material's code (a CAS number `cas:50-99-7`, an internal code): never free text.
+    public var materialCode: String
+    public var supplierCode: String
+    /// ISO 3166-1 alpha-2 country of origin.
+    public var originCountry: String
+    public var certificateHash: Hash
+
+    public init(source: Hash, materialCode: String, supplierCode: String, originCountry: String, certificateHash: Hash) {
+        self.source = source; self.materialCode = materialCode; self.supplierCode = supplierCode; self.originCountry = originCountry; self.certificateHash = certificateHash
+    }
+    public func encode(to w: inout CanonicalWriter) { w.write(source); w.write(materialCode); w.write(supplierCode); w.write(originCountry); w.write(certificateHash) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        source = try r.read(); materialCode = try r.read(); supplierCode = try r.read(); originCountry = try r.read(); certificateHash = try r.read()
+    }
+}
+
+/// The batch's manufacturer names a raw-material source the batch was made with.
+public struct LinkMaterialSource: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    public var source: Hash
+    public init(batch: Hash, source: Hash) { self.batch = batch; self.source = source }
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(source) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { batch = try r.read(); source = try r.read() }
+}
+
+/// A research or test result about a batch: a release test by its manufacturer or a laboratory, or a
+/// clinical-trial result for the batches it covers (the report stays off-chain; its hash is kept).
+public struct RecordBatchTest: Hashable, Sendable, Codable, CanonicalCodable {
+    public var batch: Hash
+    public var testCode: String
+    public var passed: Bool
+    public var reportHash: Hash
+    public var atMs: Int64
+
+    public static let testCodes = ["identity", "potency", "purity", "sterility", "endotoxin", "stability", "clinical-trial"]
+
+    public init(batch: Hash, testCode: String, passed: Bool, reportHash: Hash, atMs: Int64) {
+        self.batch = batch; self.testCode = testCode; self.passed = passed; self.reportHash = reportHash; self.atMs = atMs
+    }
+    public func encode(to w: inout CanonicalWriter) { w.write(batch); w.write(testCode); w.write(passed); w.write(reportHash); w.write(atMs) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { batch = try r.read(); testCode = try r.read(); passed = try r.read(); reportHash = try r.read(); atMs = try r.read() }
+}
+
+/// A source as held in state (`StateKeys.materialSource(id)`).
+public struct MaterialSourceRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var registration: RegisterMaterialSource
+    public var organisation: String
+    public var height: UInt64
+    public init(registration: RegisterMaterialSource, organisation: String, height: UInt64) { self.registration = registration; self.organisation = organisation; self.height = height }
+    public func encode(to w: inout CanonicalWriter) { w.write(registration); w.write(organisation); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { registration = try r.read(); organisation = try r.read(); height = try r.read() }
+}
+
+/// A test result as held in state (`StateKeys.batchTest(batch, n)`).
+public struct BatchTestRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var test: RecordBatchTest
+    public var organisation: String
+    public var recordedBy: Address
+    public var height: UInt64
+    public init(n: UInt64, test: RecordBatchTest, organisation: String, recordedBy: Address, height: UInt64) {
+        self.n = n; self.test = test; self.organisation = organisation; self.recordedBy = recordedBy; self.height = height
+    }
+    public func encode(to w: inout CanonicalWriter) { w.write(n); w.write(test); w.write(organisation); w.write(recordedBy); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { n = try r.read(); test = try r.read(); organisation = try r.read(); recordedBy = try r.read(); height = try r.read() }
+}
+
+extension StateKeys {
+    public static func materialSource(_ id: Hash) -> [UInt8] { Array("material-source/".utf8) + id.bytes }
+    /// A batch's raw-material sources (`IDList`).
+    public static func batchSources(_ batch: Hash) -> [UInt8] { Array("batch-sources/".utf8) + batch.bytes }
+    /// A batch's test results (`UInt64` count; the n-th is `batchTest(batch, n)`).
+    public static func batchTestCount(_ batch: Hash) -> [UInt8] { Array("batch-tests/".utf8) + batch.bytes }
+    public static func batchTest(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("batch-tests/".utf8) + batch.bytes + n.canonicalBytes }
+}

@@ -60,6 +60,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
     case recordAssetLocation(RecordAssetLocation)
     case recordSterilisation(RecordSterilisation)
     case acknowledgeAlert(AcknowledgeAlert)
+    case registerMaterialSource(RegisterMaterialSource)
+    case linkMaterialSource(LinkMaterialSource)
+    case recordBatchTest(RecordBatchTest)
 
     /// The kind's stable name, used in JSON (`"type"`), metrics and errors.
     public var kind: String {
@@ -116,10 +119,13 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordAssetLocation: return "record-asset-location"
         case .recordSterilisation: return "record-sterilisation"
         case .acknowledgeAlert: return "acknowledge-alert"
+        case .registerMaterialSource: return "register-material-source"
+        case .linkMaterialSource: return "link-material-source"
+        case .recordBatchTest: return "record-batch-test"
         }
     }
 
-    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result", "register-asset", "set-asset-status", "record-asset-location", "record-sterilisation", "acknowledge-alert"]
+    public static let kinds = ["register-account", "set-account-status", "rotate-key", "propose-governance", "approve-proposal", "record-evidence", "register-device", "set-device-status", "anchor-readings", "record-alert", "set-device-sampling", "register-patient", "set-agreement-key", "attest-practitioner", "grant-consent", "revoke-consent", "declare-emergency-access", "review-emergency-access", "set-rewrap-delegation", "anchor-audit", "request-erasure", "confirm-erasure", "request-dataset", "seal-dataset", "cancel-dataset", "charge-privacy-budget", "issue-credits", "transfer-credits", "register-batch", "transfer-custody", "recall-batch", "administer-dose", "report-adverse-event", "attach-logger", "report-excursion", "register-venue", "anchor-check-ins", "report-positive", "record-exposures", "order-quarantine", "lift-quarantine", "command-ventilation", "ack-ventilation", "report-fault", "resolve-fault", "record-fever-detection", "record-test-result", "register-asset", "set-asset-status", "record-asset-location", "record-sterilisation", "acknowledge-alert", "register-material-source", "link-material-source", "record-batch-test"]
 
     public func encode(to w: inout CanonicalWriter) {
         switch self {
@@ -175,6 +181,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordAssetLocation(let b): w.write(UInt8(50)); w.write(b)
         case .recordSterilisation(let b): w.write(UInt8(51)); w.write(b)
         case .acknowledgeAlert(let b): w.write(UInt8(52)); w.write(b)
+        case .registerMaterialSource(let b): w.write(UInt8(53)); w.write(b)
+        case .linkMaterialSource(let b): w.write(UInt8(54)); w.write(b)
+        case .recordBatchTest(let b): w.write(UInt8(55)); w.write(b)
         }
     }
 
@@ -233,6 +242,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case 50: self = .recordAssetLocation(try r.read())
         case 51: self = .recordSterilisation(try r.read())
         case 52: self = .acknowledgeAlert(try r.read())
+        case 53: self = .registerMaterialSource(try r.read())
+        case 54: self = .linkMaterialSource(try r.read())
+        case 55: self = .recordBatchTest(try r.read())
         default: throw .unknownTag(type: "TransactionPayload", tag: tag)
         }
     }
@@ -295,6 +307,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case "record-asset-location": self = .recordAssetLocation(try RecordAssetLocation(from: decoder))
         case "record-sterilisation": self = .recordSterilisation(try RecordSterilisation(from: decoder))
         case "acknowledge-alert": self = .acknowledgeAlert(try AcknowledgeAlert(from: decoder))
+        case "register-material-source": self = .registerMaterialSource(try RegisterMaterialSource(from: decoder))
+        case "link-material-source": self = .linkMaterialSource(try LinkMaterialSource(from: decoder))
+        case "record-batch-test": self = .recordBatchTest(try RecordBatchTest(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown transaction type \"\(type)\"; one of \(Self.kinds.joined(separator: ", "))")
         }
@@ -356,6 +371,9 @@ public enum TransactionPayload: Hashable, Sendable, CanonicalCodable, Codable {
         case .recordAssetLocation(let b): try b.encode(to: encoder)
         case .recordSterilisation(let b): try b.encode(to: encoder)
         case .acknowledgeAlert(let b): try b.encode(to: encoder)
+        case .registerMaterialSource(let b): try b.encode(to: encoder)
+        case .linkMaterialSource(let b): try b.encode(to: encoder)
+        case .recordBatchTest(let b): try b.encode(to: encoder)
         }
     }
 }

@@ -105,6 +105,9 @@ enum Fixture {
         .recordSterilisation(RecordSterilisation(cycle: SterilisationCycle(steriliser: address(0x68), cycle: 412, loadHash: hash(0x69), startMs: 1_750_000_000_000, endMs: 1_750_002_700_000,
                                                                       maxCentiC: 13_450, holdSeconds: 240, passed: true), steriliserSignature: Signature(bytes: [UInt8](repeating: 0x6A, count: 64))!)),
         .acknowledgeAlert(AcknowledgeAlert(device: address(0x6B), rule: "spo2-low", raisedAtMs: 1_750_000_800_000)),
+        .registerMaterialSource(RegisterMaterialSource(source: hash(0x6C), materialCode: "cas:50-99-7", supplierCode: "SUP-0042", originCountry: "DE", certificateHash: hash(0x6D))),
+        .linkMaterialSource(LinkMaterialSource(batch: hash(0x6E), source: hash(0x6C))),
+        .recordBatchTest(RecordBatchTest(batch: hash(0x6E), testCode: "sterility", passed: true, reportHash: hash(0x6F), atMs: 1_750_000_900_000)),
     ] + allGovernanceActions.map { .proposeGovernance($0) }
 
     static func transaction(nonce: UInt64 = 7, payload: TransactionPayload = allPayloads[0], key: PrivateKey = ed25519(0x11)) -> Transaction {
