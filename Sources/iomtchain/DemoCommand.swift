@@ -151,7 +151,8 @@ private struct Story {
         let gatewayPort = try freePorts(1)[0]
         let gatewayURL = "http://127.0.0.1:\(gatewayPort)"
         _ = try children.start { try startProcess(executable, ["gateway", "run", "--data-dir", dataDir + "/gateway", "--key", try saveKey(gatewayKey, "gateway"), "--node", nodeURL,
-                                            "--http", "127.0.0.1:\(gatewayPort)", "--batch-ms", "500", "--check-in-batch-ms", "500"], log: dataDir + "/gateway.log") }
+                                            "--http", "127.0.0.1:\(gatewayPort)", "--batch-ms", "500", "--check-in-batch-ms", "500", "--proximity-seconds", "1"],
+                                          log: dataDir + "/gateway.log") }
         try await waitHealthy(gatewayURL, what: "the gateway", log: dataDir + "/gateway.log")
         say("gateway", "the hospital's edge gateway is up: \(gatewayURL) (log \(dataDir)/gateway.log)")
 
@@ -267,6 +268,23 @@ private struct Story {
             say("contact tracing", "\(who.capitalized)'s phone reads the exposure feed: \(mine.isDisjoint(with: exposed) ? "not exposed" : "exposed at hospital-cafeteria")")
         }
 
+        // Remote monitoring, continued: Alice lets the doctor read her vital signs; he acknowledges her
+        // SpO2 alert on-chain and reads her timeline through the gateway (a signed, consented, audited read).
+        let doctorX = try X25519Key(bytes: Array(Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation))
+        try await chain.commit(doctor, .setAgreementKey(SetAgreementKey(agreementKey: doctorX)))
+        try await chain.commit(alice, .setRewrapDelegation(SetRewrapDelegation(gateway: gatewayKey.publicKey.address)))
+        try await chain.commit(alice, .grantConsent(GrantConsent(grantee: .account(doctor.publicKey.address), categories: ["vital-signs"], purposes: ["treatment"], expiresMs: nowMs() + 86_400_000)))
+        let raisedAt = ((low["alerts"] as? [[String: Any]])?.first?["event"] as? [String: Any])?["effectiveMs"] as? Int ?? 0
+        for _ in 0..<100 {
+            if try await chain.json("/v1/state/" + Hex.encode(StateKeys.alert(oximeter.publicKey.address, rule: "spo2-low")))["value"] as? String != nil { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        try await chain.commit(doctor, .acknowledgeAlert(AcknowledgeAlert(device: oximeter.publicKey.address, rule: "spo2-low", raisedAtMs: Int64(raisedAt))))
+        let read = try await signedGET(gatewayURL, "/v1/patients/\(aliceSubject.hex)/timeline?purpose=treatment", key: doctor, chainID: manifest.chainId)
+        guard read.status == 200, let timeline = try JSONSerialization.jsonObject(with: read.body) as? [String: Any] else { throw CLIError("the doctor's timeline read was refused: HTTP \(read.status)") }
+        let acknowledged = (timeline["alerts"] as? [[String: Any]] ?? []).filter { $0["acknowledgement"] != nil }.count
+        say("monitoring", "Alice granted the doctor her vital signs for treatment; he acknowledged her SpO2 alert on-chain and read her timeline: \((timeline["alerts"] as? [Any])?.count ?? 0) alert event(s), \(acknowledged) acknowledged (the read is in her audit log)")
+
         // 7. Quarantine: Alice, positive, is to stay home; her wristband leaves the geofence.
         let band = PrivateKey.generate(.ed25519)
         try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: band.publicKey, deviceType: "wristband", subject: aliceSubject, label: "wristband")))
@@ -288,6 +306,14 @@ private struct Story {
         let outside = try await upload(band, position(80, 10))
         let breach = (outside["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any]).map { "\($0["rule"] as? String ?? "") \($0["value"] as? String ?? "")\($0["unit"] as? String ?? "")" } } ?? []
         say("quarantine", "her wristband reported inside the fence, then 45 m beyond its edge: the gateway raised \(breach) at once (the chain records the alert, never a position)")
+        // Distancing: a nurse's wristband comes within a metre of hers for more than the set time (1 s in the demo).
+        let staffBand = PrivateKey.generate(.ed25519)
+        try await chain.commit(admin, .registerDevice(RegisterDevice(publicKey: staffBand.publicKey, deviceType: "wristband", place: "ward-5", label: "staff wristband")))
+        _ = try await upload(staffBand, position(80.8, 10.2))
+        try await Task.sleep(nanoseconds: 1_200_000_000)
+        let near = try await upload(band, position(80.1, 10.4))
+        let contacts = (near["alerts"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any]).flatMap { $0["rule"] as? String == "proximity" ? $0["device"] as? String : nil } } ?? []
+        say("distancing", "a staff wristband stayed within a metre of hers for over a second: proximity raised for \(contacts.count) wearers")
 
         // 8. A crowded hall: the counter sees 25 people where 20 are allowed; the fans follow.
         try await chain.commit(admin, .registerVenue(RegisterVenue(venue: "outpatient-hall", capacity: 20)))

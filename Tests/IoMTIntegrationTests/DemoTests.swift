@@ -41,7 +41,7 @@ struct DemoTests {
         }
         #expect(text.contains("Ctrl-C stops them all"), "\(text)")
         for line in ["4 validators of iomt-devnet are up", "raised [\"spo2-low\"]", "accepted (", "the chain quarantined 4 units", "possible copied label",
-                     "possible counterfeit", "public health recalled the batch", "Bob's phone reads the exposure feed: exposed", "Carol's phone reads the exposure feed: not exposed", "raised [\"geofence-breach 45m\"]", "[\"overcrowded\"] raised", "set to 200 m³/h empty, then 900 m³/h; 2 acknowledgements on-chain", "1 open fault", "the grid shows 1 fever(s) and 1 positive(s)", "was read at icu-2", "1 missing cycle shows",
+                     "possible counterfeit", "public health recalled the batch", "Bob's phone reads the exposure feed: exposed", "Carol's phone reads the exposure feed: not exposed", "raised [\"geofence-breach 45m\"]", "proximity raised for 2 wearers", "1 acknowledged", "[\"overcrowded\"] raised", "set to 200 m³/h empty, then 900 m³/h; 2 acknowledgements on-chain", "1 open fault", "the grid shows 1 fever(s) and 1 positive(s)", "was read at icu-2", "1 missing cycle shows",
                      "validators hold the same block"] {
             #expect(text.contains(line), "missing: \(line)")
         }
