@@ -481,28 +481,11 @@ public final class GatewayStore: Sendable {
     /// Signed, not yet committed transactions, in nonce order (the order the node accepts them in).
     public func outbox(limit: Int = 1000) throws -> [Signed] {
         try db.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT 'batches' AS kind, id, nonce, tx_hash, tx_bytes FROM batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'alerts' AS kind, id, nonce, tx_hash, tx_bytes FROM alerts WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'audit_runs' AS kind, id, nonce, tx_hash, tx_bytes FROM audit_runs WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'erasure_confirmations' AS kind, id, nonce, tx_hash, tx_bytes FROM erasure_confirmations WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'datasets' AS kind, id, nonce, tx_hash, tx_bytes FROM datasets WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'privacy_charges' AS kind, id, nonce, tx_hash, tx_bytes FROM privacy_charges WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'excursion_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM excursion_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'checkin_batches' AS kind, id, nonce, tx_hash, tx_bytes FROM checkin_batches WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'exposure_reports' AS kind, id, nonce, tx_hash, tx_bytes FROM exposure_reports WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                UNION ALL
-                SELECT 'outgoing' AS kind, id, nonce, tx_hash, tx_bytes FROM outgoing WHERE committed_height IS NULL AND tx_bytes IS NOT NULL
-                ORDER BY nonce LIMIT ?
-                """, arguments: [limit]).map { r in
+            // One SELECT per table that holds signed transactions (every `Outgoing`), in nonce order.
+            let union = Outgoing.allCases.map {
+                "SELECT '\($0.rawValue)' AS kind, id, nonce, tx_hash, tx_bytes FROM \($0.rawValue) WHERE committed_height IS NULL AND tx_bytes IS NOT NULL"
+            }.joined(separator: " UNION ALL ")
+            return try Row.fetchAll(db, sql: union + " ORDER BY nonce LIMIT ?", arguments: [limit]).map { r in
                 Signed(kind: Outgoing(rawValue: r["kind"])!, id: r["id"], nonce: UInt64(r["nonce"] as Int64), hash: Hash(bytes: Array(r["tx_hash"] as Data))!, bytes: Array(r["tx_bytes"] as Data))
             }
         }
