@@ -10,7 +10,7 @@ import Testing
 /// contract at the latest committed height; FHIR Consent out and in.
 @Suite("Consent over the HTTP API of a real node")
 struct ConsentAPITests {
-    /// Everyone in the table, on a dev node whose organisation is `dev-hospital`.
+    /// Everyone in the table, at the chain's hospital.
     struct People {
         let patient: PrivateKey, pseudonym: Hash
         let relative: PrivateKey
@@ -28,8 +28,8 @@ struct ConsentAPITests {
     }
 
     static func enrol(_ node: HTTP, _ chain: DevChain, _ secret: PatientSecret) async throws -> PrivateKey {
-        let key = secret.signingKey(at: "dev-hospital")
-        try await GatewayTests.commit(node, chain, .registerPatient(RegisterPatient(signedBy: key, agreementKey: try agreementKey(secret, "dev-hospital"), chainID: chain.chainID, organisation: "dev-hospital")))
+        let key = secret.signingKey(at: chain.hospital)
+        try await GatewayTests.commit(node, chain, .registerPatient(RegisterPatient(signedBy: key, agreementKey: try agreementKey(secret, chain.hospital), chainID: chain.chainID, organisation: chain.hospital)))
         return key
     }
 
@@ -38,9 +38,9 @@ struct ConsentAPITests {
         let relative = try await enrol(node, chain, PatientSecret.generate())
         let doctor = PrivateKey.generate(.ed25519), nurse = PrivateKey.generate(.p256), unattested = PrivateKey.generate(.ed25519), researcher = PrivateKey.generate(.ed25519)
         for k in [doctor, nurse, unattested] {
-            try await GatewayTests.commit(node, chain, .registerAccount(RegisterAccount(publicKey: k.publicKey, role: .practitioner, organisation: "dev-hospital")))
+            try await GatewayTests.commit(node, chain, .registerAccount(RegisterAccount(publicKey: k.publicKey, role: .practitioner, organisation: chain.hospital)))
         }
-        try await GatewayTests.commit(node, chain, .registerAccount(RegisterAccount(publicKey: researcher.publicKey, role: .researcher, organisation: "dev-hospital")))
+        try await GatewayTests.commit(node, chain, .registerAccount(RegisterAccount(publicKey: researcher.publicKey, role: .researcher, organisation: chain.hospital)))
         for (k, p) in [(doctor, "doctor"), (nurse, "nurse")] {
             try await GatewayTests.commit(node, chain, .attestPractitioner(AttestPractitioner(account: k.publicKey.address, profession: p, licenceHash: Hash.sha256(Array("licence of \(p)".utf8)))))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import IoMTCore
 import IoMTNode
+import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -39,9 +40,6 @@ func runCLI(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, stdo
     try runTool(binaryPath, args, stdin: stdin)
 }
 
-/// Runs an executable to completion and returns its exit code and output. Output goes through
-/// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
-@discardableResult
 /// Waits for `p` to exit, at most `seconds`; past that it is killed and the test fails: a test
 /// never hangs on a child process (tools' own timeouts, such as mosquitto_sub -W, rely on SIGALRM,
 /// which a child of this multi-threaded process may inherit blocked).
@@ -56,6 +54,9 @@ func waitForExit(_ p: Process, seconds: Double, _ what: String) throws {
     p.waitUntilExit()
 }
 
+/// Runs an executable to completion and returns its exit code and output. Output goes through
+/// files, not pipes: Foundation's pipe reads fail on EINTR when other children exit meanwhile.
+@discardableResult
 func runTool(_ path: String, _ args: [String], stdin: Data? = nil, timeoutSeconds: Double = 300) throws -> (status: Int32, stdout: String, stderr: String) {
     let base = NSTemporaryDirectory() + "iomt-cli-\(UUID().uuidString.prefix(8))"
     let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
@@ -187,10 +188,17 @@ func startDevNode(_ dir: String) throws -> (NodeProcess, HTTP, DevChain) {
 struct DevChain {
     let admin: PrivateKey
     let chainID: String
+    /// The organisation the admin belongs to (the hospital of the scenarios).
+    let hospital: String
 
     init(dataDir: String) throws {
         admin = try KeyFile.load(path: dataDir + "/admin.key.json")
         chainID = try DataFolder(path: dataDir).loadGenesis().genesis.chainId
+        hospital = "dev-hospital"
+    }
+
+    init(admin: PrivateKey, chainID: String, hospital: String) {
+        self.admin = admin; self.chainID = chainID; self.hospital = hospital
     }
 
     func registration(nonce: UInt64, key: PublicKey = PrivateKey.generate(.ed25519).publicKey, role: Role = .device, label: String = "sensor") -> SignedTransaction {
@@ -200,4 +208,69 @@ struct DevChain {
     }
 
     func json(_ tx: SignedTransaction) throws -> Data { try JSONEncoder().encode(tx) }
+}
+
+/// The consortium an application's scenario runs on (issue 6: each application end to end on a
+/// real multi-node devnet): `iomtchain devnet --validators 4`, each validator its own OS process,
+/// BFT over the encrypted peer-to-peer network. The scenario and its gateway talk to validator 0;
+/// `agree()` then checks that every validator committed the same blocks, and `http(i)` reads
+/// from another one.
+final class ScenarioConsortium: @unchecked Sendable {
+    let net: Devnet
+
+    init() throws { net = try Devnet(validators: 4) }
+
+    /// Validator 0's API, where the scenario's gateway and commands send their transactions.
+    var url: String { "http://" + net.manifest.members[0].http }
+    func http(_ i: Int) -> HTTP { net.http(i) }
+    func terminate() { net.stop() }
+
+    /// Waits (bounded) until every validator has committed validator 0's current height, and checks
+    /// they hold the same block there (the same transactions, so the same state root). Returns
+    /// the height.
+    @discardableResult
+    func agree(seconds: Double = 60) async throws -> Int {
+        guard let h = await net.height(0), let hash = await net.blockHash(0, h) else { throw TestFailure("validator 0 does not answer") }
+        for i in 1..<net.manifest.members.count {
+            try await net.eventually("validator \(i) reaches height \(h)", seconds: seconds) { (await net.height(i) ?? 0) >= h }
+            let other = await net.blockHash(i, h)
+            guard other == hash else { throw TestFailure("validator \(i) holds block \(other ?? "none") at height \(h), validator 0 holds \(hash)") }
+        }
+        return h
+    }
+
+    /// Checks that every validator answers `path` alike (after `agree()`): the JSON bodies equal once
+    /// the top-level keys in `ignoring` (each node's own height, say) are dropped.
+    func sameAnswer(_ path: String, ignoring: Set<String> = ["height"]) async throws {
+        func canonical(_ i: Int) async throws -> String {
+            let r = try await http(i).get(path)
+            var object = try JSONSerialization.jsonObject(with: r.body)
+            if var d = object as? [String: Any] { for k in ignoring { d[k] = nil }; object = d }
+            return "\(r.status) " + String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
+        }
+        let first = try await canonical(0)
+        #expect(first.hasPrefix("200 "), "validator 0: \(path) → \(first.prefix(300))")
+        for i in 1..<net.manifest.members.count {
+            let other = try await canonical(i)
+            #expect(other == first, "validator \(i) answers \(path) otherwise:\n\(other.prefix(500))\nvalidator 0:\n\(first.prefix(500))")
+        }
+    }
+
+    /// `sameAnswer` for a state key: the value alike (the proof is of each node's own height).
+    func sameState(_ key: [UInt8]) async throws {
+        try await sameAnswer("/v1/state/" + Hex.encode(key), ignoring: ["height", "stateRoot", "proof", "header", "commit"])
+    }
+}
+
+/// A four-validator devnet in its own folder, the HTTP client of validator 0 and the chain's keys
+/// (the devnet's admin, of the hospital "org-0").
+func startConsortium() throws -> (ScenarioConsortium, HTTP, DevChain) {
+    let c = try ScenarioConsortium()
+    do {
+        let chain = DevChain(admin: try KeyFile.load(path: c.net.manifest.adminKey), chainID: c.net.manifest.chainId, hospital: "org-0")
+        return (c, HTTP(base: c.url), chain)
+    } catch {
+        c.terminate()
+        throw error
+    }
 }
