@@ -113,6 +113,7 @@ let package = Package(
             dependencies: [
                 "IoMTCore", "IoMTNode", "IoMTStore", "IoMTAPI", "IoMTEdge", "IoMTGateway",
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]

@@ -176,6 +176,20 @@ public struct AlarmTracker: Sendable {
         return AlarmEvent(rule: Self.breachRule, severity: "critical", state: state, device: device, subject: subject, value: "\(Int(outsideM.rounded()))", unit: "m", effectiveMs: atMs)
     }
 
+    /// The rule a quarantined person's wristband raises when it stops reporting.
+    public static let silenceRule = "wristband-silent"
+
+    /// A quarantined person's wristband last heard at `lastHeardMs` (the gateway's clock): raises
+    /// `wristband-silent` once it has been silent `silentMs`; its next position clears it
+    /// (`reset`). The value is the silence in whole minutes.
+    public mutating func observeSilence(device: Address, subject: Hash?, lastHeardMs: Int64, nowMs: Int64, silentMs: Int64) -> AlarmEvent? {
+        let key = Key(device: device, rule: Self.silenceRule)
+        guard silentMs > 0, !active.contains(key), nowMs - lastHeardMs >= silentMs else { return nil }
+        active.insert(key)
+        return AlarmEvent(rule: Self.silenceRule, severity: "critical", state: .raised, device: device, subject: subject,
+                          value: "\((nowMs - lastHeardMs) / 60_000)", unit: "min", effectiveMs: nowMs)
+    }
+
     /// True while any alarm of the device is active (the gateway then asks it for intensive sampling).
     public func isAlarming(_ device: Address) -> Bool { active.contains { $0.device == device } }
 }

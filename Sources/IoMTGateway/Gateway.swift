@@ -34,6 +34,8 @@ public actor Gateway {
         /// Proximity alerts: two wristbands closer than this (cm) for at least `proximityDurationMs`.
         public var proximityDistanceCm: Int64 = 200
         public var proximityDurationMs: Int64 = 15 * 60_000
+        /// A quarantined person's wristband silent this long raises `wristband-silent` (0: never).
+        public var quarantineSilenceMs: Int64 = 10 * 60_000
         /// Ventilation: the airflow per person present, and the least airflow of an empty venue (m³/h).
         public var airflowPerPersonM3h: UInt32 = 36
         public var minimumAirflowM3h: UInt32 = 200
@@ -66,6 +68,10 @@ public actor Gateway {
     /// last read from the chain.
     var geofences: [Address: (order: Hash, fence: Geofence)] = [:]
     var quarantineCache: [Hash: (record: QuarantineRecord?, atMs: Int64)] = [:]
+    /// When each wristband last reported here (the gateway's clock), for the silence watch; a
+    /// wristband not heard since the gateway started counts from its start.
+    var lastHeardMs: [Address: Int64] = [:]
+    let startedMs = Gateway.nowMs()
     var proximity: ProximityTracker
     var caseWaitLogged: UInt64 = 0
     /// Venues (issue 6 §4): each crowd counter's latest count, the venues over capacity, each
@@ -92,7 +98,7 @@ public actor Gateway {
     private var refused: [String: UInt64] = [:]
     private var lastSubmitMs: [Hash: Int64] = [:]
     private var nodeError: String?
-    private var alarms: AlarmTracker
+    var alarms: AlarmTracker
     private var lastAlertID: Int64
     private var alertWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
@@ -110,13 +116,19 @@ public actor Gateway {
         alarms = AlarmTracker(rules: configuration.alarmRules,
                               active: Set(try store.activeAlarms().filter { $0.rule != ProximityTracker.rule && $0.rule != Gateway.overcrowdedRule }))
         proximity = ProximityTracker(distanceCm: configuration.proximityDistanceCm, clearCm: configuration.proximityDistanceCm + 50, durationMs: configuration.proximityDurationMs)
-        for g in try store.geofences() { geofences[g.device] = (g.order, g.fence) }
+        for g in try store.geofences(key: Self.derivedKey(sealingKey, "geofences/v1")) { geofences[g.device] = (g.order, g.fence) }
         lastAlertID = try store.lastAlertID()
         erased = try store.erasedSubjects()
         committer = try UploadCommitter(store: store, maxUnanchored: configuration.maxUnanchored)
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A key only this gateway holds, for one purpose (`info`): derived from its sealing key.
+    static func derivedKey(_ sealingKey: Curve25519.KeyAgreement.PrivateKey, _ info: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: sealingKey.rawRepresentation), salt: Array("iomtchain/gateway/v1".utf8),
+                               info: Array(info.utf8), outputByteCount: 32)
+    }
 
     // MARK: uploads
 
@@ -337,6 +349,8 @@ public actor Gateway {
         for (i, r) in readings.enumerated() {
             for e in alarms.observe(r, device: device, subject: subject) { events.append((e, firstSequence + Int64(i), nil)) }
             if wristband, let p = WristbandPosition.centimetres(r) {
+                lastHeardMs[device] = Self.nowMs()
+                if let e = alarms.reset(device: device, rule: AlarmTracker.silenceRule, atMs: r.effectiveMs) { events.append((e, firstSequence + Int64(i), nil)) }
                 if let q = quarantine, q.record.isActive(atMs: r.effectiveMs) {
                     if let e = alarms.observeFence(p, atMs: r.effectiveMs, device: device, subject: subject, fence: q.fence) { events.append((e, firstSequence + Int64(i), nil)) }
                 } else if let e = alarms.reset(device: device, rule: AlarmTracker.breachRule, atMs: r.effectiveMs) {
@@ -666,7 +680,8 @@ public actor Gateway {
         // hold readings back).
         let datasets = Task { await self.follow("datasets", everyMs: 1_000) { try await self.processDatasets() } }
         let cases = Task { await self.follow("exposure matching", everyMs: 500) { try await self.processCases() } }
-        defer { datasets.cancel(); cases.cancel() }
+        let silence = Task { await self.follow("quarantine watch", everyMs: 1_000) { await self.watchSilence() } }
+        defer { datasets.cancel(); cases.cancel(); silence.cancel() }
         while !Task.isCancelled {
             do {
                 let due = try await dueForSealing()

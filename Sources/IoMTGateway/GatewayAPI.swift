@@ -118,7 +118,7 @@ public struct GatewayAPI: Sendable {
             switch error {
             case .invalid: throw Problem(.badRequest, code: error.code, detail: error.description)
             case .unknownOrder: throw Problem(.notFound, code: error.code, detail: error.description)
-            case .mismatch: throw Problem(.unprocessableContent, code: error.code, detail: error.description)
+            case .mismatch, .ended: throw Problem(.unprocessableContent, code: error.code, detail: error.description)
             case .unavailable: throw Problem(.serviceUnavailable, code: error.code, detail: error.description)
             }
         }

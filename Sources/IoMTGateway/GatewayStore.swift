@@ -157,6 +157,12 @@ public final class GatewayStore: Sendable {
                     tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER);
                 """)
         }
+        m.registerMigration("v14-sealed-geofences") { db in
+            // A quarantined person's home (the fence's centre) is sealed at rest: AES-GCM under a key
+            // derived from the gateway's sealing key, the order as associated data. Fences an older
+            // gateway kept in the clear are sealed when the gateway first opens them (`geofences(key:)`).
+            try db.execute(sql: "CREATE TABLE sealed_geofences(order_id BLOB PRIMARY KEY, device BLOB NOT NULL, sealed BLOB NOT NULL)")
+        }
         try m.migrate(db)
     }
 
@@ -184,21 +190,52 @@ public final class GatewayStore: Sendable {
         }
     }
 
-    public func addGeofence(order: Hash, device: Address, fence: Geofence) throws {
+    /// Keeps a quarantine's geofence, sealed under `key` (see `v14-sealed-geofences`).
+    public func addGeofence(order: Hash, device: Address, fence: Geofence, key: SymmetricKey) throws {
+        let sealed = try Self.seal(fence, order: order, key: key)
         try db.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO geofences(order_id, device, x_cm, y_cm, radius_cm, salt) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [Data(order.bytes), Data(device.bytes), fence.xCm, fence.yCm, fence.radiusCm, Data(fence.salt)])
+            try db.execute(sql: "INSERT OR REPLACE INTO sealed_geofences(order_id, device, sealed) VALUES (?, ?, ?)",
+                           arguments: [Data(order.bytes), Data(device.bytes), Data(sealed)])
         }
     }
 
-    /// Every geofence handed over: order, device, fence.
-    public func geofences() throws -> [(order: Hash, device: Address, fence: Geofence)] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM geofences ORDER BY rowid").map { r in
-                (Hash(bytes: Array(r["order_id"] as Data))!, Address(bytes: Array(r["device"] as Data))!,
-                 Geofence(xCm: r["x_cm"], yCm: r["y_cm"], radiusCm: r["radius_cm"], salt: Array(r["salt"] as Data)))
+    /// Every geofence kept: order, device, fence (opened with `key`). Fences an older gateway
+    /// kept in the clear are sealed first, and their clear rows deleted (zeroed: `secure_delete`).
+    /// A fence that does not open under `key` (another gateway's database) is an error.
+    public func geofences(key: SymmetricKey) throws -> [(order: Hash, device: Address, fence: Geofence)] {
+        let rows = try db.write { db -> [Row] in
+            if try db.tableExists("geofences") {
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM geofences") {
+                    let order = Hash(bytes: Array(r["order_id"] as Data))!
+                    let fence = Geofence(xCm: r["x_cm"], yCm: r["y_cm"], radiusCm: r["radius_cm"], salt: Array(r["salt"] as Data))
+                    try db.execute(sql: "INSERT OR REPLACE INTO sealed_geofences(order_id, device, sealed) VALUES (?, ?, ?)",
+                                   arguments: [Data(order.bytes), r["device"] as Data, Data(try Self.seal(fence, order: order, key: key))])
+                }
+                try db.execute(sql: "DROP TABLE geofences")
             }
+            return try Row.fetchAll(db, sql: "SELECT * FROM sealed_geofences ORDER BY rowid")
         }
+        return try rows.map { r in
+            let order = Hash(bytes: Array(r["order_id"] as Data))!
+            return (order, Address(bytes: Array(r["device"] as Data))!, try Self.open(Array(r["sealed"] as Data), order: order, key: key))
+        }
+    }
+
+    /// Deletes a geofence whose quarantine is over (the row is zeroed: `secure_delete`).
+    public func removeGeofence(order: Hash) throws {
+        try db.write { db in try db.execute(sql: "DELETE FROM sealed_geofences WHERE order_id = ?", arguments: [Data(order.bytes)]) }
+    }
+
+    private static func seal(_ fence: Geofence, order: Hash, key: SymmetricKey) throws -> [UInt8] {
+        var w = CanonicalWriter()
+        w.write(fence.xCm); w.write(fence.yCm); w.write(fence.radiusCm); w.writeBytes(fence.salt)
+        return Array(try AES.GCM.seal(w.bytes, using: key, authenticating: order.bytes).combined!)
+    }
+
+    private static func open(_ sealed: [UInt8], order: Hash, key: SymmetricKey) throws -> Geofence {
+        let plain = try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: key, authenticating: order.bytes)
+        var r = CanonicalReader(Array(plain))
+        return Geofence(xCm: try r.read(), yCm: try r.read(), radiusCm: try r.read(), salt: try r.readBytes())
     }
 
     // MARK: uploads

@@ -9,6 +9,7 @@ extension Gateway {
         case invalid(String)
         case unknownOrder(Hash)
         case mismatch
+        case ended(Hash)
         case unavailable(String)
 
         public var code: String {
@@ -16,6 +17,7 @@ extension Gateway {
             case .invalid: return "invalid-fence"
             case .unknownOrder: return "unknown-order"
             case .mismatch: return "fence-mismatch"
+            case .ended: return "quarantine-over"
             case .unavailable: return "node-unavailable"
             }
         }
@@ -25,6 +27,7 @@ extension Gateway {
             case .invalid(let s): return s
             case .unknownOrder(let o): return "no quarantine order \(o) on the chain"
             case .mismatch: return "this fence (centre, radius in centimetres, salt) is not the one the order committed to"
+            case .ended(let o): return "quarantine order \(o) was lifted or is past its term: its geofence is not kept"
             case .unavailable(let s): return "the chain is unreachable: \(s)"
             }
         }
@@ -46,6 +49,9 @@ extension Gateway {
         }
     }
 
+    /// Lifted, or past its term: nothing left to watch.
+    static func isOver(_ r: QuarantineRecord, atMs: Int64) -> Bool { r.liftedMs != nil || atMs >= r.order.untilMs }
+
     func quarantineRecord(_ order: Hash) async throws -> QuarantineRecord? {
         let now = Self.nowMs()
         if let c = quarantineCache[order], now - c.atMs < configuration.deviceCacheMs { return c.record }
@@ -65,8 +71,9 @@ extension Gateway {
         let record: QuarantineRecord?
         do { record = try await quarantineRecord(r.order) } catch { throw .unavailable("\(error)") }
         guard let record else { throw .unknownOrder(r.order) }
+        guard !Self.isOver(record, atMs: Self.nowMs()) else { throw .ended(r.order) }
         guard fence.commitment == record.order.fenceCommitment else { throw .mismatch }
-        do { try store.addGeofence(order: r.order, device: record.order.device, fence: fence) } catch { throw .unavailable("\(error)") }
+        do { try store.addGeofence(order: r.order, device: record.order.device, fence: fence, key: Self.derivedKey(sealingKey, "geofences/v1")) } catch { throw .unavailable("\(error)") }
         geofences[record.order.device] = (r.order, fence)
     }
 
@@ -93,10 +100,45 @@ extension Gateway {
         guard let g = geofences[device] else { return nil }
         do {
             guard let r = try await quarantineRecord(g.order) else { return nil }
+            if Self.isOver(r, atMs: Self.nowMs()) {
+                // Lifted or past its term: the person's home is no longer needed here.
+                do {
+                    try store.removeGeofence(order: g.order)
+                    geofences[device] = nil
+                    log("quarantine order \(g.order) is over: its geofence is deleted")
+                } catch {
+                    log("quarantine order \(g.order) is over, but its geofence could not be deleted yet: \(error)")
+                }
+                return nil
+            }
             return (r, g.fence)
         } catch {
             log("quarantine order \(g.order): unknown for now (\(error)); the wristband's positions are kept, not checked")
             return nil
         }
+    }
+
+    /// The silence watch (every second): a wristband under a quarantine in force that has not
+    /// reported for `quarantineSilenceMs` raises `wristband-silent` (critical) — a band taken off,
+    /// switched off or out of reach is not a quarantine kept. Its next position clears it, and so
+    /// does the end of the quarantine.
+    func watchSilence() async {
+        guard configuration.quarantineSilenceMs > 0 else { return }
+        var events: [(AlarmEvent, sequence: Int64, excursion: GatewayStore.Excursion?)] = []
+        for device in Array(geofences.keys) {
+            let now = Self.nowMs()
+            let q = await quarantine(of: device)
+            if let q, q.record.isActive(atMs: now) {
+                if let e = alarms.observeSilence(device: device, subject: q.record.order.subject, lastHeardMs: lastHeardMs[device] ?? startedMs,
+                                                 nowMs: now, silentMs: configuration.quarantineSilenceMs) {
+                    events.append((e, 0, nil))
+                }
+            } else if q != nil || geofences[device] == nil, let e = alarms.reset(device: device, rule: AlarmTracker.silenceRule, atMs: now) {
+                // Not yet in force, or over (its fence deleted); an order the chain cannot be asked
+                // about just now changes nothing.
+                events.append((e, 0, nil))
+            }
+        }
+        _ = storeAlerts(events)
     }
 }

@@ -62,8 +62,7 @@ extension Gateway {
     /// over the dataset id and the chain pseudonym. Two datasets give the same patient unrelated
     /// pseudonyms, and no dataset pseudonym leads back to the chain's.
     func datasetPseudonym(_ dataset: Hash, _ subject: Hash) -> String {
-        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: sealingKey.rawRepresentation), salt: Array("iomtchain/gateway/v1".utf8),
-                                         info: Array("dataset-pseudonyms/v1".utf8), outputByteCount: 32)
+        let key = Self.derivedKey(sealingKey, "dataset-pseudonyms/v1")
         return Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: dataset.bytes + subject.bytes, using: key)).prefix(16))
     }
 

@@ -33,6 +33,7 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "A check-in is exposed when its stay overlaps a positive case's by at least this many minutes.") var exposureOverlapMinutes: Int64 = 15
         @Option(help: "Proximity alerts: two wristbands closer than this many metres…") var proximityMetres = 2.0
         @Option(help: "…for at least this many seconds.") var proximitySeconds: Int64 = 900
+        @Option(help: "A quarantined person's wristband silent this many seconds raises wristband-silent (0: never).") var quarantineSilenceSeconds: Int64 = 600
         @Option(help: "Also take uploads from this MQTT broker (e.g. tcp://127.0.0.1:1883), topic iomt/readings/{device}/{counter}/{signature}/{fhir|csv}, QoS 1.") var mqtt: String?
         @Option(help: "MQTT client id: the broker keeps this session's QoS 1 messages while the gateway is down (default: from the gateway's account).") var mqttClientId: String?
 
@@ -50,6 +51,8 @@ struct GatewayCommand: AsyncParsableCommand {
             guard proximityMetres > 0, proximityMetres <= 100, proximitySeconds >= 0 else { throw CLIError("--proximity-metres is in (0, 100] and --proximity-seconds ≥ 0") }
             config.proximityDistanceCm = Int64((proximityMetres * 100).rounded())
             config.proximityDurationMs = proximitySeconds * 1_000
+            guard (0...86_400).contains(quarantineSilenceSeconds) else { throw CLIError("--quarantine-silence-seconds is 0…86400") }
+            config.quarantineSilenceMs = quarantineSilenceSeconds * 1_000
             config.exposureMinOverlapMs = exposureOverlapMinutes * 60_000
             config.recipients = try recipient.map { hex in
                 guard let b = Hex.decode(hex), (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: b)) != nil else { throw CLIError("--recipient must be 64 hex digits (an X25519 public key)") }

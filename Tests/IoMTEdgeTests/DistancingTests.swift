@@ -36,6 +36,19 @@ struct DistancingTests {
         #expect(t.observe(device: Self.band(1), subject: nil, xCm: 5, yCm: 0, atMs: 101 * Self.s).count == 2)  // both fresh now, duration 0
     }
 
+    @Test("a quarantined wristband silent for the set time raises wristband-silent once; a position clears it; 0 never raises")
+    func silence() {
+        var alarms = AlarmTracker(rules: [])
+        let d = Self.band(7), minute: Int64 = 60_000
+        #expect(alarms.observeSilence(device: d, subject: nil, lastHeardMs: 0, nowMs: 9 * minute, silentMs: 10 * minute) == nil)
+        let raised = alarms.observeSilence(device: d, subject: nil, lastHeardMs: 0, nowMs: 12 * minute, silentMs: 10 * minute)
+        #expect(raised?.state == .raised && raised?.rule == "wristband-silent" && raised?.severity == "critical" && raised?.value == "12" && raised?.unit == "min")
+        #expect(alarms.observeSilence(device: d, subject: nil, lastHeardMs: 0, nowMs: 20 * minute, silentMs: 10 * minute) == nil)  // once
+        #expect(alarms.isAlarming(d))
+        #expect(alarms.reset(device: d, rule: AlarmTracker.silenceRule, atMs: 21 * minute)?.state == .cleared)
+        #expect(alarms.observeSilence(device: d, subject: nil, lastHeardMs: 0, nowMs: 99 * minute, silentMs: 0) == nil)
+    }
+
     @Test("a geofence breach raises once, clears a metre inside, and carries the distance, not the position")
     func fence() {
         var alarms = AlarmTracker(rules: [])

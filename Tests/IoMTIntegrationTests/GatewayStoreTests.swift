@@ -1,4 +1,6 @@
+@preconcurrency import Crypto
 import Foundation
+import GRDB
 import IoMTCore
 import IoMTEdge
 import IoMTGateway
@@ -28,6 +30,44 @@ struct GatewayStoreTests {
         #expect(try reopened.lastCounter(Self.upload(1, 1).device) == 2)
         #expect(try reopened.accept([Self.upload(1, 2)]).first == .failure(.replay(device: Self.upload(1, 1).device, counter: 2, last: 2)))
         #expect(try reopened.accept([Self.upload(1, 3)]).first.map { try? $0.get() } == 8...9)
+    }
+
+    @Test("quarantine geofences are sealed at rest: not in the database file in the clear, opened only with the gateway's key; an older gateway's clear rows are sealed and zeroed; a fence is deleted")
+    func sealedGeofences() throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/gateway.sqlite"
+        let salt = [UInt8](repeating: 0x5A, count: 32), oldSalt = [UInt8](repeating: 0xA5, count: 32)
+        let device = Address(bytes: [UInt8](repeating: 7, count: 20))!
+        let fence = Geofence(xCm: 123_456_789, yCm: -987_654_321, radiusCm: 2_000, salt: salt)
+        let old = Geofence(xCm: 55_555_555, yCm: 44_444_444, radiusCm: 1_000, salt: oldSalt)
+        let key = SymmetricKey(size: .bits256)
+        do {
+            let store = try GatewayStore(path: path)
+            // An older gateway's row, in the clear (the v12 table, as it wrote them).
+            let db = try DatabaseQueue(path: path)
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO geofences(order_id, device, x_cm, y_cm, radius_cm, salt) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(Hash.sha256([1]).bytes), Data(device.bytes), old.xCm, old.yCm, old.radiusCm, Data(oldSalt)])
+            }
+            try store.addGeofence(order: Hash.sha256([2]), device: device, fence: fence, key: key)
+            let all = try store.geofences(key: key)
+            #expect(Set(all.map(\.fence)) == [fence, old])
+            #expect(Set(all.map(\.order)) == [Hash.sha256([1]), Hash.sha256([2])])
+            try store.removeGeofence(order: Hash.sha256([2]))
+            #expect(try store.geofences(key: key).map(\.fence) == [old])
+            try store.checkpoint()
+        }
+        let file = Array(FileManager.default.contents(atPath: path) ?? Data()) + Array(FileManager.default.contents(atPath: path + "-wal") ?? Data())
+        #expect(!file.isEmpty)
+        #expect(!PHIScanTests.contains(file, salt) && !PHIScanTests.contains(file, oldSalt), "a fence's salt is in the database in the clear")
+        var w = CanonicalWriter(); w.write(old.xCm); w.write(old.yCm)
+        #expect(!PHIScanTests.contains(file, w.bytes), "the older gateway's fence centre is still in the database in the clear")
+        // Another key (another gateway's database) opens nothing.
+        let reopened = try GatewayStore(path: path)
+        #expect(throws: (any Error).self) { try reopened.geofences(key: SymmetricKey(size: .bits256)) }
+        #expect(try reopened.geofences(key: key).map(\.fence) == [old])
     }
 
     @Test("check-ins: one per token, sealed per venue when due, anchored / waiting / refused as the outbox marks their batch; a visit that exposed nobody stays local")

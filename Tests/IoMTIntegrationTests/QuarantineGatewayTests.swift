@@ -7,7 +7,8 @@ extension ApplicationScenarios {
     /// Issue 6 §3 on a four-validator devnet and a gateway: a public-health officer orders a quarantine from the
     /// command line (the order and the fence's commitment on-chain, the fence to the gateway); a fence
     /// that is not the committed one is refused; the wristband leaving the fence raises a breach at
-    /// once, coming back clears it, and after the order is lifted nothing is raised; two wristbands
+    /// once, coming back clears it, a silent wristband raises wristband-silent, and after the order
+    /// is lifted nothing is raised and its fence is deleted at the gateway; two wristbands
     /// close together for the set time raise a proximity alert for each.
     @Suite("quarantine and distancing on a four-validator devnet and a gateway")
     struct QuarantineGatewayTests {
@@ -50,7 +51,7 @@ extension ApplicationScenarios {
                 try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: key.publicKey, deviceType: "wristband", subject: subject)))
                 bands.append(TestDevice(key: key, macKey: nil)); subjects.append(subject)
             }
-            let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayPath, node: node.url, extraArgs: ["--proximity-metres", "2", "--proximity-seconds", "1"])
+            let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayPath, node: node.url, extraArgs: ["--proximity-metres", "2", "--proximity-seconds", "1", "--quarantine-silence-seconds", "3"])
 
             // The order: home is a 20 m disc around (10, 10).
             let ordered = try runCLI(["quarantine", "order", "--node", node.url, "--gateway", gw.url, "--key", officerPath, "--subject", subjects[0].hex,
@@ -71,8 +72,21 @@ extension ApplicationScenarios {
                 counter += 1
                 return try await bands[band].upload(gw.http, chainID: chain.chainID, counter: counter, body: Self.position(x, y))
             }
+            // The wristband has not reported since the order: silent for 3 s under quarantine, it
+            // raises wristband-silent (critical); its first position clears it.
+            var silent = false
+            let silenceBy = Date().addingTimeInterval(20)
+            while !silent, Date() < silenceBy {
+                let alerts = try await gw.http.get("/v1/alerts?after=0&waitMs=1000").json["alerts"] as? [[String: Any]] ?? []
+                silent = alerts.contains { a in
+                    let e = a["event"] as? [String: Any] ?? [:]
+                    return e["rule"] as? String == "wristband-silent" && e["state"] as? String == "raised" && e["device"] as? String == bands[0].id.hex
+                }
+                if !silent { try await Task.sleep(nanoseconds: 200_000_000) }
+            }
+            #expect(silent, "no wristband-silent alert\n\(gw.log.suffix(1_000))")
             r = try await report(0, 12, 15)
-            #expect(r.status == 202 && Self.rules(r).isEmpty, "\(r.text)")
+            #expect(r.status == 202 && Self.rules(r) == ["wristband-silent cleared"], "\(r.text)")
             r = try await report(0, 60, 10)  // 30 m beyond the fence's edge
             #expect(Self.rules(r) == ["geofence-breach raised"], "\(r.text)")
             r = try await report(0, 70, 10)
@@ -92,6 +106,10 @@ extension ApplicationScenarios {
             try await Task.sleep(nanoseconds: 2_500_000_000)  // the gateway's cache of the order (2 s)
             r = try await report(0, 90, 90)
             #expect(!Self.rules(r).contains("geofence-breach raised"), "\(r.text)")
+            // Its fence (the person's home) is deleted at the gateway, and not taken again.
+            #expect(gw.log.contains("is over: its geofence is deleted"), "\(gw.log.suffix(1_000))")
+            r = try await HTTP(base: gw.url).post("/v1/quarantine/fences", forged)
+            #expect(r.status == 422 && r.json["code"] as? String == "quarantine-over", "\(r.text)")
 
             // Proximity: the second wearer comes within a metre and a half and stays over a second.
             r = try await report(1, 89, 90)
