@@ -150,8 +150,13 @@ extension API {
         var serial: String?
         var serialVerified: Bool?
         var administered: Bool?
-        /// Unknown (a possible counterfeit), recalled, expired, a serial that is not the lot's, or a
-        /// unit given already (a copied label): do not use.
+        /// The manufacturer the consortium assigned the GTIN's GS1 company prefix to (nil: none
+        /// assigned), and the prefix.
+        var brandOwner: String?
+        var gs1Prefix: String?
+        /// Unknown (a possible counterfeit), recalled, expired, registered by another than the
+        /// GTIN's brand owner, a serial that is not the lot's, or a unit given already (a copied
+        /// label): do not use.
         var flagged: Bool
         var reason: String
         var height: UInt64
@@ -178,10 +183,15 @@ extension API {
         }
         let id = GS1.batchID(gtin: gtin, lot: lot)
         let (state, header) = await node.committedSnapshot()
+        var owner: GS1PrefixRecord?
+        for p in GS1.companyPrefixCandidates(gtin) where owner == nil { owner = try read(GS1PrefixRecord.self, StateKeys.gs1Prefix(p), in: state) }
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else {
             return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: false, recalled: false, expired: false, excursions: 0, quarantinedUnits: 0, serial: serial,
+                                         brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
                                          flagged: true, reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
         }
+        // A batch registered before its GTIN's prefix was assigned to another manufacturer.
+        let foreign = owner.map { $0.organisation != b.manufacturer } ?? false
         let expired = header.timestampMs >= b.registration.expiresMs
         let excursions = try read(UInt64.self, StateKeys.excursionCount(id), in: state) ?? 0
         var quarantined: UInt64 = 0
@@ -201,7 +211,9 @@ extension API {
         let verified = serial.flatMap { s in proof.map { $0.treeSize == UInt64(b.registration.units) && $0.verify(leaf: Array(s.utf8), root: b.registration.serialsRoot) } }
         let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
         let reason: String
-        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if !failed.isEmpty {
+        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if foreign, let owner {
+            reason = "registered by \(b.manufacturer), but GS1 company prefix \(owner.prefix) belongs to \(owner.organisation): possible counterfeit"
+        } else if !failed.isEmpty {
             reason = "failed its \(failed.joined(separator: ", ")) test: do not use"
         } else if verified == false {
             reason = "serial \(serial ?? "") is not one of this lot's: possible counterfeit"
@@ -213,7 +225,7 @@ extension API {
             reason = "registered by \(b.manufacturer)"
         }
         return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
-                                     serial: serial, serialVerified: verified, administered: given,
-                                     flagged: b.recall != nil || expired || !failed.isEmpty || verified == false || given == true, reason: reason, height: header.height))
+                                     serial: serial, serialVerified: verified, administered: given, brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
+                                     flagged: b.recall != nil || expired || foreign || !failed.isEmpty || verified == false || given == true, reason: reason, height: header.height))
     }
 }

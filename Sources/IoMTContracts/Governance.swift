@@ -108,6 +108,21 @@ enum Governance {
         case .setConsensusParameters(let p):
             do { try Genesis.validate(p) } catch { throw .invalidArgument(error.reason) }
             state.put(StateKeys.consensus, p)
+
+        case .assignGS1Prefix(let prefix, let org):
+            guard GS1.isValidCompanyPrefix(prefix) else { throw .invalidArgument("a GS1 company prefix is 4…12 digits, not beginning with 00000") }
+            guard let o = try state.read(Organisation.self, StateKeys.organisation(org)) else { throw .unknownOrganisation(org) }
+            guard o.kind == "manufacturer" else { throw .invalidArgument("\"\(org)\" is not an organisation of kind manufacturer") }
+            // Prefixes do not nest: one GTIN has one brand owner.
+            let shorter = (4..<prefix.utf8.count).map { String(prefix.prefix($0)) }
+            for p in [prefix] + shorter {
+                if let taken = try state.read(GS1PrefixRecord.self, StateKeys.gs1Prefix(p)) {
+                    throw .alreadyExists("GS1 company prefix \(p), assigned to \"\(taken.organisation)\"\(p == prefix ? "" : ", covers \(prefix)")")
+                }
+            }
+            guard state.value(forKey: StateKeys.gs1PrefixNested(prefix)) == nil else { throw .alreadyExists("a longer GS1 company prefix beginning with \(prefix)") }
+            for p in shorter { state.put(StateKeys.gs1PrefixNested(p), UInt64(1)) }
+            state.put(StateKeys.gs1Prefix(prefix), GS1PrefixRecord(prefix: prefix, organisation: org, height: context.height))
         }
     }
 

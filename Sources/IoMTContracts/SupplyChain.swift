@@ -18,12 +18,23 @@ enum SupplyChain {
         return b
     }
 
+    /// The manufacturer the consortium assigned the GTIN's company prefix to, if any.
+    static func brandOwner(_ gtin: String, state: StateOverlay) throws(ContractError) -> GS1PrefixRecord? {
+        for p in GS1.companyPrefixCandidates(gtin) {
+            if let r = try state.read(GS1PrefixRecord.self, StateKeys.gs1Prefix(p)) { return r }
+        }
+        return nil
+    }
+
     static func register(_ b: RegisterBatch, by sender: Account, state: inout StateOverlay, context: ExecutionContext) throws(ContractError) {
         try party(sender, doing: "registers batches")
         guard let org = try state.read(Organisation.self, StateKeys.organisation(sender.organisation)), org.kind == "manufacturer" else {
             throw .unauthorised("only an organisation of kind manufacturer registers batches; \"\(sender.organisation)\" is not one")
         }
         guard GS1.isValidGTIN(b.gtin) else { throw .invalidArgument("gtin is a GTIN-8, -12, -13 or -14 with its check digit") }
+        if let owner = try brandOwner(b.gtin, state: state), owner.organisation != sender.organisation {
+            throw .unauthorised("GTIN \(b.gtin) is under GS1 company prefix \(owner.prefix), assigned to \"\(owner.organisation)\"")
+        }
         guard GS1.isValidLot(b.lot) else { throw .invalidArgument("lot is 1…20 letters, digits or -./_") }
         guard (1...32).contains(b.productCode.utf8.count), b.productCode.utf8.allSatisfy({ GS1.isValidLot(String(UnicodeScalar($0))) }) else {
             throw .invalidArgument("productCode is a code (1…32 letters, digits or -./_), never free text")

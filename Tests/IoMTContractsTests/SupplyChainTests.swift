@@ -73,6 +73,44 @@ struct SupplyChainTests {
         #expect(Self.holding(l, id, "pharma") == 100)
     }
 
+    @Test("GS1 company prefixes: the consortium assigns one to a manufacturer; then only it registers GTINs under it; prefixes do not nest")
+    func companyPrefixes() throws {
+        var l = Self.ledger()
+        /// Proposed by one admin, approved by another (the quorum is 2).
+        func govern(_ action: GovernanceAction, sourceLocation: SourceLocation = #_sourceLocation) throws -> Proposal {
+            let id = l.apply(C.adminA, .proposeGovernance(action), sourceLocation: sourceLocation)
+            l.apply(C.adminC, .approve(id), sourceLocation: sourceLocation)
+            return try #require(l.proposal(id))
+        }
+        // A second manufacturer, with its admin.
+        let rivalAdmin = C.ed25519(0x8A)
+        #expect(try govern(.addOrganisation(Organisation(id: "rival", name: "Rival", kind: "manufacturer"))).status == .executed)
+        #expect(try govern(.addAdmin(publicKey: rivalAdmin.publicKey, organisation: "rival", label: "R")).status == .executed)
+        // No prefix assigned: any manufacturer may use a GTIN (as before prefixes were assigned).
+        l.apply(rivalAdmin, .registerBatch(Self.batch("R1")))
+
+        #expect(try govern(.assignGS1Prefix(prefix: "950600", organisation: "pharma")).status == .executed)
+        let record = try #require(try l.state.read(GS1PrefixRecord.self, StateKeys.gs1Prefix("950600")))
+        #expect(record.organisation == "pharma" && record.height == l.context.height)
+        l.reject(rivalAdmin, .registerBatch(Self.batch("R2")), "unauthorised")
+        l.apply(Self.maker, .registerBatch(Self.batch("P1")))
+        // Refused at once when proposed: taken, nested either way, malformed, not a manufacturer.
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "950600", organisation: "rival")), "already-exists")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "9506", organisation: "rival")), "already-exists")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "9506001", organisation: "rival")), "already-exists")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "123", organisation: "rival")), "invalid-argument")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "0000012", organisation: "rival")), "invalid-argument")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "40a6", organisation: "rival")), "invalid-argument")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "4006381", organisation: "health-agency")), "invalid-argument")
+        l.reject(C.adminA, .proposeGovernance(.assignGS1Prefix(prefix: "4006381", organisation: "nobody")), "unknown-organisation")
+        // A GTIN-13's prefix starts at its first digit; a GTIN-12's (U.P.C.) with a 0 before it.
+        #expect(GS1.companyPrefixCandidates("4006381333931").contains("4006381"))
+        #expect(GS1.companyPrefixCandidates("036000291452").contains("0036000"))
+        #expect(try govern(.assignGS1Prefix(prefix: "4006381", organisation: "rival")).status == .executed)
+        l.reject(Self.maker, .registerBatch(Self.batch("P2", gtin: "4006381333931")), "unauthorised")
+        l.apply(rivalAdmin, .registerBatch(Self.batch("R3", gtin: "4006381333931")))
+    }
+
     @Test("custody moves only with the receiver's countersignature, to a registered party of another organisation, within what the sender holds")
     func custody() throws {
         var l = Self.ledger()

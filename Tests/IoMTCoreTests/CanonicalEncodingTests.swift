@@ -88,10 +88,10 @@ struct CanonicalEncodingTests {
     @Test("the fixtures cover every payload kind and governance action")
     func fixtureCoverage() {
         #expect(Set(Fixture.allPayloads.map(\.kind)) == Set(TransactionPayload.kinds))
-        #expect(Set(Fixture.allGovernanceActions.map(\.name)).count == 7)
+        #expect(Set(Fixture.allGovernanceActions.map(\.name)).count == 8)
         // Every payload and action has a distinct tag byte.
         #expect(Set(Fixture.allPayloads.map { $0.canonicalBytes[0] }) == Set(1...55))
-        #expect(Set(Fixture.allGovernanceActions.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6, 7])
+        #expect(Set(Fixture.allGovernanceActions.map { $0.canonicalBytes[0] }) == [1, 2, 3, 4, 5, 6, 7, 8])
     }
 
     @Test("every governance action round-trips", arguments: Fixture.allGovernanceActions)
@@ -233,7 +233,7 @@ struct CanonicalEncodingTests {
             expectDecodingError(.unknownTag(type: "TransactionPayload", tag: tag)) { _ = try TransactionPayload(canonicalBytes: mutate(payload, to: tag)) }
         }
         let action = TransactionPayload.proposeGovernance(.setAdminQuorum(2))
-        for tag: UInt8 in [0, 8, 0xFF] {
+        for tag: UInt8 in [0, 9, 0xFF] {
             expectDecodingError(.unknownTag(type: "GovernanceAction", tag: tag)) { _ = try TransactionPayload(canonicalBytes: mutate(action, at: 1, to: tag)) }
         }
         for tag: UInt8 in [0, 10, 0xFF] {

@@ -72,6 +72,22 @@ extension ApplicationScenarios {
             #expect(r.status == 400 && r.json["code"] as? String == "invalid-query")
             #expect(try await http.get("/v1/batches/\(Hash.sha256([3]).hex)").status == 404)
 
+            // The consortium assigns pharma its GS1 company prefix: scans name the brand owner, and
+            // no other manufacturer registers a GTIN under it. A lot pharma registered under a
+            // prefix later assigned to another manufacturer (the devnet's org-3) is flagged.
+            let foreign = RegisterBatch(gtin: "5901234123457", lot: "F-1", productCode: "CVX208", units: 5, serialsRoot: Hash.sha256([5]),
+                                        manufacturedMs: now - 86_400_000, expiresMs: now + 180 * 86_400_000, minCentiC: 200, maxCentiC: 800)
+            try await GatewayTests.commit(http, chain, .registerBatch(foreign), key: pharmaAdmin)
+            try await GatewayTests.commit(http, chain, .proposeGovernance(.assignGS1Prefix(prefix: "950600", organisation: "pharma")))
+            try await GatewayTests.commit(http, chain, .proposeGovernance(.assignGS1Prefix(prefix: "590123", organisation: "org-3")))
+            r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
+            #expect(r.json["brandOwner"] as? String == "pharma" && r.json["gs1Prefix"] as? String == "950600" && r.json["flagged"] as? Bool == false, "\(r.text)")
+            r = try await http.get("/v1/scan?gtin=5901234123457&lot=F-1")
+            #expect(r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("belongs to org-3"), "\(r.text)")
+            var again = foreign
+            again.lot = "F-2"
+            await #expect(throws: TestFailure.self) { try await GatewayTests.commit(http, chain, .registerBatch(again), key: pharmaAdmin) }
+
             // A reaction reported by the second patient; both records export as FHIR.
             try await GatewayTests.commit(http, chain, .reportAdverseEvent(ReportAdverseEvent(batch: batch, subject: subjects[1], reactionCode: "snomed:39579001",
                                                                                               severity: "severe", onsetMs: now)), key: patients[1])

@@ -26,6 +26,20 @@ public enum GS1 {
     /// one product has one form whatever length it was written in.
     public static func gtin14(_ gtin: String) -> String { String(repeating: "0", count: max(0, 14 - gtin.utf8.count)) + gtin }
 
+    /// A GS1 company prefix, as the consortium assigns it to a manufacturer (`assign-gs1-prefix`):
+    /// 4…12 digits, not beginning with five zeros (that range carries GTIN-8s and restricted numbers).
+    public static func isValidCompanyPrefix(_ p: String) -> Bool {
+        (4...12).contains(p.utf8.count) && p.utf8.allSatisfy { (48...57).contains($0) } && !p.hasPrefix("00000")
+    }
+
+    /// The company prefixes `gtin` could carry, shortest first: the digits after the indicator
+    /// digit of its 14-digit form, 4…12 of them (a GTIN-13's prefix starts at its first digit, a
+    /// GTIN-12's U.P.C. prefix with a 0 before it).
+    public static func companyPrefixCandidates(_ gtin: String) -> [String] {
+        let body = gtin14(gtin).dropFirst()
+        return (4...12).map { String(body.prefix($0)) }
+    }
+
     /// A batch's id: from its GTIN (as 14 digits) and lot, so one lot of one product is registered once.
     public static func batchID(gtin: String, lot: String) -> Hash {
         var w = CanonicalWriter()
@@ -443,7 +457,22 @@ public struct BatchTestRecord: Hashable, Sendable, Codable, CanonicalCodable {
     public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { n = try r.read(); test = try r.read(); organisation = try r.read(); recordedBy = try r.read(); height = try r.read() }
 }
 
+/// A GS1 company prefix and the manufacturer the consortium assigned it to
+/// (`StateKeys.gs1Prefix(prefix)`): only that organisation registers batches of GTINs under it.
+public struct GS1PrefixRecord: Hashable, Sendable, Codable, CanonicalCodable {
+    public var prefix: String
+    public var organisation: String
+    public var height: UInt64
+    public init(prefix: String, organisation: String, height: UInt64) { self.prefix = prefix; self.organisation = organisation; self.height = height }
+    public func encode(to w: inout CanonicalWriter) { w.write(prefix); w.write(organisation); w.write(height) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { prefix = try r.read(); organisation = try r.read(); height = try r.read() }
+}
+
 extension StateKeys {
+    /// The assignment of a GS1 company prefix (`GS1PrefixRecord`).
+    public static func gs1Prefix(_ prefix: String) -> [UInt8] { Array("gs1-prefix/".utf8) + Array(prefix.utf8) }
+    /// Present when a longer prefix beginning with this one is assigned (so this one cannot be).
+    public static func gs1PrefixNested(_ prefix: String) -> [UInt8] { Array("gs1-prefix-nested/".utf8) + Array(prefix.utf8) }
     public static func materialSource(_ id: Hash) -> [UInt8] { Array("material-source/".utf8) + id.bytes }
     /// A batch's raw-material sources (`IDList`).
     public static func batchSources(_ batch: Hash) -> [UInt8] { Array("batch-sources/".utf8) + batch.bytes }

@@ -476,6 +476,9 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
     case addValidator(Validator)
     case removeValidator(publicKey: PublicKey)
     case setConsensusParameters(ConsensusParameters)
+    /// The consortium assigns a GS1 company prefix to a manufacturer (which holds the GS1 licence
+    /// for it): from then on only that organisation registers batches of GTINs under it.
+    case assignGS1Prefix(prefix: String, organisation: String)
 
     public var name: String {
         switch self {
@@ -486,6 +489,7 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
         case .addValidator: return "add-validator"
         case .removeValidator: return "remove-validator"
         case .setConsensusParameters: return "set-consensus-parameters"
+        case .assignGS1Prefix: return "assign-gs1-prefix"
         }
     }
 
@@ -498,6 +502,7 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
         case .addValidator(let v): w.write(UInt8(5)); w.write(v)
         case .removeValidator(let k): w.write(UInt8(6)); w.write(k)
         case .setConsensusParameters(let p): w.write(UInt8(7)); w.write(p)
+        case .assignGS1Prefix(let p, let org): w.write(UInt8(8)); w.write(p); w.write(org)
         }
     }
 
@@ -511,12 +516,13 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
         case 5: self = .addValidator(try r.read())
         case 6: self = .removeValidator(publicKey: try r.read())
         case 7: self = .setConsensusParameters(try r.read())
+        case 8: self = .assignGS1Prefix(prefix: try r.read(), organisation: try r.read())
         default: throw .unknownTag(type: "GovernanceAction", tag: tag)
         }
     }
 
     private enum Keys: String, CodingKey {
-        case action, organisation, publicKey, label, account, adminQuorum, validator, consensus
+        case action, organisation, publicKey, label, account, adminQuorum, validator, consensus, prefix
     }
 
     public init(from decoder: any Decoder) throws {
@@ -533,6 +539,7 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
         case "add-validator": self = .addValidator(try c.decode(Validator.self, forKey: .validator))
         case "remove-validator": self = .removeValidator(publicKey: try c.decode(PublicKey.self, forKey: .publicKey))
         case "set-consensus-parameters": self = .setConsensusParameters(try c.decode(ConsensusParameters.self, forKey: .consensus))
+        case "assign-gs1-prefix": self = .assignGS1Prefix(prefix: try c.decode(String.self, forKey: .prefix), organisation: try c.decode(String.self, forKey: .organisation))
         default:
             throw DecodingError.dataCorruptedError(forKey: .action, in: c, debugDescription: "unknown governance action \"\(action)\"")
         }
@@ -550,6 +557,7 @@ public enum GovernanceAction: Hashable, Sendable, CanonicalCodable, Codable {
         case .addValidator(let v): try c.encode(v, forKey: .validator)
         case .removeValidator(let k): try c.encode(k, forKey: .publicKey)
         case .setConsensusParameters(let p): try c.encode(p, forKey: .consensus)
+        case .assignGS1Prefix(let p, let org): try c.encode(p, forKey: .prefix); try c.encode(org, forKey: .organisation)
         }
     }
 }

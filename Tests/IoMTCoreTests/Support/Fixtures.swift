@@ -40,6 +40,7 @@ enum Fixture {
         .addValidator(validator),
         .removeValidator(publicKey: ed25519(0x72).publicKey),
         .setConsensusParameters(consensus),
+        .assignGS1Prefix(prefix: "950600", organisation: "pharma"),
     ]
 
     /// One value of every `TransactionPayload` case (and every governance action).
@@ -175,7 +176,8 @@ extension RandomNumberGenerator {
     mutating func role() -> Role { Role.allCases.randomElement(using: &self)! }
 
     mutating func governanceAction() -> GovernanceAction {
-        switch Int.random(in: 0..<7, using: &self) {
+        switch Int.random(in: 0..<8, using: &self) {
+        case 6: return .assignGS1Prefix(prefix: unicodeString(maxScalars: 12), organisation: unicodeString(maxScalars: 8))
         case 0: return .addOrganisation(Organisation(id: unicodeString(maxScalars: 8), name: unicodeString(), kind: unicodeString(maxScalars: 6)))
         case 1: return .addAdmin(publicKey: publicKey(), organisation: unicodeString(maxScalars: 8), label: unicodeString())
         case 2: return .removeAdmin(account: address())
