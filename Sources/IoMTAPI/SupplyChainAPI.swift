@@ -150,6 +150,9 @@ extension API {
         var serial: String?
         var serialVerified: Bool?
         var administered: Bool?
+        /// With `serial`: the number of the cold-chain excursion that quarantined this very unit
+        /// (placed with a logger by serial), if one did.
+        var quarantinedByExcursion: UInt64?
         /// The manufacturer the consortium assigned the GTIN's GS1 company prefix to (nil: none
         /// assigned), and the prefix.
         var brandOwner: String?
@@ -210,6 +213,7 @@ extension API {
         }
         let verified = serial.flatMap { s in proof.map { $0.treeSize == UInt64(b.registration.units) && $0.verify(leaf: Array(s.utf8), root: b.registration.serialsRoot) } }
         let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
+        let unitExcursion = try serial.flatMap { s in try read(UInt64.self, StateKeys.quarantinedUnit(id, Hash.sha256(Array(s.utf8))), in: state) }
         let reason: String
         if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if foreign, let owner {
             reason = "registered by \(b.manufacturer), but GS1 company prefix \(owner.prefix) belongs to \(owner.organisation): possible counterfeit"
@@ -217,6 +221,8 @@ extension API {
             reason = "failed its \(failed.joined(separator: ", ")) test: do not use"
         } else if verified == false {
             reason = "serial \(serial ?? "") is not one of this lot's: possible counterfeit"
+        } else if let unitExcursion {
+            reason = "this unit is quarantined after cold-chain excursion \(unitExcursion): do not use"
         } else if given == true {
             reason = "a unit with serial \(serial ?? "") was given already: possible copied label"
         } else if quarantined > 0 {
@@ -225,7 +231,7 @@ extension API {
             reason = "registered by \(b.manufacturer)"
         }
         return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
-                                     serial: serial, serialVerified: verified, administered: given, brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
-                                     flagged: b.recall != nil || expired || foreign || !failed.isEmpty || verified == false || given == true, reason: reason, height: header.height))
+                                     serial: serial, serialVerified: verified, administered: given, quarantinedByExcursion: unitExcursion, brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
+                                     flagged: b.recall != nil || expired || foreign || !failed.isEmpty || verified == false || unitExcursion != nil || given == true, reason: reason, height: header.height))
     }
 }

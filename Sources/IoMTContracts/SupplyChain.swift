@@ -126,6 +126,9 @@ enum SupplyChain {
         guard d.atMs >= b.registration.manufacturedMs, d.atMs <= context.timestampMs + 300_000 else { throw .invalidArgument("atMs is between manufacture and the block's time") }
         let unitKey = StateKeys.administeredUnit(d.batch, d.serialHash)
         guard state.value(forKey: unitKey) == nil else { throw .alreadyExists("an administration of unit \(d.serialHash) of batch \(d.batch)") }
+        if let excursion = try state.read(UInt64.self, StateKeys.quarantinedUnit(d.batch, d.serialHash)) {
+            throw .invalidArgument("unit \(d.serialHash) of batch \(d.batch) is quarantined after cold-chain excursion \(excursion)")
+        }
         let holdKey = StateKeys.holding(d.batch, sender.organisation)
         let held = try state.read(UInt64.self, holdKey) ?? 0
         guard held >= 1 else { throw .invalidArgument("\"\(sender.organisation)\" holds no unit of batch \(d.batch)") }
@@ -164,6 +167,14 @@ enum SupplyChain {
         guard b.recall == nil else { throw .invalidArgument("batch \(a.batch) was recalled") }
         let held = try state.read(UInt64.self, StateKeys.holding(a.batch, sender.organisation)) ?? 0
         guard held >= UInt64(a.units) else { throw .invalidArgument("\"\(sender.organisation)\" holds \(held) units of batch \(a.batch), not \(a.units)") }
+        if !a.serialHashes.isEmpty {
+            guard a.serialHashes.count == Int(a.units), a.serialHashes.count <= AttachLogger.maxSerials, Set(a.serialHashes).count == a.serialHashes.count else {
+                throw .invalidArgument("serialHashes are the units' distinct serial hashes, one per unit, at most \(AttachLogger.maxSerials)")
+            }
+            for h in a.serialHashes where state.value(forKey: StateKeys.administeredUnit(a.batch, h)) != nil {
+                throw .invalidArgument("unit \(h) of batch \(a.batch) was given already")
+            }
+        }
         if let current { try endStorage(current, atMs: context.timestampMs, state: &state) }
         let n = (try state.read(UInt64.self, StateKeys.storageCount(a.batch)) ?? 0) + 1
         let record = StorageRecord(n: n, batch: a.batch, device: a.device, organisation: sender.organisation, place: device.place, units: a.units,
@@ -171,6 +182,7 @@ enum SupplyChain {
         state.put(StateKeys.storageCount(a.batch), n)
         state.put(StateKeys.storage(a.batch, n), record)
         state.put(StateKeys.loggerAttachment(a.device), record)
+        if !a.serialHashes.isEmpty { state.put(StateKeys.storageSerials(a.batch, n), IDList(a.serialHashes)) }
     }
 
     private static func endStorage(_ r: StorageRecord, atMs: Int64, state: inout StateOverlay) throws(ContractError) {
@@ -201,10 +213,20 @@ enum SupplyChain {
         guard e.atMs >= storage.sinceMs - 300_000, e.atMs <= context.timestampMs + 300_000 else { throw .invalidArgument("atMs is between the logger's placement and the block's time") }
         let holdKey = StateKeys.holding(e.batch, storage.organisation), quarantineKey = StateKeys.quarantined(e.batch, storage.organisation)
         let held = try state.read(UInt64.self, holdKey) ?? 0
-        let units = UInt32(min(UInt64(storage.units), held))
+        let n = (try state.read(UInt64.self, StateKeys.excursionCount(e.batch)) ?? 0) + 1
+        // Units placed by serial are quarantined one by one (those not given since), and counted
+        // so; units placed by count, as many as were placed.
+        var placed = UInt64(storage.units)
+        if storage.units > 0, let serials = try state.read(IDList.self, StateKeys.storageSerials(e.batch, storage.n)) {
+            placed = 0
+            for h in serials.ids where state.value(forKey: StateKeys.administeredUnit(e.batch, h)) == nil && state.value(forKey: StateKeys.quarantinedUnit(e.batch, h)) == nil {
+                state.put(StateKeys.quarantinedUnit(e.batch, h), n)
+                placed += 1
+            }
+        }
+        let units = UInt32(min(placed, held))
         state.put(holdKey, held - UInt64(units))
         state.put(quarantineKey, (try state.read(UInt64.self, quarantineKey) ?? 0) + UInt64(units))
-        let n = (try state.read(UInt64.self, StateKeys.excursionCount(e.batch)) ?? 0) + 1
         state.put(StateKeys.excursionCount(e.batch), n)
         state.put(StateKeys.excursion(e.batch, n), ExcursionRecord(n: n, report: e, organisation: storage.organisation, place: storage.place, quarantined: units,
                                                                   reporter: sender.address, height: context.height))

@@ -126,9 +126,17 @@ struct BatchCommand: AsyncParsableCommand {
         @Option(help: "The logger's device id.") var device: String
         @Option(help: "Batch id.") var batch: String
         @Option(help: "Units the logger watches (0 takes it off the batch).") var units: UInt32
+        @Option(help: "A file of the units' serials, one per line (as many as --units): an excursion then quarantines these very units.") var serials: String?
         func run() async throws {
             guard let d = Address(hex: device) else { throw CLIError("--device must be 40 hex digits") }
-            try await submitAndWait(.attachLogger(IoMTCore.AttachLogger(device: d, batch: try BatchCommand.batchID(batch), units: units)), keyPath: key, node: node.node)
+            var hashes: [Hash] = []
+            if let serials {
+                let list = try String(contentsOfFile: serials, encoding: .utf8).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard list.allSatisfy(GS1.isValidLot) else { throw CLIError("--serials: each line is a serial of 1…20 letters, digits or -./_") }
+                guard list.count == Int(units) else { throw CLIError("--serials lists \(list.count) serials, --units is \(units)") }
+                hashes = list.map { Hash.sha256(Array($0.utf8)) }
+            }
+            try await submitAndWait(.attachLogger(IoMTCore.AttachLogger(device: d, batch: try BatchCommand.batchID(batch), units: units, serialHashes: hashes)), keyPath: key, node: node.node)
         }
     }
 

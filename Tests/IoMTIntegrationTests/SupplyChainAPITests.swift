@@ -205,7 +205,9 @@ extension ApplicationScenarios {
             try JSONEncoder().encode(KeyFile(chain.admin)).write(to: URL(fileURLWithPath: hospitalPath))
             var placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "7"])
             #expect(placed.status != 0 && placed.stderr.contains("holds 6"), "\(placed.stderr)")
-            placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "4"])
+            let fridgePath = dir + "/fridge.txt"  // the four vials put in the fridge, by serial
+            try ["SN-5", "SN-6", "SN-7", "SN-8"].joined(separator: "\n").write(toFile: fridgePath, atomically: true, encoding: .utf8)
+            placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "4", "--serials", fridgePath])
             #expect(placed.status == 0, "\(placed.stderr)")
 
             let gw = try GatewayProcess(dataDir: dir + "/gateway", key: keyPath, node: node.url, extraArgs: ["--batch-ms", "200"])
@@ -232,6 +234,9 @@ extension ApplicationScenarios {
             #expect(((excursion["report"] as? [String: Any])?["centiC"] as? Int) == 1_240)
             let storage = (view["storage"] as? [[String: Any]])?.first ?? [:]
             #expect(storage["units"] as? Int == 0 && storage["excursions"] as? Int == 1, "\(storage)")
+            // Placed by serial: each of those vials is flagged at a scan.
+            r = try await http.get("/v1/scan?gtin=09506000134352&lot=FRIDGE-1&serial=SN-6")
+            #expect(r.json["quarantinedByExcursion"] as? Int == 1 && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("quarantined"), "\(r.text)")
             // Placed again (with 1 of the 2 units left) while the fridge is still warm: a new watch, so a new excursion.
             placed = try runCLI(["batch", "attach-logger", "--node", node.url, "--key", hospitalPath, "--device", logger.id.hex, "--batch", batch.hex, "--units", "1"])
             #expect(placed.status == 0, "\(placed.stderr)")
@@ -266,6 +271,14 @@ extension ApplicationScenarios {
                                                                                       atMs: now)), key: nurse)
             cli = try runCLI(["batch", "scan", "--node", node.url, "--gtin", "09506000134352", "--lot", "FRIDGE-1", "--serial", "SN-3", "--proof", proof])
             #expect(cli.status == 3 && cli.stdout.contains("copied label"), "\(cli.stdout) \(cli.stderr)")
+            // A vial quarantined by serial is refused as such.
+            do {
+                try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(patient.publicKey.address), serialHash: Hash.sha256(Array("SN-5".utf8)),
+                                                                                          atMs: now)), key: nurse)
+                Issue.record("a unit quarantined by serial was given")
+            } catch {
+                #expect("\(error)".contains("quarantined after cold-chain excursion 1"), "\(error)")
+            }
             // One usable unit was left, and it was given: the quarantined five cannot be.
             await #expect(throws: TestFailure.self) {
                 try await GatewayTests.commit(http, chain, .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(patient.publicKey.address), serialHash: Hash.sha256(Array("SN-4".utf8)),

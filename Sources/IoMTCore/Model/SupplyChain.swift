@@ -199,11 +199,28 @@ public struct AttachLogger: Hashable, Sendable, Codable, CanonicalCodable {
     public var device: Address
     public var batch: Hash
     public var units: UInt32
+    /// The units by serial, when the holder knows them: SHA-256 of each serial (as `administer-dose`
+    /// carries it), one per unit, at most `maxSerials`; empty: the units are counted only. An
+    /// excursion then quarantines these very units: a dose of one is refused and its scan flagged.
+    public var serialHashes: [Hash]
 
-    public init(device: Address, batch: Hash, units: UInt32) { self.device = device; self.batch = batch; self.units = units }
+    public static let maxSerials = 1_000
 
-    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(batch); w.write(units) }
-    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { device = try r.read(); batch = try r.read(); units = try r.read() }
+    public init(device: Address, batch: Hash, units: UInt32, serialHashes: [Hash] = []) {
+        self.device = device; self.batch = batch; self.units = units; self.serialHashes = serialHashes
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(device); w.write(batch); w.write(units); w.write(serialHashes) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        device = try r.read(); batch = try r.read(); units = try r.read(); serialHashes = try r.readArray()
+    }
+
+    enum CodingKeys: String, CodingKey { case device, batch, units, serialHashes }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        device = try c.decode(Address.self, forKey: .device); batch = try c.decode(Hash.self, forKey: .batch); units = try c.decode(UInt32.self, forKey: .units)
+        serialHashes = try c.decodeIfPresent([Hash].self, forKey: .serialHashes) ?? []
+    }
 }
 
 /// A logger's reading left the batch's storage range: reported by a gateway of the logger's
@@ -381,6 +398,10 @@ extension StateKeys {
     public static func excursion(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("excursions/".utf8) + batch.bytes + n.canonicalBytes }
     /// Units of a batch an organisation holds in quarantine after an excursion (`UInt64`): not
     /// given, not moved.
+    /// The serial hashes of the units a storage record placed with its logger (`IDList`).
+    public static func storageSerials(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("storage-serials/".utf8) + batch.bytes + n.canonicalBytes }
+    /// A unit quarantined by serial: the number of the batch's excursion that did it (`UInt64`).
+    public static func quarantinedUnit(_ batch: Hash, _ serialHash: Hash) -> [UInt8] { Array("quarantined-unit/".utf8) + batch.bytes + serialHash.bytes }
     public static func quarantined(_ batch: Hash, _ organisation: String) -> [UInt8] { Array("quarantined/".utf8) + batch.bytes + Array(organisation.utf8) }
     /// Batches made from a batch (`IDList`): the forward trace from a material.
     public static func madeFrom(_ material: Hash) -> [UInt8] { Array("made-from/".utf8) + material.bytes }

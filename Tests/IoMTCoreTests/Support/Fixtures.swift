@@ -86,7 +86,7 @@ enum Fixture {
         .recallBatch(RecallBatch(batch: hash(0x53), reasonCode: "cold-chain-excursion")),
         .administerDose(AdministerDose(batch: hash(0x54), subject: hash(0x55), serialHash: hash(0x56), atMs: 1_750_000_000_000)),
         .reportAdverseEvent(ReportAdverseEvent(batch: hash(0x57), subject: hash(0x58), reactionCode: "snomed:39579001", severity: "severe", onsetMs: 1_750_000_100_000)),
-        .attachLogger(AttachLogger(device: address(0x59), batch: hash(0x5A), units: 40)),
+        .attachLogger(AttachLogger(device: address(0x59), batch: hash(0x5A), units: 2, serialHashes: [hash(0x5B), hash(0x5C)])),
         .reportExcursion(ReportExcursion(device: address(0x59), batch: hash(0x5A), centiC: -1_250, atMs: 1_750_000_200_000)),
         .registerVenue(RegisterVenue(venue: "city-library", capacity: 120)),
         .anchorCheckIns(AnchorCheckIns(venue: "city-library", root: hash(0x5B), count: 12, firstMs: 1_750_000_000_000, lastMs: 1_750_000_900_000)),
