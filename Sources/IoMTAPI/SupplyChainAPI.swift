@@ -172,10 +172,17 @@ extension API {
     /// lot's at all.
     private func scan(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
-        guard let gtin = q.get("gtin").map({ String($0) }), GS1.isValidGTIN(gtin), let lot = q.get("lot").map({ String($0) }), GS1.isValidLot(lot) else {
-            throw Problem(.badRequest, code: "invalid-query", detail: "gtin (GTIN-8/12/13/14 with its check digit) and lot (1…20 letters, digits or -./_) are required")
+        // Either the pack's code as the scanner read it, or its GTIN, lot and serial.
+        var label: GS1Label?
+        if let code = q.get("code").map({ String($0) }) {
+            do { label = try GS1Label.parse(code) } catch { throw Problem(.badRequest, code: "invalid-code", detail: "code: \(error)") }
+            guard label?.lot != nil else { throw Problem(.badRequest, code: "invalid-code", detail: "the code carries no lot (10): the batch cannot be told") }
         }
-        let serial = q.get("serial").map { String($0) }
+        guard let gtin = label?.gtin ?? q.get("gtin").map({ String($0) }), GS1.isValidGTIN(gtin),
+              let lot = label?.lot ?? q.get("lot").map({ String($0) }), GS1.isValidLot(lot) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "code (a GS1 element string or Digital Link), or gtin (GTIN-8/12/13/14 with its check digit) and lot (1…20 letters, digits or -./_), is required")
+        }
+        let serial = label?.serial ?? q.get("serial").map { String($0) }
         if let serial, !GS1.isValidLot(serial) { throw Problem(.badRequest, code: "invalid-query", detail: "serial is 1…20 letters, digits or -./_") }
         var proof: InclusionProof?
         if let hex = q.get("proof").map({ String($0) }) {
@@ -196,6 +203,10 @@ extension API {
         // A batch registered before its GTIN's prefix was assigned to another manufacturer.
         let foreign = owner.map { $0.organisation != b.manufacturer } ?? false
         let expired = header.timestampMs >= b.registration.expiresMs
+        // A label whose expiry (17) is not the lot's registered expiry day (UTC) was not printed
+        // from the manufacturer's data.
+        let labelExpiryDay = label?.expiry.flatMap(GS1Label.expiryDay)
+        let wrongExpiry = labelExpiryDay.map { $0 != b.registration.expiresMs - ((b.registration.expiresMs % 86_400_000) + 86_400_000) % 86_400_000 } ?? false
         let excursions = try read(UInt64.self, StateKeys.excursionCount(id), in: state) ?? 0
         var quarantined: UInt64 = 0
         if excursions > 0 {
@@ -215,7 +226,9 @@ extension API {
         let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
         let unitExcursion = try serial.flatMap { s in try read(UInt64.self, StateKeys.quarantinedUnit(id, Hash.sha256(Array(s.utf8))), in: state) }
         let reason: String
-        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if foreign, let owner {
+        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if wrongExpiry {
+            reason = "the label's expiry \(label?.expiry ?? "") is not the lot's registered expiry: possible counterfeit"
+        } else if foreign, let owner {
             reason = "registered by \(b.manufacturer), but GS1 company prefix \(owner.prefix) belongs to \(owner.organisation): possible counterfeit"
         } else if !failed.isEmpty {
             reason = "failed its \(failed.joined(separator: ", ")) test: do not use"
@@ -232,6 +245,6 @@ extension API {
         }
         return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
                                      serial: serial, serialVerified: verified, administered: given, quarantinedByExcursion: unitExcursion, brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
-                                     flagged: b.recall != nil || expired || foreign || !failed.isEmpty || verified == false || unitExcursion != nil || given == true, reason: reason, height: header.height))
+                                     flagged: b.recall != nil || expired || wrongExpiry || foreign || !failed.isEmpty || verified == false || unitExcursion != nil || given == true, reason: reason, height: header.height))
     }
 }

@@ -194,13 +194,21 @@ struct BatchCommand: AsyncParsableCommand {
     struct Scan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "What a scanner shows for a GTIN, lot and serial; exits 3 if the unit is flagged (unknown, recalled, expired, not the lot's serial, given already).")
         @OptionGroup var node: NodeOption
-        @Option(help: "GTIN.") var gtin: String
-        @Option(help: "Lot.") var lot: String
+        @Option(help: "The pack's code as read by a scanner: a GS1 element string ((01)…(10)…(21)…, or raw with GS separators) or a GS1 Digital Link URI; instead of --gtin, --lot and --serial.") var code: String?
+        @Option(help: "GTIN.") var gtin: String?
+        @Option(help: "Lot.") var lot: String?
         @Option(help: "The unit's serial (AI 21).") var serial: String?
         @Option(help: "The serial's inclusion proof (hex, from prove-serial).") var proof: String?
         func run() async throws {
             let client = NodeClient(base: node.node)
-            var path = "/v1/scan?gtin=\(percentEncoded(gtin))&lot=\(percentEncoded(lot))"
+            var path: String
+            if let code {
+                guard gtin == nil, lot == nil, serial == nil else { throw CLIError("--code carries the GTIN, lot and serial: give it alone") }
+                path = "/v1/scan?code=\(percentEncoded(code))"
+            } else {
+                guard let gtin, let lot else { throw CLIError("give --code, or --gtin and --lot") }
+                path = "/v1/scan?gtin=\(percentEncoded(gtin))&lot=\(percentEncoded(lot))"
+            }
             if let serial { path += "&serial=\(percentEncoded(serial))" }
             if let proof { path += "&proof=\(percentEncoded(proof))" }
             let r = try await client.request("GET", path)

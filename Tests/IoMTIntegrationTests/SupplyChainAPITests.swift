@@ -66,6 +66,22 @@ extension ApplicationScenarios {
 
             r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
             #expect(r.json["known"] as? Bool == true && r.json["flagged"] as? Bool == false, "\(r.text)")
+            // The pack's code as a scanner reads it: the raw DataMatrix string (GS-separated) and a
+            // Digital Link; a label whose expiry is not the lot's is flagged.
+            let yymmdd = DateFormatter()
+            yymmdd.dateFormat = "yyMMdd"
+            yymmdd.timeZone = TimeZone(identifier: "UTC")
+            let expiry = yymmdd.string(from: Date(timeIntervalSince1970: Double(registration.expiresMs) / 1000))
+            let wrong = yymmdd.string(from: Date(timeIntervalSince1970: Double(registration.expiresMs) / 1000 + 40 * 86_400))
+            let raw = "]d2" + "0109506000134352" + "17" + expiry + "10COVID-7" + "\u{1D}" + "21COVID-7-5"
+            var scanned = try runCLI(["batch", "scan", "--node", node.url, "--code", raw])
+            #expect(scanned.status == 0 && scanned.stdout.contains("\"known\":true") && scanned.stdout.contains("\"serial\":\"COVID-7-5\""), "\(scanned.stdout) \(scanned.stderr)")
+            r = try await http.get("/v1/scan?code=" + "https://id.gs1.org/01/09506000134352/10/COVID-7?17=\(wrong)".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            #expect(r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("expiry"), "\(r.text)")
+            r = try await http.get("/v1/scan?code=%2801%2909506000134352")
+            #expect(r.status == 400 && r.json["code"] as? String == "invalid-code", "\(r.text)")
+            scanned = try runCLI(["batch", "scan", "--node", node.url, "--code", "(01)09506000134352(10)COVID-7(99)X"])
+            #expect(scanned.status != 0 && scanned.stderr.contains("(99)"), "\(scanned.stderr)")
             r = try await http.get("/v1/scan?gtin=09506000134352&lot=FAKE-1")
             #expect(r.json["known"] as? Bool == false && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("counterfeit"), "\(r.text)")
             r = try await http.get("/v1/scan?gtin=09506000134353&lot=COVID-7")
