@@ -262,11 +262,17 @@ struct ResearchDatasetTests {
         #expect(try await gw.http.get("/v1/status").json["refusedTransactions"] as? Int == 0)
         let spent = try await http.get("/v1/datasets/\(first.hex)").json
         #expect((spent["dataset"] as? [String: Any])?["epsilonSpentMilli"] as? Int == 1_000 && (spent["charges"] as? [Any])?.count == 2, "\(spent)")
-        // The chain refuses an overspending charge even from the gateway itself.
-        let overspend = Transaction(chainID: id, sender: gatewayKey.publicKey.address, signerKey: gatewayKey.publicKey,
-                                    nonce: UInt64(try await http.get("/v1/accounts/\(gatewayKey.publicKey.address.hex)").json["nextNonce"] as? Int ?? 0),
-                                    payload: .chargePrivacyBudget(ChargePrivacyBudget(dataset: first, epsilonMilli: 1, queryDigest: .zero))).signed(with: gatewayKey)
-        r = try await http.post("/v1/transactions", try chain.json(overspend))
+        // The chain refuses an overspending charge even from the gateway itself. (The running
+        // gateway signs with the same key — its audit runs — so a nonce may be taken meanwhile:
+        // ask again.)
+        for _ in 0..<20 {
+            let overspend = Transaction(chainID: id, sender: gatewayKey.publicKey.address, signerKey: gatewayKey.publicKey,
+                                        nonce: UInt64(try await http.get("/v1/accounts/\(gatewayKey.publicKey.address.hex)").json["nextNonce"] as? Int ?? 0),
+                                        payload: .chargePrivacyBudget(ChargePrivacyBudget(dataset: first, epsilonMilli: 1, queryDigest: .zero))).signed(with: gatewayKey)
+            r = try await http.post("/v1/transactions", try chain.json(overspend))
+            guard ["nonce-too-low", "nonce-too-high"].contains(r.json["code"] as? String ?? "") else { break }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
         #expect(r.status == 422 && r.json["code"] as? String == "privacy-budget-exhausted", "\(r.text)")
 
         // Each use is in the patients' audit logs, naming the dataset; patient 2's log has none (only
