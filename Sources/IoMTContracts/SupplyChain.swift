@@ -6,6 +6,7 @@ import IoMTCore
 /// attested practitioners of the organisation holding them.
 enum SupplyChain {
     static let maxUnits: UInt32 = 10_000_000
+    static let year: Int64 = 365 * 86_400_000
     static let maxDerived = 4_096
 
     /// The sender acts for its organisation in the supply chain: a supply-chain party or a member-admin.
@@ -43,8 +44,9 @@ enum SupplyChain {
         guard b.materials.count <= RegisterBatch.maxMaterials, Set(b.materials).count == b.materials.count else {
             throw .invalidArgument("at most \(RegisterBatch.maxMaterials) distinct materials")
         }
-        guard b.manufacturedMs <= context.timestampMs, b.manufacturedMs < b.expiresMs, b.expiresMs > context.timestampMs else {
-            throw .invalidArgument("manufacturedMs must not be in the future and expiresMs must be after it and after the block's time")
+        guard b.manufacturedMs <= context.timestampMs, b.manufacturedMs >= context.timestampMs - 20 * year,
+              b.manufacturedMs < b.expiresMs, b.expiresMs > context.timestampMs, b.expiresMs <= context.timestampMs + 50 * year else {
+            throw .invalidArgument("manufacturedMs is within the last 20 years, and expiresMs after it and after the block's time, within 50 years")
         }
         guard b.minCentiC < b.maxCentiC, b.minCentiC >= -9_000, b.maxCentiC <= 5_000 else { throw .invalidArgument("the storage range is min < max within −90…50 °C") }
         let id = b.id
@@ -332,7 +334,8 @@ enum SupplyChain {
         }
         // The patient must have been given a unit of this batch.
         guard (try state.read(UInt64.self, StateKeys.administeredTo(e.batch, e.subject)) ?? 0) > 0 else { throw .invalidArgument("patient \(e.subject) was not given a unit of batch \(e.batch)") }
-        guard e.onsetMs <= context.timestampMs else { throw .invalidArgument("onsetMs is in the future") }
+        let b = try batch(e.batch, state: state)
+        guard e.onsetMs <= context.timestampMs, e.onsetMs >= b.registration.manufacturedMs else { throw .invalidArgument("onsetMs is between the batch's manufacture and the block's time") }
         let reported = StateKeys.adverseReported(e.batch, e.subject, e.reactionCode)
         guard state.value(forKey: reported) == nil else { throw .alreadyExists("a report of \(e.reactionCode) for this patient and batch") }
         state.put(reported, context.height)

@@ -55,15 +55,18 @@ enum Tracing {
         let v = try venue(e.venue, state: state)
         try checkVenueGateway(sender, venue: v, doing: "records exposures")
         guard try state.read(CaseRecord.self, StateKeys.positiveCase(e.caseID)) != nil else { throw .invalidArgument("unknown case \(e.caseID)") }
-        guard e.exposed.count <= RecordExposures.maxExposed, Set(e.exposed).count == e.exposed.count else { throw .invalidArgument("at most \(RecordExposures.maxExposed) distinct exposed token hashes") }
-        guard (1...RecordExposures.maxRoots).contains(e.checkInRoots.count) else { throw .invalidArgument("1…\(RecordExposures.maxRoots) anchored check-in roots") }
+        guard e.part < RecordExposures.maxParts else { throw .invalidArgument("part is 0…\(RecordExposures.maxParts - 1)") }
+        guard e.exposed.count <= RecordExposures.maxExposed, Set(e.exposed).count == e.exposed.count else { throw .invalidArgument("at most \(RecordExposures.maxExposed) distinct exposed token hashes per part") }
+        guard (1...RecordExposures.maxRoots).contains(e.checkInRoots.count), Set(e.checkInRoots).count == e.checkInRoots.count else {
+            throw .invalidArgument("1…\(RecordExposures.maxRoots) distinct anchored check-in roots per part")
+        }
         for root in e.checkInRoots {
             guard let a = try state.read(CheckInAnchorRecord.self, StateKeys.checkInAnchor(root)), a.anchor.venue == e.venue else {
                 throw .invalidArgument("check-in root \(root) is not an anchor of venue \"\(e.venue)\"")
             }
         }
-        let key = StateKeys.exposuresRecorded(e.caseID, e.venue)
-        guard state.value(forKey: key) == nil else { throw .alreadyExists("exposures of case \(e.caseID) at \"\(e.venue)\"") }
+        let key = StateKeys.exposuresRecorded(e.caseID, e.venue, part: e.part)
+        guard state.value(forKey: key) == nil else { throw .alreadyExists("exposures of case \(e.caseID) at \"\(e.venue)\" (part \(e.part))") }
         let n = (try state.read(UInt64.self, StateKeys.exposureCount) ?? 0) + 1
         state.put(key, n)
         state.put(StateKeys.exposureCount, n)

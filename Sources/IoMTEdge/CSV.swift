@@ -30,6 +30,8 @@ public enum VendorCSV {
             let timeText = row[timeCol].trimmingSpaces
             let time: Int64
             if !timeText.isEmpty, timeText.allSatisfy({ $0.isASCII && $0.isNumber }), let ms = Int64(timeText) {
+                // Milliseconds since 1970, up to the end of year 9999 (what a FHIR time can say).
+                guard ms <= FHIRTime.latestMs else { throw .invalidTime(field: "\(line) time", value: timeText) }
                 time = ms
             } else {
                 time = try FHIRTime.parse(timeText, field: "\(line) time")

@@ -252,7 +252,13 @@ public enum FHIRTime {
     }
 
     /// Milliseconds since the Unix epoch → FHIR instant `YYYY-MM-DDThh:mm:ss.sssZ` (UTC).
-    public static func format(_ ms: Int64) -> String {
+    /// The range a FHIR dateTime can write: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999Z.
+    public static let earliestMs: Int64 = -62_135_596_800_000, latestMs: Int64 = 253_402_300_799_999
+
+    /// Times outside `earliestMs…latestMs` (never parsed from a reading, but a contract or query
+    /// may hold one) are written as the nearest end, never trapped on.
+    public static func format(_ t: Int64) -> String {
+        let ms = min(max(t, earliestMs), latestMs)
         let days = Int((ms >= 0 ? ms : ms - 86_399_999) / 86_400_000)
         let rest = Int(ms - Int64(days) * 86_400_000)
         // Civil from days (H. Hinnant).

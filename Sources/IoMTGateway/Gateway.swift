@@ -31,6 +31,9 @@ public actor Gateway {
         public var checkInBatchMs: Int64 = 60_000
         /// A check-in is exposed when its stay overlaps a positive case's by at least this much.
         public var exposureMinOverlapMs: Int64 = 15 * 60_000
+        /// Exposed check-ins named per `record-exposures` transaction (1…RecordExposures.maxExposed);
+        /// more go in further parts.
+        public var exposuresPerRecord = RecordExposures.maxExposed
         /// Proximity alerts: two wristbands closer than this (cm) for at least `proximityDurationMs`.
         public var proximityDistanceCm: Int64 = 200
         public var proximityDurationMs: Int64 = 15 * 60_000
@@ -497,7 +500,7 @@ public actor Gateway {
         }
         for r in try store.unsignedExposureReports() {
             let n = try await nextNonce()
-            let tx = sign(.recordExposures(RecordExposures(caseID: r.caseID, venue: r.venue, exposed: r.exposed, checkInRoots: r.checkInRoots)), nonce: n)
+            let tx = sign(.recordExposures(RecordExposures(caseID: r.caseID, venue: r.venue, part: r.part, exposed: r.exposed, checkInRoots: r.checkInRoots)), nonce: n)
             try store.setTransaction(.exposure, id: r.id, hash: tx.hash, bytes: tx.canonicalBytes, nonce: n)
         }
         for (id, payload) in try store.unsignedQueued() {
@@ -609,10 +612,10 @@ public actor Gateway {
                 } else if status == 503 {
                     lastSubmitMs[t.hash] = nil
                     return // the node is busy: try again on the next pass
-                } else if status == 422, !["unknown-sender", "sender-not-active", "signer-key-mismatch", "wrong-chain"].contains(code ?? "") {
+                } else if status == 413 || (status == 422 && !["unknown-sender", "sender-not-active", "signer-key-mismatch", "wrong-chain"].contains(code ?? "")) {
                     // (A refusal of the gateway's account itself — suspended, rotated key — pauses
                     // everything below until it is fixed: nothing is set aside for that.)
-                    // The contract refused it, and would again: retrying would hold every later
+                    // The contract refused it (or the chain's size limit, 413), and would again: retrying would hold every later
                     // transaction of this gateway behind it for ever. An audit run the chain already
                     // covers (a restored store signing again) counts as committed; anything else is
                     // set aside as refused (height 0), counted and logged, and the queue moves on

@@ -113,6 +113,8 @@ extension GatewayStore {
         public var id: Int64
         public var caseID: Hash
         public var venue: String
+        /// Which part of the case's exposures at the venue (RecordExposures.part).
+        public var part: UInt32
         /// The case's check-ins at the venue.
         public var visits: Int
         public var exposed: [Hash]
@@ -120,28 +122,36 @@ extension GatewayStore {
         public var raisedMs: Int64
         /// Set once the chain committed the record (0: refused).
         public var committedHeight: UInt64?
+        /// In the venue-alarm list (part 0 stands for the case's visit): how many parts record it.
+        public var parts: UInt32?
     }
 
     /// Records a case's exposure reports and moves the cursor past it, in one write.
-    public func addExposureReports(_ reports: [(venue: String, visits: Int, exposed: [Hash], roots: [Hash])], caseID: Hash, cursor: UInt64, nowMs: Int64) throws {
+    public func addExposureReports(_ reports: [(venue: String, part: UInt32, visits: Int, exposed: [Hash], roots: [Hash])], caseID: Hash, cursor: UInt64, nowMs: Int64) throws {
         try db.write { db in
             for r in reports {
-                try db.execute(sql: "INSERT OR IGNORE INTO exposure_reports(case_id, venue, visits, exposed, roots, raised_ms, on_chain) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [Data(caseID.bytes), r.venue, r.visits, Data(r.exposed.canonicalBytes), Data(r.roots.canonicalBytes), nowMs, r.exposed.isEmpty ? 0 : 1])
+                try db.execute(sql: "INSERT OR IGNORE INTO exposure_reports(case_id, venue, part, visits, exposed, roots, raised_ms, on_chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(caseID.bytes), r.venue, r.part, r.visits, Data(r.exposed.canonicalBytes), Data(r.roots.canonicalBytes), nowMs, r.exposed.isEmpty ? 0 : 1])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('case_cursor', ?)", arguments: [Data(String(cursor).utf8)])
         }
     }
 
     static func exposureReport(_ r: Row) throws -> ExposureReport {
-        ExposureReport(id: r["id"], caseID: Hash(bytes: Array(r["case_id"] as Data))!, venue: r["venue"], visits: r["visits"],
+        ExposureReport(id: r["id"], caseID: Hash(bytes: Array(r["case_id"] as Data))!, venue: r["venue"], part: UInt32(r["part"] as Int64), visits: r["visits"],
                        exposed: try [Hash](canonicalBytes: Array(r["exposed"] as Data), trusted: true), checkInRoots: try [Hash](canonicalBytes: Array(r["roots"] as Data), trusted: true),
-                       raisedMs: r["raised_ms"], committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) })
+                       raisedMs: r["raised_ms"], committedHeight: (r["committed_height"] as Int64?).map { UInt64($0) }, parts: (r["parts"] as Int64?).map { UInt32($0) })
     }
 
-    /// Exposure reports after `id`, oldest first: the venue alarms.
+    /// Exposure reports after `id`, oldest first: the venue alarms, one per case and venue (its
+    /// part 0, with the number of parts).
     public func exposureReports(after id: Int64, limit: Int = 1_000) throws -> [ExposureReport] {
-        try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM exposure_reports WHERE id > ? ORDER BY id LIMIT ?", arguments: [id, limit]).map(Self.exposureReport) }
+        try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT e.*, (SELECT COUNT(*) FROM exposure_reports p WHERE p.case_id = e.case_id AND p.venue = e.venue) AS parts
+                FROM exposure_reports e WHERE e.id > ? AND e.part = 0 ORDER BY e.id LIMIT ?
+                """, arguments: [id, limit]).map(Self.exposureReport)
+        }
     }
 
     /// Exposure reports to record on-chain: those that exposed someone (a case's visit that exposed

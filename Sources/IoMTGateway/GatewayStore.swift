@@ -163,6 +163,20 @@ public final class GatewayStore: Sendable {
             // gateway kept in the clear are sealed when the gateway first opens them (`geofences(key:)`).
             try db.execute(sql: "CREATE TABLE sealed_geofences(order_id BLOB PRIMARY KEY, device BLOB NOT NULL, sealed BLOB NOT NULL)")
         }
+        m.registerMigration("v15-exposure-parts") { db in
+            // A case's exposures at a venue go on-chain in parts of up to 1,500 check-ins
+            // (RecordExposures.part): one report per case, venue and part.
+            try db.execute(sql: """
+                CREATE TABLE exposure_reports_v2(
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, case_id BLOB NOT NULL, venue TEXT NOT NULL, part INTEGER NOT NULL DEFAULT 0, visits INTEGER NOT NULL,
+                    exposed BLOB NOT NULL, roots BLOB NOT NULL, raised_ms INTEGER NOT NULL,
+                    tx_hash BLOB, tx_bytes BLOB, nonce INTEGER, committed_height INTEGER, on_chain INTEGER NOT NULL DEFAULT 1, UNIQUE(case_id, venue, part));
+                INSERT INTO exposure_reports_v2(id, case_id, venue, part, visits, exposed, roots, raised_ms, tx_hash, tx_bytes, nonce, committed_height, on_chain)
+                    SELECT id, case_id, venue, 0, visits, exposed, roots, raised_ms, tx_hash, tx_bytes, nonce, committed_height, on_chain FROM exposure_reports;
+                DROP TABLE exposure_reports;
+                ALTER TABLE exposure_reports_v2 RENAME TO exposure_reports;
+                """)
+        }
         try m.migrate(db)
     }
 

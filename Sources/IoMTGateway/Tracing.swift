@@ -136,14 +136,23 @@ extension Gateway {
                 if caseWaitLogged != n { log("case \(n) waits for its check-ins' anchors"); caseWaitLogged = n }
                 return
             }
-            var reports: [(venue: String, visits: Int, exposed: [Hash], roots: [Hash])] = []
+            var reports: [(venue: String, part: UInt32, visits: Int, exposed: [Hash], roots: [Hash])] = []
+            let rootOf = Dictionary(rows.map { ($0.checkIn.tokenHash, $0.root) }, uniquingKeysWith: { a, _ in a })
             for venue in Set(visits.map(\.venue)).sorted() {
-                let all = exposed[venue] ?? []
-                if all.count > RecordExposures.maxExposed { log("case \(n) at \(venue): \(all.count) check-ins exposed; the record names the first \(RecordExposures.maxExposed): the rest are not notified") }
-                let list = Array(all.prefix(RecordExposures.maxExposed))
-                let roots = Set(rows.filter { $0.checkIn.venue == venue }.compactMap(\.root)).sorted()
-                reports.append((venue, visits.filter { $0.venue == venue }.count, list, Array(roots.prefix(RecordExposures.maxRoots))))
-                log("case \(n) visited \(venue): \(list.count) check-in(s) exposed; venue alarm raised")
+                let here = visits.filter { $0.venue == venue }
+                var all = exposed[venue] ?? []
+                let per = max(1, min(configuration.exposuresPerRecord, RecordExposures.maxExposed))
+                let most = Int(RecordExposures.maxParts) * per
+                if all.count > most { log("case \(n) at \(venue): \(all.count) check-ins exposed; the records name the first \(most): the rest are not notified"); all = Array(all.prefix(most)) }
+                // In parts of up to 1,500 (--exposures-per-record; one transaction each), each with the roots of its
+                // check-ins and of the case's visits there.
+                let chunks = all.isEmpty ? [[]] : stride(from: 0, to: all.count, by: per).map { Array(all[$0..<min(all.count, $0 + per)]) }
+                for (part, chunk) in chunks.enumerated() {
+                    let roots = Set((here.map(\.tokenHash) + chunk).compactMap { rootOf[$0] ?? nil }).sorted()
+                    if roots.count > RecordExposures.maxRoots { log("case \(n) at \(venue), part \(part): \(roots.count) check-in batches; the record names \(RecordExposures.maxRoots)") }
+                    reports.append((venue, UInt32(part), here.count, chunk, Array(roots.prefix(RecordExposures.maxRoots))))
+                }
+                log("case \(n) visited \(venue): \(all.count) check-in(s) exposed\(chunks.count > 1 ? " (\(chunks.count) records)" : ""); venue alarm raised")
             }
             try store.addExposureReports(reports, caseID: id, cursor: n, nowMs: Self.nowMs())
             cursor = n

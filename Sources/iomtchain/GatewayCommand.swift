@@ -31,6 +31,7 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Alarm rules (JSON array of AlarmRule; docs/gateway.md) instead of the defaults.") var alarmRules: String?
         @Option(help: "Anchor a venue's check-ins when the oldest waited this long (ms).") var checkInBatchMs: Int64 = 60_000
         @Option(help: "A check-in is exposed when its stay overlaps a positive case's by at least this many minutes.") var exposureOverlapMinutes: Int64 = 15
+        @Option(help: "Exposed check-ins named per record-exposures transaction (1…1500); more go in further parts.") var exposuresPerRecord = RecordExposures.maxExposed
         @Option(help: "Proximity alerts: two wristbands closer than this many metres…") var proximityMetres = 2.0
         @Option(help: "…for at least this many seconds.") var proximitySeconds: Int64 = 900
         @Option(help: "A quarantined person's wristband silent this many seconds raises wristband-silent (0: never).") var quarantineSilenceSeconds: Int64 = 600
@@ -54,6 +55,8 @@ struct GatewayCommand: AsyncParsableCommand {
             guard (0...86_400).contains(quarantineSilenceSeconds) else { throw CLIError("--quarantine-silence-seconds is 0…86400") }
             config.quarantineSilenceMs = quarantineSilenceSeconds * 1_000
             config.exposureMinOverlapMs = exposureOverlapMinutes * 60_000
+            guard (1...RecordExposures.maxExposed).contains(exposuresPerRecord) else { throw CLIError("--exposures-per-record is 1…\(RecordExposures.maxExposed)") }
+            config.exposuresPerRecord = exposuresPerRecord
             config.recipients = try recipient.map { hex in
                 guard let b = Hex.decode(hex), (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: b)) != nil else { throw CLIError("--recipient must be 64 hex digits (an X25519 public key)") }
                 return b

@@ -64,8 +64,8 @@ struct TracingTests {
         l.reject(Self.gateway, .anchorCheckIns(AnchorCheckIns(venue: "waiting-room", root: root, count: 3, firstMs: 1, lastMs: 2)), "already-exists")
         l.apply(Self.agencyGateway, .anchorCheckIns(AnchorCheckIns(venue: "agency-lobby", root: otherRoot, count: 1, firstMs: 1, lastMs: 2)))
         let exposed = [Hash.sha256([9])]
-        func record(_ roots: [Hash] = [root], venue: String = "waiting-room", caseID: Hash = Hash.sha256([1])) -> TransactionPayload {
-            .recordExposures(RecordExposures(caseID: caseID, venue: venue, exposed: exposed, checkInRoots: roots))
+        func record(_ roots: [Hash] = [root], venue: String = "waiting-room", caseID: Hash = Hash.sha256([1]), part: UInt32 = 0, exposed: [Hash] = exposed) -> TransactionPayload {
+            .recordExposures(RecordExposures(caseID: caseID, venue: venue, part: part, exposed: exposed, checkInRoots: roots))
         }
         l.reject(Self.gateway, record(), "invalid-argument")  // no such case yet
         l.apply(Self.doctor, Self.report(1, l))
@@ -74,11 +74,18 @@ struct TracingTests {
         l.reject(Self.gateway, record([otherRoot]), "invalid-argument")  // another venue's anchor
         l.reject(Self.gateway, record([Hash.sha256([44])]), "invalid-argument")  // not anchored
         l.reject(Self.gateway, record([]), "invalid-argument")
+        l.reject(Self.gateway, record([root, root]), "invalid-argument")  // distinct roots
+        l.reject(Self.gateway, record(exposed: (0..<1_501).map { Hash.sha256(Array("t\($0)".utf8)) }), "invalid-argument")  // 1,500 a part
+        l.reject(Self.gateway, record(part: 64), "invalid-argument")
         l.apply(Self.gateway, record())
         l.reject(Self.gateway, record(), "already-exists")
+        // A large venue's exposures go in further parts, each once.
+        l.apply(Self.gateway, record(part: 1, exposed: [Hash.sha256([10])]))
+        l.reject(Self.gateway, record(part: 1, exposed: [Hash.sha256([11])]), "already-exists")
         l.apply(Self.agencyGateway, record([otherRoot], venue: "agency-lobby"))
         let first = try #require(try l.state.read(ExposureRecord.self, StateKeys.exposureEntry(1)))
         #expect(first.record.exposed == exposed && first.gateway == Self.gateway.publicKey.address && first.record.venue == "waiting-room")
-        #expect(try l.state.read(UInt64.self, StateKeys.exposureCount) == 2)
+        #expect(try l.state.read(UInt64.self, StateKeys.exposureCount) == 3)
+        #expect(try l.state.read(ExposureRecord.self, StateKeys.exposureEntry(2))?.record.part == 1)
     }
 }

@@ -30,15 +30,15 @@ extension ApplicationScenarios {
                 let r = try runCLI(["tracing", "register-venue", "--node", node.url, "--key", adminPath, "--venue", venue, "--capacity", "50"])
                 #expect(r.status == 0, "\(r.stderr)")
             }
-            let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayPath, node: node.url, extraArgs: ["--check-in-batch-ms", "200"])
+            let gw = try GatewayProcess(dataDir: dir + "/gateway", key: gatewayPath, node: node.url, extraArgs: ["--check-in-batch-ms", "200", "--exposures-per-record", "1"])
 
-            // Four phones. A and B stay an hour at the library, C at the café, D ten minutes at the library.
+            // Five phones. A, B and E stay an hour at the library, C at the café, D ten minutes at the library.
             var secrets: [String: String] = [:]
-            for p in ["a", "b", "c", "d"] {
+            for p in ["a", "b", "c", "d", "e"] {
                 secrets[p] = dir + "/\(p).secret"
                 #expect(try runCLI(["tracing", "new-secret", "--out", secrets[p]!]).status == 0)
             }
-            for (p, venue, minutes) in [("a", "library", "60"), ("b", "library", "60"), ("c", "cafe", "60"), ("d", "library", "10")] {
+            for (p, venue, minutes) in [("a", "library", "60"), ("b", "library", "60"), ("c", "cafe", "60"), ("d", "library", "10"), ("e", "library", "60")] {
                 let r = try runCLI(["tracing", "check-in", "--gateway", gw.url, "--venue", venue, "--secret", secrets[p]!, "--minutes", minutes])
                 #expect(r.status == 0 && r.stdout.contains("tokenHash"), "\(r.stderr)")
             }
@@ -73,18 +73,25 @@ extension ApplicationScenarios {
             let caseID = reported.stderr.split(separator: "\n").first { $0.hasPrefix("case ") }.map { String($0.dropFirst(5)) } ?? ""
             #expect(try await http.get("/v1/cases/\(caseID)").status == 200)
 
-            // The venue gateway matches and records; the feed shows it.
-            let feed = try await http.get("/v1/exposures?after=0&waitMs=30000")
-            let exposures = feed.json["exposures"] as? [[String: Any]] ?? []
-            #expect(exposures.count == 1, "\(feed.text)\n\(gw.log.suffix(1_500))")
-            let record = exposures.first?["record"] as? [String: Any] ?? [:]
-            #expect(record["venue"] as? String == "library" && record["caseID"] as? String == caseID && (record["exposed"] as? [String])?.count == 1, "\(record)")
+            // The venue gateway matches and records — one exposed check-in per record here
+            // (--exposures-per-record 1), so B's and E's go in parts 0 and 1; the feed shows both.
+            var exposures: [[String: Any]] = []
+            let recordedBy = Date().addingTimeInterval(30)
+            while exposures.count < 2, Date() < recordedBy {
+                exposures = (try await http.get("/v1/exposures?after=0&waitMs=5000").json["exposures"] as? [[String: Any]]) ?? []
+                if exposures.count < 2 { try await Task.sleep(nanoseconds: 200_000_000) }
+            }
+            #expect(exposures.count == 2, "\(exposures)\n\(gw.log.suffix(1_500))")
+            let records = exposures.map { $0["record"] as? [String: Any] ?? [:] }
+            #expect(records.allSatisfy { $0["venue"] as? String == "library" && $0["caseID"] as? String == caseID && ($0["exposed"] as? [String])?.count == 1 }, "\(records)")
+            #expect(Set(records.compactMap { $0["part"] as? Int }) == [0, 1], "\(records)")
+            let record = records.first { $0["part"] as? Int == 0 } ?? [:]
             #expect(exposures.first?["gateway"] as? String == gatewayKey.publicKey.address.hex)
             let alarms = try await HTTP(base: gw.url).get("/v1/venue-alarms?after=0").json["alarms"] as? [[String: Any]] ?? []
-            #expect(alarms.count == 1 && alarms.first?["venue"] as? String == "library" && alarms.first?["visits"] as? Int == 1, "\(alarms)")
+            #expect(alarms.count == 1 && alarms.first?["venue"] as? String == "library" && alarms.first?["visits"] as? Int == 1 && alarms.first?["parts"] as? Int == 2, "\(alarms)")
 
-            // Each phone checks the feed itself: B was exposed; A (the case), C (elsewhere) and D (ten minutes) were not.
-            for (p, expected) in [("b", Int32(3)), ("a", 0), ("c", 0), ("d", 0)] {
+            // Each phone checks the feed itself: B and E were exposed; A (the case), C (elsewhere) and D (ten minutes) were not.
+            for (p, expected) in [("b", Int32(3)), ("e", 3), ("a", 0), ("c", 0), ("d", 0)] {
                 let check = try runCLI(["tracing", "exposures", "--node", node.url, "--secret", secrets[p]!, "--days", "1"])
                 #expect(check.status == expected, "\(p): \(check.stdout) \(check.stderr)")
                 if expected == 3 { #expect(check.stdout.contains("library") && check.stdout.contains(caseID)) }

@@ -92,7 +92,7 @@ struct GatewayStoreTests {
         let stored = try store.checkIns(tokenHashes: [t[0], t[2]])
         #expect(stored.map(\.anchored) == [true, false])
         #expect(try store.checkIns(venue: "library", arrivedFrom: 0, before: 2_000).map(\.checkIn.tokenHash) == [t[0]])
-        try store.addExposureReports([(venue: "library", visits: 1, exposed: [t[1]], roots: [batches[1].anchor.root]), (venue: "cafe", visits: 1, exposed: [], roots: [])],
+        try store.addExposureReports([(venue: "library", part: 0, visits: 1, exposed: [t[1]], roots: [batches[1].anchor.root]), (venue: "cafe", part: 0, visits: 1, exposed: [], roots: [])],
                                      caseID: Hash.sha256([9]), cursor: 1, nowMs: 10_000)
         #expect(try store.caseCursor() == 1)
         #expect(try store.exposureReports(after: 0).map(\.venue) == ["library", "cafe"])

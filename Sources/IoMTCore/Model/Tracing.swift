@@ -89,16 +89,34 @@ public struct ReportPositive: Hashable, Sendable, Codable, CanonicalCodable {
 public struct RecordExposures: Hashable, Sendable, Codable, CanonicalCodable {
     public var caseID: Hash
     public var venue: String
+    /// A venue where more were exposed than one transaction can name records them in parts
+    /// (0, 1, …), each once.
+    public var part: UInt32
     public var exposed: [Hash]
     public var checkInRoots: [Hash]
 
-    public static let maxExposed = 10_000
-    public static let maxRoots = 2_048
+    /// Per part: 1,500 token hashes and 256 roots stay under the default 64 KiB transaction
+    /// limit; 64 parts name up to 96,000 exposed check-ins of one case at one venue.
+    public static let maxExposed = 1_500
+    public static let maxRoots = 256
+    public static let maxParts: UInt32 = 64
 
-    public init(caseID: Hash, venue: String, exposed: [Hash], checkInRoots: [Hash]) { self.caseID = caseID; self.venue = venue; self.exposed = exposed; self.checkInRoots = checkInRoots }
+    public init(caseID: Hash, venue: String, part: UInt32 = 0, exposed: [Hash], checkInRoots: [Hash]) {
+        self.caseID = caseID; self.venue = venue; self.part = part; self.exposed = exposed; self.checkInRoots = checkInRoots
+    }
 
-    public func encode(to w: inout CanonicalWriter) { w.write(caseID); w.write(venue); w.write(exposed); w.write(checkInRoots) }
-    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { caseID = try r.read(); venue = try r.read(); exposed = try r.readArray(); checkInRoots = try r.readArray() }
+    public func encode(to w: inout CanonicalWriter) { w.write(caseID); w.write(venue); w.write(part); w.write(exposed); w.write(checkInRoots) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) {
+        caseID = try r.read(); venue = try r.read(); part = try r.read(); exposed = try r.readArray(); checkInRoots = try r.readArray()
+    }
+
+    enum CodingKeys: String, CodingKey { case caseID, venue, part, exposed, checkInRoots }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        caseID = try c.decode(Hash.self, forKey: .caseID); venue = try c.decode(String.self, forKey: .venue)
+        part = try c.decodeIfPresent(UInt32.self, forKey: .part) ?? 0
+        exposed = try c.decode([Hash].self, forKey: .exposed); checkInRoots = try c.decode([Hash].self, forKey: .checkInRoots)
+    }
 }
 
 /// A venue as held in state (`StateKeys.venue(id)`).
@@ -164,7 +182,9 @@ extension StateKeys {
     public static let caseCount: [UInt8] = Array("cases/count".utf8)
     public static func caseEntry(_ n: UInt64) -> [UInt8] { Array("cases/".utf8) + n.canonicalBytes }
     /// Set (to n) once a venue's exposures for a case are recorded.
-    public static func exposuresRecorded(_ caseID: Hash, _ venue: String) -> [UInt8] { Array("exposed/".utf8) + caseID.bytes + Array(venue.utf8) }
+    public static func exposuresRecorded(_ caseID: Hash, _ venue: String, part: UInt32) -> [UInt8] {
+        Array("exposed/".utf8) + caseID.bytes + UInt64(part).canonicalBytes + Array(venue.utf8)
+    }
     /// How many exposure records there are (`UInt64`); the n-th is `exposureEntry(n)`.
     public static let exposureCount: [UInt8] = Array("exposures/count".utf8)
     public static func exposureEntry(_ n: UInt64) -> [UInt8] { Array("exposures/".utf8) + n.canonicalBytes }

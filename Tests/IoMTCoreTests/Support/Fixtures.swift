@@ -91,7 +91,7 @@ enum Fixture {
         .registerVenue(RegisterVenue(venue: "city-library", capacity: 120)),
         .anchorCheckIns(AnchorCheckIns(venue: "city-library", root: hash(0x5B), count: 12, firstMs: 1_750_000_000_000, lastMs: 1_750_000_900_000)),
         .reportPositive(ReportPositive(caseID: hash(0x5C), tokenHashes: [hash(0x5D), hash(0x5E)], fromMs: 1_750_000_000_000, toMs: 1_751_000_000_000)),
-        .recordExposures(RecordExposures(caseID: hash(0x5C), venue: "city-library", exposed: [hash(0x5F)], checkInRoots: [hash(0x5B)])),
+        .recordExposures(RecordExposures(caseID: hash(0x5C), venue: "city-library", part: 2, exposed: [hash(0x5F)], checkInRoots: [hash(0x5B)])),
         .orderQuarantine(OrderQuarantine(orderID: hash(0x60), subject: hash(0x61), device: address(0x62), fenceCommitment: hash(0x63), fromMs: 1_750_000_000_000, untilMs: 1_751_000_000_000)),
         .liftQuarantine(LiftQuarantine(orderID: hash(0x60))),
         .commandVentilation(CommandVentilation(device: address(0x64), sequence: 3, setpointM3h: 1_800, occupancy: 50)),
