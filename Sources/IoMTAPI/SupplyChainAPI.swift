@@ -200,6 +200,16 @@ extension API {
                                          brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
                                          flagged: true, reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
         }
+        // A recalled material anywhere in the lot's ancestry (at most 64 batches).
+        var recalledMaterial: (batch: Hash, reason: String)?
+        var queue = b.registration.materials, seen = Set(queue), i = 0
+        while i < queue.count, i < 256, recalledMaterial == nil {
+            if let m = try read(BatchRecord.self, StateKeys.batch(queue[i]), in: state) {
+                if let r = m.recall { recalledMaterial = (queue[i], r.reasonCode) }
+                for next in m.registration.materials where seen.insert(next).inserted { queue.append(next) }
+            }
+            i += 1
+        }
         // A batch registered before its GTIN's prefix was assigned to another manufacturer.
         let foreign = owner.map { $0.organisation != b.manufacturer } ?? false
         let expired = header.timestampMs >= b.registration.expiresMs
@@ -226,7 +236,9 @@ extension API {
         let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
         let unitExcursion = try serial.flatMap { s in try read(UInt64.self, StateKeys.quarantinedUnit(id, Hash.sha256(Array(s.utf8))), in: state) }
         let reason: String
-        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if expired { reason = "expired" } else if wrongExpiry {
+        if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if let m = recalledMaterial {
+            reason = "made from batch \(m.batch), recalled (\(m.reason)): do not use"
+        } else if expired { reason = "expired" } else if wrongExpiry {
             reason = "the label's expiry \(label?.expiry ?? "") is not the lot's registered expiry: possible counterfeit"
         } else if foreign, let owner {
             reason = "registered by \(b.manufacturer), but GS1 company prefix \(owner.prefix) belongs to \(owner.organisation): possible counterfeit"
@@ -245,6 +257,6 @@ extension API {
         }
         return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: true, recalled: b.recall != nil, expired: expired, excursions: excursions, quarantinedUnits: quarantined,
                                      serial: serial, serialVerified: verified, administered: given, quarantinedByExcursion: unitExcursion, brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
-                                     flagged: b.recall != nil || expired || wrongExpiry || foreign || !failed.isEmpty || verified == false || unitExcursion != nil || given == true, reason: reason, height: header.height))
+                                     flagged: b.recall != nil || recalledMaterial != nil || expired || wrongExpiry || foreign || !failed.isEmpty || verified == false || unitExcursion != nil || given == true, reason: reason, height: header.height))
     }
 }

@@ -17,6 +17,53 @@ extension API {
         router.get("/v1/assets") { req, _ in try await assets(req) }
         router.get("/v1/assets/:tag") { _, ctx in try await assetView(ctx) }
         router.get("/v1/sterilisers/:device/cycles") { req, ctx in try await cycles(req, ctx) }
+        router.get("/v1/quarantine/:order") { _, ctx in try await quarantineView(ctx) }
+        router.get("/v1/alert-log") { req, _ in try await alertLog(req) }
+    }
+
+    struct QuarantineResponse: Codable { var quarantine: QuarantineRecord; var active: Bool; var height: UInt64 }
+
+    /// `GET /v1/quarantine/{order}`: a quarantine order (pseudonym, wristband, the fence's
+    /// commitment, term, agency, officer, lifted) and whether it is in force at the latest block.
+    private func quarantineView(_ ctx: BasicRequestContext) async throws -> Response {
+        guard let id = ctx.parameters.get("order").flatMap(Hash.init(hex:)) else { throw Problem(.badRequest, code: "invalid-id", detail: "an order id is 64 hex digits") }
+        let (state, header) = await node.committedSnapshot()
+        guard let q = try read(QuarantineRecord.self, StateKeys.quarantineOrder(id), in: state) else { throw Problem(.notFound, code: "unknown-order", detail: "no quarantine order \(id)") }
+        return try json(QuarantineResponse(quarantine: q, active: q.isActive(atMs: header.timestampMs), height: header.height))
+    }
+
+    struct AlertLogReply: Codable { var alerts: [AlertLogEntry]; var last: UInt64; var count: UInt64; var height: UInt64 }
+
+    /// `GET /v1/alert-log?after=n&rule=&device=&limit=&waitMs=`: the gateways' alert records (device,
+    /// rule, severity, raised or cleared, time — never a value) numbered after `n`, optionally of one
+    /// rule (e.g. geofence-breach for a disease-control centre) or device; at most `limit` (100 by
+    /// default, 1,000 at most) of the next 10,000 read, waiting up to `waitMs` for one.
+    private func alertLog(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        guard let after = UInt64(q.get("after") ?? "0"), let limit = Int(q.get("limit") ?? "100"), (1...1_000).contains(limit),
+              let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else {
+            throw Problem(.badRequest, code: "invalid-query", detail: "after is an alert-log number, limit 1…1000, waitMs 0…60000")
+        }
+        let rule = q.get("rule").map { String($0) }
+        var device: Address?
+        if let d = q.get("device") {
+            guard let a = Address(hex: String(d)) else { throw Problem(.badRequest, code: "invalid-query", detail: "device is 40 hex digits") }
+            device = a
+        }
+        return try await longPoll(waitMs: wait) { state, header, final in
+            let count = try read(UInt64.self, StateKeys.alertLogCount, in: state) ?? 0
+            var list: [AlertLogEntry] = []
+            var n = after
+            while n < count, list.count < limit, n - after < 10_000 {
+                n += 1
+                guard let e = try read(AlertLogEntry.self, StateKeys.alertLogEntry(n), in: state),
+                      rule.map({ e.record.alert.rule == $0 }) ?? true, device.map({ e.record.alert.device == $0 }) ?? true else { continue }
+                list.append(e)
+            }
+            // Nothing matching yet: wait (unless the 10,000 read are worth reporting as passed).
+            if list.isEmpty, !final, n - after < 10_000 { return nil }
+            return try json(AlertLogReply(alerts: list, last: n, count: count, height: header.height))
+        }
     }
 
     struct AssetResponse: Codable { var asset: AssetRecord; var height: UInt64 }

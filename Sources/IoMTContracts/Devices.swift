@@ -104,7 +104,12 @@ enum Devices {
         try checkGateway(sender, for: b.device, state: state, doing: "records alerts")
         do { try checkType(b.rule) } catch { throw .invalidArgument("rule \"\(b.rule)\" must be 1…64 lower-case letters, digits and dashes") }
         guard ["warning", "critical"].contains(b.severity) else { throw .invalidArgument("severity is warning or critical") }
-        state.put(StateKeys.alert(b.device, rule: b.rule), AlertRecord(alert: b, gateway: sender.address, height: context.height, transaction: context.transactionHash))
+        let record = AlertRecord(alert: b, gateway: sender.address, height: context.height, transaction: context.transactionHash)
+        state.put(StateKeys.alert(b.device, rule: b.rule), record)
+        let n = (try state.read(UInt64.self, StateKeys.alertLogCount) ?? 0) + 1
+        state.put(StateKeys.alertLogCount, n)
+        state.put(StateKeys.alertLogEntry(n), AlertLogEntry(n: n, record: record))
+        if b.raised { state.put(StateKeys.alertRaised(b.device, rule: b.rule, atMs: b.atMs), n) }
     }
 
     /// A gateway of the device's organisation anchors a batch. A suspended device's batches are

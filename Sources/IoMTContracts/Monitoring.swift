@@ -7,8 +7,9 @@ enum Monitoring {
         guard let d = try state.read(DeviceRecord.self, StateKeys.device(a.device)), let subject = d.subject else {
             throw .invalidArgument("device \(a.device) is not bound to a patient")
         }
-        guard try state.read(AlertRecord.self, StateKeys.alert(a.device, rule: a.rule)) != nil else { throw .invalidArgument("device \(a.device) never raised \(a.rule)") }
-        guard a.raisedAtMs <= context.timestampMs + 300_000 else { throw .invalidArgument("raisedAtMs is in the future") }
+        guard state.value(forKey: StateKeys.alertRaised(a.device, rule: a.rule, atMs: a.raisedAtMs)) != nil else {
+            throw .invalidArgument("device \(a.device) raised no \(a.rule) alert at \(a.raisedAtMs)")
+        }
         guard try Patients.attestation(of: sender, state: state) != nil else { throw .unauthorised("only an attested practitioner acknowledges an alert") }
         let decision = try Consent.decide(AccessQuery(reader: sender.address, subject: subject, category: "vital-signs", purpose: "treatment"), overlay: state, atMs: context.timestampMs)
         guard decision.allowed else { throw .unauthorised("the patient's consent does not let \(sender.address) read their vital signs for treatment: \(decision.reason)") }

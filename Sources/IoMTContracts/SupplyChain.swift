@@ -140,9 +140,17 @@ enum SupplyChain {
         state.put(unitKey, b.administered)
         let toKey = StateKeys.administeredTo(d.batch, d.subject)
         state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + 1)
+        // A batch made from a recalled material is not given either (the recall of an ingredient
+        // reaches every product made with it).
+        let ancestry = try ancestors(of: b.registration.materials, state: state)
+        for a in ancestry {
+            if let r = try state.read(BatchRecord.self, StateKeys.batch(a))?.recall {
+                throw .invalidArgument("batch \(d.batch) is made from batch \(a), recalled (\(r.reasonCode)): it must not be administered")
+            }
+        }
         // The forward trace's index: the patient under this batch and under every batch it was
         // made from (so a material lot's trace reads its own index), once each.
-        for a in [d.batch] + (try ancestors(of: b.registration.materials, state: state)) where state.value(forKey: StateKeys.reached(a, d.subject)) == nil {
+        for a in [d.batch] + ancestry where state.value(forKey: StateKeys.reached(a, d.subject)) == nil {
             state.put(StateKeys.reached(a, d.subject), context.height)
             try index(d.subject, under: a, state: &state)
         }

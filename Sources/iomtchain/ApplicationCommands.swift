@@ -139,7 +139,24 @@ struct AssetCommand: AsyncParsableCommand {
 
 struct MonitorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "monitor", abstract: "Remote monitoring: a patient's timeline (vitals, alerts, acknowledgements) and acknowledging an alert.",
-                                                    subcommands: [Timeline.self, Ack.self])
+                                                    subcommands: [Timeline.self, Ack.self, Alerts.self])
+
+    struct Alerts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The chain's alert log: every alert the gateways recorded, raised and cleared (device, rule, severity, time; no value).")
+        @OptionGroup var node: BatchCommand.NodeOption
+        @Option(help: "Only this rule (e.g. spo2-low).") var rule: String?
+        @Option(help: "Only this device.") var device: String?
+        @Option(help: "After this alert-log number.") var after: UInt64 = 0
+        func run() async throws {
+            var path = "/v1/alert-log?after=\(after)"
+            if let rule { path += "&rule=\(percentEncoded(rule))" }
+            if let device {
+                guard let d = Address(hex: device) else { throw CLIError("--device is 40 hex digits") }
+                path += "&device=\(d.hex)"
+            }
+            try await show(node.node, path)
+        }
+    }
 
     struct Timeline: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A patient's timeline from the gateway: a signed, consented and audited read (treatment for doctors, family-care for family).")

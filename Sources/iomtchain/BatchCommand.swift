@@ -18,7 +18,63 @@ func submitAndWait(_ payload: TransactionPayload, keyPath: String, node: String)
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch", abstract: "Register, countersign, transfer, recall and trace supply-chain batches; check a scan.",
-        subcommands: [Register.self, Countersign.self, Transfer.self, Recall.self, AttachLogger.self, ReportExcursion.self, Show.self, Trace.self, Scan.self, ProveSerial.self])
+        subcommands: [Register.self, Countersign.self, Transfer.self, Recall.self, AttachLogger.self, ReportExcursion.self, Administer.self, AdverseEvent.self,
+                      Show.self, Trace.self, Scan.self, ProveSerial.self, Recalls.self, Immunizations.self, AdverseEvents.self])
+
+    struct Administer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An attested practitioner records giving one unit (by its serial) to a patient (by pseudonym).")
+        @Option(help: "Practitioner key file.") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "The patient's pseudonym.") var subject: String
+        @Option(help: "The unit's serial (its SHA-256 goes on-chain).") var serial: String
+        func run() async throws {
+            guard let s = Hash(hex: subject) else { throw CLIError("--subject is 64 hex digits") }
+            guard GS1.isValidLot(serial) else { throw CLIError("--serial is 1…20 letters, digits or -./_") }
+            try await submitAndWait(.administerDose(AdministerDose(batch: try BatchCommand.batchID(batch), subject: s, serialHash: Hash.sha256(Array(serial.utf8)), atMs: nowMs())),
+                                    keyPath: key, node: node.node)
+        }
+    }
+
+    struct AdverseEvent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "adverse-event",
+                                                        abstract: "The patient, or an attested practitioner of an organisation that received the batch, reports a reaction (in codes).")
+        @Option(help: "Key file (the patient's, or a practitioner's).") var key: String
+        @OptionGroup var node: NodeOption
+        @Option(help: "Batch id.") var batch: String
+        @Option(help: "The patient's pseudonym.") var subject: String
+        @Option(help: "snomed:<code> or meddra:<code>.") var reaction: String
+        @Option(help: "\(ReportAdverseEvent.severities.joined(separator: ", ")).") var severity: String
+        @Option(help: "Hours ago the reaction began.") var hoursAgo: Int64 = 0
+        func run() async throws {
+            guard let s = Hash(hex: subject) else { throw CLIError("--subject is 64 hex digits") }
+            guard (0...8_760).contains(hoursAgo) else { throw CLIError("--hours-ago is 0…8760") }
+            try await submitAndWait(.reportAdverseEvent(ReportAdverseEvent(batch: try BatchCommand.batchID(batch), subject: s, reactionCode: reaction, severity: severity,
+                                                                           onsetMs: nowMs() - hoursAgo * 3_600_000)), keyPath: key, node: node.node)
+        }
+    }
+
+    struct Recalls: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The recall feed: recalls after a number, with who holds units (waits up to --wait-ms for one).")
+        @OptionGroup var node: NodeOption
+        @Option(help: "After this recall number.") var after: UInt64 = 0
+        @Option(help: "Wait up to this long for one (ms, ≤ 60000).") var waitMs = 0
+        func run() async throws { try await BatchCommand.get(node.node, "/v1/recalls?after=\(after)&waitMs=\(min(max(waitMs, 0), 60_000))") }
+    }
+
+    struct Immunizations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A batch's administrations as a FHIR R4 Bundle of Immunization (patients by pseudonym).")
+        @OptionGroup var node: NodeOption
+        @Argument(help: "Batch id.") var batch: String
+        func run() async throws { try await BatchCommand.get(node.node, "/v1/batches/\(try BatchCommand.batchID(batch).hex)/immunizations") }
+    }
+
+    struct AdverseEvents: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "adverse-events", abstract: "A batch's adverse-event reports as a FHIR R4 Bundle of AdverseEvent.")
+        @OptionGroup var node: NodeOption
+        @Argument(help: "Batch id.") var batch: String
+        func run() async throws { try await BatchCommand.get(node.node, "/v1/batches/\(try BatchCommand.batchID(batch).hex)/adverse-events") }
+    }
 
     struct NodeOption: ParsableArguments {
         @Option(help: "Node URL.") var node = "http://127.0.0.1:8080"
@@ -48,6 +104,7 @@ struct BatchCommand: AsyncParsableCommand {
                 throw CLIError("\(serials): one distinct serial per line (1…20 letters, digits or -./_)")
             }
             let materialIDs = try (materials ?? "").split(separator: ",").map { try BatchCommand.batchID(String($0)) }
+            guard (1...18_250).contains(expiresDays) else { throw CLIError("--expires-days is 1…18250 (50 years)") }
             let now = nowMs()
             let b = RegisterBatch(gtin: gtin, lot: lot, productCode: productCode, units: UInt32(lines.count), serialsRoot: MerkleTree.root(leaves: lines.map { Array($0.utf8) }),
                                   materials: materialIDs, manufacturedMs: now, expiresMs: now + expiresDays * 86_400_000,

@@ -7,8 +7,30 @@ import IoMTGateway
 /// a commitment to the geofence; the wristband's gateway gets the fence) or lifts one.
 struct QuarantineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "quarantine", abstract: "Order or lift a quarantine (a wristband's geofence, checked at the gateway).",
-        subcommands: [Order.self, Lift.self])
+        commandName: "quarantine", abstract: "Order, lift or show a quarantine (a wristband's geofence, checked at the gateway); the breaches.",
+        subcommands: [Order.self, Lift.self, Show.self, Breaches.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A quarantine order as the chain has it, and whether it is in force.")
+        @OptionGroup var node: BatchCommand.NodeOption
+        @Option(help: "The order id.") var order: String
+        func run() async throws {
+            guard let o = Hash(hex: order) else { throw CLIError("--order is 64 hex digits") }
+            try await BatchCommand.get(node.node, "/v1/quarantine/\(o.hex)")
+        }
+    }
+
+    struct Breaches: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The chain's log of quarantine alerts (raised and cleared; device, time — never a position), for the disease-control centre.")
+        @OptionGroup var node: BatchCommand.NodeOption
+        @Option(help: "geofence-breach or wristband-silent.") var rule = "geofence-breach"
+        @Option(help: "After this alert-log number.") var after: UInt64 = 0
+        @Option(help: "Wait up to this long for one (ms).") var waitMs = 0
+        func run() async throws {
+            guard ["geofence-breach", "wristband-silent"].contains(rule) else { throw CLIError("--rule is geofence-breach or wristband-silent") }
+            try await BatchCommand.get(node.node, "/v1/alert-log?rule=\(rule)&after=\(after)&waitMs=\(min(max(waitMs, 0), 60_000))")
+        }
+    }
 
     struct Order: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Order a quarantine: the order and the fence's commitment on-chain, the fence to the wristband's gateway; prints the order id.")

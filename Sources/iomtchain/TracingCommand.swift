@@ -60,6 +60,7 @@ struct TracingCommand: AsyncParsableCommand {
         @Option(help: "The person's secret file.") var secret: String
         @Option(help: "Days back from now (the infectious window).") var days: Int64 = 14
         func run() throws {
+            guard (1...30).contains(days) else { throw CLIError("--days is 1…30") }
             let now = nowMs()
             let hashes = CheckInToken.hashes(secret: try TracingCommand.secret(secret), fromMs: now - days * 86_400_000, toMs: now)
             print(String(decoding: try JSONEncoder().encode(ReleasedTokens(fromMs: now - days * 86_400_000, toMs: now, tokenHashes: hashes)), as: UTF8.self))
@@ -89,6 +90,7 @@ struct TracingCommand: AsyncParsableCommand {
         @Option(help: "The person's secret file.") var secret: String
         @Option(help: "Days back to check.") var days: Int64 = 14
         func run() async throws {
+            guard (1...30).contains(days) else { throw CLIError("--days is 1…30") }
             let now = nowMs()
             let mine = Set(CheckInToken.hashes(secret: try TracingCommand.secret(secret), fromMs: now - days * 86_400_000, toMs: now))
             let client = NodeClient(base: node.node)

@@ -23,9 +23,19 @@ struct MonitoringContractTests {
         l.apply(gateway, .recordAlert(RecordAlert(device: oximeter.publicKey.address, rule: "spo2-low", severity: "critical", raised: true, atMs: t)))
         l.reject(other, ack, "unauthorised")
         l.reject(patient, ack, "unauthorised")
-        l.apply(doctor, ack)
+        // Only an alert raised at that very time is acknowledged (not an invented one, nor its clearing).
+        l.apply(gateway, .recordAlert(RecordAlert(device: oximeter.publicKey.address, rule: "spo2-low", severity: "critical", raised: false, atMs: t + 60_000)))
+        for wrong in [t - 1, t + 60_000] {
+            l.reject(doctor, .acknowledgeAlert(AcknowledgeAlert(device: oximeter.publicKey.address, rule: "spo2-low", raisedAtMs: wrong)), "invalid-argument")
+        }
+        l.apply(doctor, ack)  // cleared since, still acknowledged
         l.reject(doctor, ack, "already-exists")
         let r = try #require(try l.state.read(AlertAckRecord.self, StateKeys.alertAck(oximeter.publicKey.address, "spo2-low", t)))
         #expect(r.by == doctor.publicKey.address && r.basis == "grant")
+        // The alert log keeps both, in order, with no value.
+        #expect(try l.state.read(UInt64.self, StateKeys.alertLogCount) == 2)
+        let log = try (1...2).map { try #require(try l.state.read(AlertLogEntry.self, StateKeys.alertLogEntry($0))) }
+        #expect(log.map(\.record.alert.raised) == [true, false] && log.map(\.n) == [1, 2] && log.allSatisfy { $0.record.gateway == gateway.publicKey.address })
+        #expect(try l.state.read(UInt64.self, StateKeys.alertRaised(oximeter.publicKey.address, rule: "spo2-low", atMs: t)) == 1)
     }
 }

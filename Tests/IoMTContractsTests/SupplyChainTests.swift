@@ -223,6 +223,15 @@ struct SupplyChainTests {
         }
         l.apply(Self.maker, .registerBatch(Self.batch("TOP-8", materials: Array(intermediates.prefix(1)))))  // 33
         l.reject(Self.maker, .registerBatch(Self.batch("TOP-9", materials: intermediates)), "invalid-argument")
+        // The recall of an ingredient reaches what was made with it: FILL-1's doses stop.
+        let fill = GS1.batchID(gtin: "09506000134352", lot: "FILL-1")
+        l.apply(Self.maker, Self.transfer(l, fill, units: 10, from: Self.maker, to: Self.pharmacy))
+        func dose(_ s: String) -> TransactionPayload {
+            .administerDose(AdministerDose(batch: fill, subject: Pseudonym.of(Self.patient.publicKey.address), serialHash: Hash.sha256(Array(s.utf8)), atMs: l.context.timestampMs))
+        }
+        l.apply(Self.nurse, dose("F-1"))
+        l.apply(Self.maker, .recallBatch(RecallBatch(batch: material, reasonCode: "quality-defect")))
+        l.reject(Self.nurse, dose("F-2"), "invalid-argument")
     }
 
     @Test("the forward trace lists each patient once, in first-dose order, from the contract's paged index (across pages and derived batches)")

@@ -106,6 +106,19 @@ extension ApplicationScenarios {
             try await Task.sleep(nanoseconds: 2_500_000_000)  // the gateway's cache of the order (2 s)
             r = try await report(0, 90, 90)
             #expect(!Self.rules(r).contains("geofence-breach raised"), "\(r.text)")
+            // The disease-control centre's view: the order, no longer in force, and the log of its
+            // breaches (raised and cleared, never a position).
+            let shown = try runCLI(["quarantine", "show", "--node", node.url, "--order", order])
+            #expect(shown.status == 0 && shown.stdout.contains("\"active\":false") && shown.stdout.contains(subjects[0].hex), "\(shown.stdout) \(shown.stderr)")
+            var breaches: [[String: Any]] = []
+            for _ in 0..<50 {
+                let cli = try runCLI(["quarantine", "breaches", "--node", node.url])
+                breaches = ((try? JSONSerialization.jsonObject(with: Data(cli.stdout.utf8))) as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
+                if breaches.count >= 2 { break }
+                try await Task.sleep(nanoseconds: 200_000_000)
+            }
+            let states = breaches.compactMap { (($0["record"] as? [String: Any])?["alert"] as? [String: Any]).map { "\($0["device"] as? String ?? "") \($0["raised"] as? Bool ?? false)" } }
+            #expect(states == ["\(bands[0].id.hex) true", "\(bands[0].id.hex) false"], "\(breaches)")
             // Its fence (the person's home) is deleted at the gateway, and not taken again.
             #expect(gw.log.contains("is over: its geofence is deleted"), "\(gw.log.suffix(1_000))")
             r = try await HTTP(base: gw.url).post("/v1/quarantine/fences", forged)

@@ -118,6 +118,16 @@ extension ApplicationScenarios {
             #expect(((events[0]["subject"] as? [String: Any])?["identifier"] as? [String: Any])?["value"] as? String == subjects[1].hex)
             #expect(((events[0]["seriousness"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String == "Serious")
             #expect(r.json["total"] == nil && r.json["type"] as? String == "collection")
+            // From the command line: the first patient reports a reaction itself; the FHIR exports.
+            let patientPath = dir + "/patient-0.key.json"
+            try JSONEncoder().encode(KeyFile(patients[0])).write(to: URL(fileURLWithPath: patientPath))
+            var cmd = try runCLI(["batch", "adverse-event", "--node", node.url, "--key", patientPath, "--batch", batch.hex, "--subject", subjects[0].hex,
+                                  "--reaction", "meddra:10037087", "--severity", "mild", "--hours-ago", "2"])
+            #expect(cmd.status == 0, "\(cmd.stderr)")
+            cmd = try runCLI(["batch", "adverse-events", "--node", node.url, batch.hex])
+            #expect(cmd.status == 0 && cmd.stdout.components(separatedBy: "\"resourceType\":\"AdverseEvent\"").count == 3, "\(cmd.stdout)")
+            cmd = try runCLI(["batch", "immunizations", "--node", node.url, batch.hex])
+            #expect(cmd.status == 0 && cmd.stdout.components(separatedBy: "\"resourceType\":\"Immunization\"").count == 3, "\(cmd.stdout)")
 
             // The same steps from the command line: register from a serials file, countersign, transfer, scan.
             let pharmaPath = dir + "/pharma.key.json", hospitalPath = dir + "/hospital.key.json", serials = dir + "/serials.txt"
@@ -164,6 +174,8 @@ extension ApplicationScenarios {
             let first = (told.json["recalls"] as? [[String: Any]])?.first
             #expect(first?["batch"] as? String == batch.hex && first?["reasonCode"] as? String == "cold-chain-excursion", "\(told.text)")
             #expect(first?["holders"] as? [String: Int] == ["pharma": 6, chain.hospital: 2] && first?["administrations"] as? Int == 2, "\(told.text)")
+            cmd = try runCLI(["batch", "recalls", "--node", node.url])
+            #expect(cmd.status == 0 && cmd.stdout.contains(batch.hex) && cmd.stdout.contains("cold-chain-excursion"), "\(cmd.stdout) \(cmd.stderr)")
             r = try await http.get("/v1/scan?gtin=09506000134352&lot=COVID-7")
             #expect(r.json["recalled"] as? Bool == true && r.json["flagged"] as? Bool == true && (r.json["reason"] as? String ?? "").contains("cold-chain-excursion"), "\(r.text)")
             // A dose from a recalled batch is refused with a reason, and changes nothing.

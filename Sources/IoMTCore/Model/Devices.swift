@@ -226,6 +226,23 @@ public struct AlertRecord: Hashable, Sendable, Codable, CanonicalCodable {
     }
 }
 
+/// An alert as numbered in the chain's alert log (`StateKeys.alertLogEntry(n)`): raised and
+/// cleared, in commit order — the history the latest-state key (`StateKeys.alert`) does not keep.
+public struct AlertLogEntry: Hashable, Sendable, Codable, CanonicalCodable {
+    public var n: UInt64
+    public var record: AlertRecord
+    public init(n: UInt64, record: AlertRecord) { self.n = n; self.record = record }
+    public func encode(to w: inout CanonicalWriter) { w.write(n); w.write(record) }
+    public init(from r: inout CanonicalReader) throws(CanonicalDecodingError) { n = try r.read(); record = try r.read() }
+}
+
 extension StateKeys {
     public static func alert(_ device: Address, rule: String) -> [UInt8] { Array("alert/".utf8) + device.bytes + Array("/".utf8) + Array(rule.utf8) }
+    /// Present (the log number) when the device's rule was raised at that time: what an
+    /// acknowledgement names.
+    public static func alertRaised(_ device: Address, rule: String, atMs: Int64) -> [UInt8] {
+        Array("alert-raised/".utf8) + device.bytes + UInt64(bitPattern: atMs).canonicalBytes + Array(rule.utf8)
+    }
+    public static let alertLogCount: [UInt8] = Array("alert-log/count".utf8)
+    public static func alertLogEntry(_ n: UInt64) -> [UInt8] { Array("alert-log/".utf8) + n.canonicalBytes }
 }
