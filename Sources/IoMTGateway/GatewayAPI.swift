@@ -135,16 +135,28 @@ public struct GatewayAPI: Sendable {
         return try json(VenueAlarmsReply(alarms: list, last: list.last?.id ?? after))
     }
 
-    struct AlertsReply: Codable { var alerts: [GatewayStore.StoredAlert]; var last: Int64 }
+    struct AlertsReply: Codable { var alerts: [GatewayStore.StoredAlert]; var last: Int64; var redacted: Bool }
 
     /// `GET /v1/alerts?after=ID&waitMs=MS`: alerts after ID, oldest first; with none yet, the request
     /// waits up to MS (≤ 60,000) for the next one — a subscriber keeps one such request open.
+    /// Signed by the gateway organisation's staff (a practitioner or member-admin of it), the
+    /// alerts are whole; unsigned, they are redacted to what the chain's alert log shows (rule,
+    /// severity, state, device, time: no patient pseudonym, no value).
     func alerts(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
         guard let after = Int64(q.get("after") ?? "0"), after >= 0 else { throw Problem(.badRequest, code: "invalid-after", detail: "after is an alert id (≥ 0)") }
         guard let wait = Int(q.get("waitMs") ?? "0"), (0...60_000).contains(wait) else { throw Problem(.badRequest, code: "invalid-wait", detail: "waitMs is 0…60000") }
-        let list = try await gateway.alerts(after: after, waitMs: wait)
-        return try json(AlertsReply(alerts: list, last: list.last?.id ?? after))
+        let parts = signedParts(req)
+        var whole = false
+        if parts.account != nil || parts.signature != nil {
+            do throws(Gateway.ReadRefusal) { try await gateway.checkStaff(parts) } catch { throw Self.problem(error) }
+            whole = true
+        }
+        var list = try await gateway.alerts(after: after, waitMs: wait)
+        if !whole {
+            for i in list.indices { list[i].event.subject = nil; list[i].event.value = ""; list[i].event.unit = "" }
+        }
+        return try json(AlertsReply(alerts: list, last: list.last?.id ?? after, redacted: !whole))
     }
 
     func proof(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {

@@ -115,6 +115,18 @@ extension Gateway {
         return (claimed, account, digest, nonce, nil)
     }
 
+    /// A signed request by this gateway organisation's staff: an active practitioner or member-admin
+    /// of it (who sees the ward's alerts whole).
+    func checkStaff(_ r: SignedRequestParts) async throws(ReadRefusal) {
+        let auth = await authenticate(r, nowMs: Self.nowMs())
+        if let refusal = auth.refusal { throw refusal }
+        let organisation: String
+        do { organisation = try await self.organisation() } catch { throw ReadRefusal(code: "node-unavailable", status: 503, description: "\(error)") }
+        guard let a = auth.account, [.practitioner, .memberAdmin].contains(a.role), a.organisation == organisation else {
+            throw ReadRefusal(code: "access-denied", status: 403, description: "only a practitioner or member-admin of \"\(organisation)\" sees its alerts whole (unsigned, they come redacted)")
+        }
+    }
+
     static func replayed(_ nonce: String, _ account: Address) -> ReadRefusal {
         ReadRefusal(code: "replayed-request", status: 409, description: "nonce \(nonce) was already used by \(account): a replayed request")
     }

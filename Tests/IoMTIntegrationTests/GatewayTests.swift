@@ -317,9 +317,10 @@ struct GatewayTests {
         var r = try await oximeter.upload(gw.http, chainID: id, counter: 1, body: try Self.spo2(96))
         #expect(r.status == 202 && (r.json["alerts"] as? [Any])?.isEmpty == true && r.json["sampling"] as? String == "periodic", "\(r.text)")
 
-        // A subscriber waits; the abnormal reading wakes it.
+        // A subscriber — the ward's staff, signing its request — waits; the abnormal reading wakes it.
         let http = gw.http
-        async let waited = http.get("/v1/alerts?after=0&waitMs=20000")
+        let staff = chain.admin
+        async let waited = DataReadTests.signedGET(http, "/v1/alerts?after=0&waitMs=20000", key: staff, chainID: id).0
         try await Task.sleep(nanoseconds: 300_000_000)
         r = try await oximeter.upload(gw.http, chainID: id, counter: 2, body: try Self.spo2(88))
         #expect(r.status == 202 && r.json["sampling"] as? String == "intensive", "\(r.text)")
@@ -331,6 +332,14 @@ struct GatewayTests {
         let event = got.first?["event"] as? [String: Any] ?? [:]
         #expect(event["rule"] as? String == "spo2-low" && event["state"] as? String == "raised" && event["value"] as? String == "88" && event["severity"] as? String == "critical", "\(event)")
         #expect(event["subject"] as? String == subject.description && event["device"] as? String == oximeter.id.hex)
+        #expect(sub.json["redacted"] as? Bool == false)
+        // Unsigned, the same alert comes without the patient and the value; signed by an account
+        // the chain does not know, it is refused.
+        let open = try await http.get("/v1/alerts?after=0")
+        let bare = ((open.json["alerts"] as? [[String: Any]])?.first?["event"] as? [String: Any]) ?? [:]
+        #expect(open.json["redacted"] as? Bool == true && bare["subject"] == nil && bare["value"] as? String == "" && bare["rule"] as? String == "spo2-low", "\(open.text)")
+        let outsider = try await DataReadTests.signedGET(http, "/v1/alerts?after=0", key: PrivateKey.generate(.ed25519), chainID: id).0
+        #expect(outsider.status == 401 && outsider.json["code"] as? String == "unknown-account", "\(outsider.text)")
 
         // Hysteresis: 91 is still low enough to keep the alarm; nothing new.
         r = try await oximeter.upload(gw.http, chainID: id, counter: 3, body: try Self.spo2(91))
