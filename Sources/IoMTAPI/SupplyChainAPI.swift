@@ -41,6 +41,11 @@ extension API {
         return id
     }
 
+    /// Every organisation that has held units of the batch (the contract's list).
+    private func holders(of b: BatchRecord, in state: AuthenticatedState) throws -> [String] {
+        try read(StringList.self, StateKeys.batchHolders(b.id), in: state)?.places ?? [b.manufacturer]
+    }
+
     private func transfers(of b: BatchRecord, in state: AuthenticatedState, limit: UInt64 = 1_000) throws -> [CustodyRecord] {
         try (0..<min(b.transfers, limit)).compactMap { try read(CustodyRecord.self, StateKeys.custodyTransfer(b.id, $0 + 1), in: state) }
     }
@@ -52,7 +57,7 @@ extension API {
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
         let chain = try transfers(of: b, in: state)
         var holdings: [String: UInt64] = [:], quarantined: [String: UInt64] = [:]
-        for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
+        for org in try holders(of: b, in: state) {
             holdings[org] = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
             if let q = try read(UInt64.self, StateKeys.quarantined(id, org), in: state), q > 0 { quarantined[org] = q }
         }
@@ -113,7 +118,7 @@ extension API {
                 n += 1
                 guard let id = try read(Hash.self, StateKeys.recallEntry(n), in: state), let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { continue }
                 var holders: [String: UInt64] = [:]
-                for org in Set([b.manufacturer] + (try transfers(of: b, in: state, limit: 100_000)).map(\.toOrganisation)) {
+                for org in try self.holders(of: b, in: state) {
                     let held = try read(UInt64.self, StateKeys.holding(id, org), in: state) ?? 0
                     if held > 0 { holders[org] = held }
                 }

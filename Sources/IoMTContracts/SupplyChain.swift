@@ -68,6 +68,7 @@ enum SupplyChain {
             state.put(key, list)
         }
         state.put(StateKeys.batch(id), BatchRecord(id: id, registration: b, manufacturer: sender.organisation, registeredBy: sender.address, height: context.height))
+        state.put(StateKeys.batchHolders(id), StringList([sender.organisation]))
         state.put(StateKeys.holding(id, sender.organisation), UInt64(b.units))
     }
 
@@ -94,6 +95,11 @@ enum SupplyChain {
         guard held >= UInt64(t.units) else { throw .invalidArgument("\"\(sender.organisation)\" holds \(held) units of batch \(t.batch), not \(t.units)") }
         state.put(fromKey, held - UInt64(t.units))
         state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + UInt64(t.units))
+        var holders = try state.read(StringList.self, StateKeys.batchHolders(t.batch)) ?? StringList([b.manufacturer])
+        if !holders.places.contains(receiver.organisation) {
+            holders.places.append(receiver.organisation)
+            state.put(StateKeys.batchHolders(t.batch), holders)
+        }
         b.transfers = t.sequence
         state.put(StateKeys.batch(t.batch), b)
         state.put(StateKeys.custodyTransfer(t.batch, t.sequence), CustodyRecord(sequence: t.sequence, fromOrganisation: sender.organisation, toOrganisation: receiver.organisation,
@@ -369,8 +375,8 @@ public struct BatchTrace: Sendable, Codable {
     /// Pseudonyms of the patients given a unit of it or of a derived batch.
     public var patients: [Hash]
     public var administrations: UInt64
-    /// True when a bound was reached (10,000 batches each way, 100,000 transfers per batch,
-    /// 1,000,000 patients listed): the lists are then incomplete, and say so.
+    /// True when a bound was reached (10,000 batches each way, 1,000,000 patients listed): the
+    /// lists are then incomplete, and say so.
     public var truncated: Bool
 
     /// nil if there is no such batch.
@@ -393,12 +399,7 @@ public struct BatchTrace: Sendable, Codable {
         for b in [id] + derived {
             guard let record = try s.read(BatchRecord.self, StateKeys.batch(b)) else { continue }
             organisations.insert(record.manufacturer)
-            if record.transfers > 100_000 { truncated = true }
-            var t: UInt64 = 0
-            while t < min(record.transfers, 100_000) {
-                t += 1
-                if let c = try s.read(CustodyRecord.self, StateKeys.custodyTransfer(b, t)) { organisations.insert(c.toOrganisation) }
-            }
+            for o in try s.read(StringList.self, StateKeys.batchHolders(b))?.places ?? [] { organisations.insert(o) }
             administrations += record.administered
         }
         // The contract's index: the distinct patients given a unit of this batch or of any batch

@@ -133,6 +133,8 @@ struct SupplyChainTests {
         #expect(Self.holding(l, id, "pharma") == 20 && Self.holding(l, id, "logistics") == 10 && Self.holding(l, id, "st-marys") == 70)
         let second = try #require(try l.state.read(CustodyRecord.self, StateKeys.custodyTransfer(id, 3)))
         #expect(second.fromOrganisation == "logistics" && second.toOrganisation == "st-marys" && second.units == 50)
+        // Each organisation that held units, once, in order: what the trace and recall notices read.
+        #expect(try l.state.read(StringList.self, StateKeys.batchHolders(id))?.places == ["pharma", "st-marys", "logistics"])
     }
 
     @Test("administration: attested practitioners of a holding organisation, one unit each, to an enrolled patient; never a recalled batch")

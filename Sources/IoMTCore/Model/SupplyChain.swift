@@ -495,6 +495,9 @@ extension StateKeys {
     /// Present when a longer prefix beginning with this one is assigned (so this one cannot be).
     public static func gs1PrefixNested(_ prefix: String) -> [UInt8] { Array("gs1-prefix-nested/".utf8) + Array(prefix.utf8) }
     public static func materialSource(_ id: Hash) -> [UInt8] { Array("material-source/".utf8) + id.bytes }
+    /// Every organisation that has held units of a batch, the manufacturer first (`StringList`):
+    /// what the trace, the batch view and the recall notice read instead of every transfer.
+    public static func batchHolders(_ batch: Hash) -> [UInt8] { Array("batch-holders/".utf8) + batch.bytes }
     /// A batch's raw-material sources (`IDList`).
     public static func batchSources(_ batch: Hash) -> [UInt8] { Array("batch-sources/".utf8) + batch.bytes }
     /// A batch's test results (`UInt64` count; the n-th is `batchTest(batch, n)`).
