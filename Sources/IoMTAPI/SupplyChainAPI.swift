@@ -238,7 +238,9 @@ extension API {
             }
         }
         let verified = serial.flatMap { s in proof.map { $0.treeSize == UInt64(b.registration.units) && $0.verify(leaf: Array(s.utf8), root: b.registration.serialsRoot) } }
-        let given = try serial.map { s in try read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
+        // Given already: from this lot, or from another lot of the same GTIN (serials are unique per GTIN).
+        let given = try serial.map { s in try read(Hash.self, StateKeys.administeredSerial(gtin: gtin, Hash.sha256(Array(s.utf8))), in: state) != nil
+                                        || read(UInt64.self, StateKeys.administeredUnit(id, Hash.sha256(Array(s.utf8))), in: state) != nil }
         let unitExcursion = try serial.flatMap { s in try read(UInt64.self, StateKeys.quarantinedUnit(id, Hash.sha256(Array(s.utf8))), in: state) }
         let reason: String
         if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if let m = recalledMaterial {

@@ -134,6 +134,11 @@ enum SupplyChain {
         guard d.atMs >= b.registration.manufacturedMs, d.atMs <= context.timestampMs + 300_000 else { throw .invalidArgument("atMs is between manufacture and the block's time") }
         let unitKey = StateKeys.administeredUnit(d.batch, d.serialHash)
         guard state.value(forKey: unitKey) == nil else { throw .alreadyExists("an administration of unit \(d.serialHash) of batch \(d.batch)") }
+        // A serial is unique per GTIN (GS1): one given from another lot of the product is a copy.
+        let serialKey = StateKeys.administeredSerial(gtin: b.registration.gtin, d.serialHash)
+        if let other = try state.read(Hash.self, serialKey) {
+            throw .alreadyExists("an administration of serial \(d.serialHash) of GTIN \(b.registration.gtin) (from batch \(other)): a copied label")
+        }
         if let excursion = try state.read(UInt64.self, StateKeys.quarantinedUnit(d.batch, d.serialHash)) {
             throw .invalidArgument("unit \(d.serialHash) of batch \(d.batch) is quarantined after cold-chain excursion \(excursion)")
         }
@@ -144,6 +149,7 @@ enum SupplyChain {
         b.administered += 1
         state.put(StateKeys.batch(d.batch), b)
         state.put(unitKey, b.administered)
+        state.put(serialKey, d.batch)
         let toKey = StateKeys.administeredTo(d.batch, d.subject)
         state.put(toKey, (try state.read(UInt64.self, toKey) ?? 0) + 1)
         // A batch made from a recalled material is not given either (the recall of an ingredient

@@ -173,6 +173,23 @@ struct SupplyChainTests {
         #expect(try l.state.read(AdministrationRecord.self, StateKeys.administration(id, 2))?.dose.subject == subject)
     }
 
+    @Test("a serial is given once per GTIN, whatever the lot: the same serial from another lot of the product is a copied label")
+    func serialOncePerGTIN() throws {
+        var l = Self.ledger()
+        l.apply(Self.maker, .registerBatch(Self.batch("LOT-A")))
+        l.apply(Self.maker, .registerBatch(Self.batch("LOT-B")))
+        l.apply(Self.maker, .registerBatch(Self.batch("LOT-C", gtin: "4006381333931")))
+        let ids = ["LOT-A", "LOT-B"].map { GS1.batchID(gtin: "09506000134352", lot: $0) } + [GS1.batchID(gtin: "4006381333931", lot: "LOT-C")]
+        for id in ids { l.apply(Self.maker, Self.transfer(l, id, units: 5, from: Self.maker, to: Self.pharmacy)) }
+        func dose(_ batch: Hash, _ serial: String) -> TransactionPayload {
+            .administerDose(AdministerDose(batch: batch, subject: Pseudonym.of(Self.patient.publicKey.address), serialHash: Hash.sha256(Array(serial.utf8)), atMs: l.context.timestampMs))
+        }
+        l.apply(Self.nurse, dose(ids[0], "SN-1"))
+        l.reject(Self.nurse, dose(ids[1], "SN-1"), "already-exists")
+        l.apply(Self.nurse, dose(ids[2], "SN-1"))  // another product: its own serials
+        #expect(Self.holding(l, ids[1], "st-marys") == 5)
+    }
+
     @Test("adverse events: by an attested practitioner or the patient itself, in codes, only for a patient given a unit of the batch")
     func adverseEvents() throws {
         var l = Self.ledger()

@@ -369,6 +369,11 @@ extension StateKeys {
     public static func administration(_ batch: Hash, _ n: UInt64) -> [UInt8] { Array("administration/".utf8) + batch.bytes + n.canonicalBytes }
     /// Set when a unit (by serial hash) was administered: a unit is given once.
     public static func administeredUnit(_ batch: Hash, _ serialHash: Hash) -> [UInt8] { Array("administered-unit/".utf8) + batch.bytes + serialHash.bytes }
+    /// A serial given under a GTIN, whatever the lot (GS1 serials are unique per GTIN): the batch
+    /// it was given from (`Hash`).
+    public static func administeredSerial(gtin: String, _ serialHash: Hash) -> [UInt8] {
+        Array("administered-serial/".utf8) + Array(GS1.gtin14(gtin).utf8) + serialHash.bytes
+    }
     /// Set when a reaction (code) of a patient was reported for a batch: reported once.
     public static func adverseReported(_ batch: Hash, _ subject: Hash, _ code: String) -> [UInt8] { Array("adverse-reported/".utf8) + batch.bytes + subject.bytes + Array(code.utf8) }
     /// Doses of a batch a patient was given (`UInt64`).
