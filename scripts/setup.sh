@@ -15,6 +15,8 @@ dpkg -s ipfs-cid >/dev/null 2>&1 || need+=(ipfs-cid)
 dpkg -s libpaho-mqtt-dev >/dev/null 2>&1 || need+=(libpaho-mqtt-dev)
 dpkg -s mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 dpkg -s mosquitto-clients >/dev/null 2>&1 || need+=(mosquitto-clients)
+# Chromium: the web console's tests open every page in a real (headless) browser.
+dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -29,5 +31,13 @@ if command -v python3 >/dev/null && ! python3 -c 'import openapi_spec_validator'
   python3 -m pip install -q openapi-spec-validator >/dev/null 2>&1 \
     || python3 -m pip install -q --user --break-system-packages openapi-spec-validator >/dev/null 2>&1 \
     || echo "warning: could not install openapi-spec-validator (python3 -m pip install openapi-spec-validator)" >&2
+fi
+# Playwright drives the system's Chromium in the console tests (no browser download: it is
+# pointed at /usr/bin/chromium). The tests need it, so a failure here is an error.
+if command -v python3 >/dev/null && ! python3 -c 'import playwright.sync_api' >/dev/null 2>&1; then
+  python3 -m pip install -q playwright >/dev/null 2>&1 \
+    || python3 -m pip install -q --user --break-system-packages playwright >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages playwright >/dev/null 2>&1 \
+    || { echo "could not install playwright (python3 -m pip install playwright): the console tests need it" >&2; exit 1; }
 fi
 command -v swift >/dev/null || { echo "swift 6.1+ is required (https://swift.org/install)"; exit 1; }

@@ -56,6 +56,7 @@ public struct API: Sendable {
         supplyChainRoutes(router)
         tracingRoutes(router)
         supplyChainFHIRRoutes(router)
+        consoleRoutes(router)
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         router.get("/metrics") { _, _ in await metrics() }
         router.get("/openapi.yaml") { _, _ in try openAPI() }

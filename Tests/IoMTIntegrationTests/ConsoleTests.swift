@@ -1,0 +1,70 @@
+import Foundation
+import IoMTCore
+import Testing
+
+/// Issue 7, first part: the web console served by a validator of a real four-validator devnet,
+/// opened in headless Chromium (Debian's package, through Playwright; `scripts/setup.sh` installs
+/// both): the explorer's newest block arrives without a reload, a block shows its commit, a
+/// transaction found by search shows its Merkle proof verified, the consortium page lists every
+/// validator — on a desktop and on a phone-sized screen, with screenshots.
+@Suite("web console in a real browser", .serialized)
+struct ConsoleTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("browser/console.py").path
+
+    @Test("explorer, block, transaction and consortium pages in headless Chromium, live blocks without reload", .timeLimit(.minutes(4)))
+    func browser() async throws {
+        let net = try Devnet(validators: 4)
+        defer { net.stop() }
+        let http = net.http(1)
+        let admin = try KeyFile.load(path: net.manifest.adminKey)
+        let chainID = net.manifest.chainId
+        func submit() async throws -> String {
+            let nonce = UInt64(try await http.get("/v1/accounts/\(admin.publicKey.address.hex)").json["nextNonce"] as? Int ?? 0)
+            let tx = Transaction(chainID: chainID, sender: admin.publicKey.address, signerKey: admin.publicKey, nonce: nonce,
+                                 payload: .registerAccount(RegisterAccount(publicKey: PrivateKey.generate(.ed25519).publicKey, role: .device, organisation: "org-0", label: "sensor")))
+                .signed(with: admin)
+            let r = try await http.post("/v1/transactions?wait=commit", try JSONEncoder().encode(tx))
+            guard r.status == 200 else { throw TestFailure("submit: HTTP \(r.status) \(r.text)") }
+            return tx.hash.hex
+        }
+        let txHash = try await submit()
+
+        // Server side first: pages answer, escape what they show, and refuse what is not there.
+        for path in ["/console/explorer", "/console/consortium", "/console/blocks/1", "/console/tx/\(txHash)"] {
+            let r = try await http.get(path)
+            #expect(r.status == 200 && r.headers["content-type"]?.hasPrefix("text/html") == true && r.text.contains("<nav>"), "\(path): \(r.status)")
+            #expect(r.headers["content-security-policy"]?.contains("default-src 'self'") == true)
+        }
+        let hostile = try await http.get("/console/search?q=%3Cscript%3Ealert(1)%3C/script%3E")
+        #expect(hostile.status == 404 && !hostile.text.contains("<script>alert") && hostile.text.contains("&lt;script&gt;"), "\(hostile.text)")
+        #expect(try await http.get("/console/blocks/999999").status == 404)
+        #expect(try await http.get("/console/tx/" + String(repeating: "ab", count: 32)).status == 404)
+
+        // The browser, while transactions keep committing.
+        let shots = temporaryFolder("console-screenshots")
+        try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
+        let load = Task {
+            for _ in 0..<60 where !Task.isCancelled {
+                _ = try? await submit()
+                try? await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
+        defer { load.cancel() }
+        let run = try runTool("/usr/bin/env", ["python3", Self.script, "http://" + net.manifest.members[1].http, shots, txHash], timeoutSeconds: 180)
+        #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
+        let seen = ((try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8))) as? [String: Any]) ?? [:]
+        for screen in ["desktop", "phone"] {
+            let explorer = seen["\(screen)_explorer"] as? [String: Int] ?? [:]
+            #expect((explorer["newest"] ?? 0) > (explorer["first"] ?? .max), "\(screen): \(seen)")
+            #expect((seen["\(screen)_verdict"] as? String ?? "").contains("Verified"), "\(seen)")
+            #expect(seen["\(screen)_validators"] as? Int == 4, "\(seen)")
+            #expect((seen["\(screen)_block_heading"] as? String ?? "").hasPrefix("Commit: "), "\(seen)")
+        }
+        for name in ["explorer", "block", "transaction", "consortium"] {
+            for screen in ["desktop", "phone"] {
+                #expect(FileManager.default.fileExists(atPath: "\(shots)/\(name)-\(screen).png"), "screenshot \(name)-\(screen)")
+            }
+        }
+    }
+}
