@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Hummingbird's own lifecycle (already built with it): the console's event streams end
+        // when the server shuts down gracefully.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -63,7 +66,8 @@ let package = Package(
         // HTTP API (Hummingbird).
         .target(
             name: "IoMTAPI",
-            dependencies: ["IoMTNode", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["IoMTNode", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             resources: [.embedInCode("openapi.yaml")]
         ),
         .executableTarget(

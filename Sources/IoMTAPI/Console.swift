@@ -5,6 +5,7 @@ import IoMTContracts
 import IoMTCore
 import IoMTNode
 import NIOCore
+import ServiceLifecycle
 
 /// The web console (issue 7), served by the node: server-rendered HTML, one navigation bar, live
 /// updates over Server-Sent Events, and a small script written here (no JavaScript registry, no
@@ -178,7 +179,9 @@ extension API {
             var last = start
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             let end = ContinuousClock.now + .seconds(300)
-            while ContinuousClock.now < end, !Task.isCancelled {
+            // Ends at once when the server shuts down (SIGTERM, Ctrl-C): a stream never holds a
+            // node's exit for its five minutes.
+            while ContinuousClock.now < end, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .milliseconds(200))
                 let latest = await node.latestHeader.height
                 while last < latest {

@@ -67,4 +67,26 @@ struct ConsoleTests {
             }
         }
     }
+
+    @Test("an open event stream does not hold a node's exit: SIGTERM stops it within seconds", .timeLimit(.minutes(2)))
+    func streamEndsOnShutdown() async throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try NodeProcess(dataDir: dir + "/node")
+        defer { node.terminate() }
+        let out = dir + "/events.txt"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sN", node.url + "/console/events"]
+        curl.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        try curl.run()
+        defer { if curl.isRunning { curl.terminate() } }
+        let opened = Date().addingTimeInterval(10)
+        while Date() < opened, !((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("retry:") { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("retry:"), "the stream opened")
+        kill(node.process.processIdentifier, SIGTERM)
+        try waitForExit(node.process, seconds: 10, "a node with an open console stream, after SIGTERM")
+    }
 }
