@@ -54,7 +54,13 @@ extension API {
     private func batchView(_ ctx: BasicRequestContext) async throws -> Response {
         let id = try batchID(ctx)
         let (state, header) = await node.committedSnapshot()
-        guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
+        guard let detail = try batchDetail(id, state: state, header: header) else { throw Problem(.notFound, code: "unknown-batch", detail: "no batch \(id)") }
+        return try json(detail)
+    }
+
+    /// A batch with its holdings, custody, storage, excursions, sources and tests (nil: no such batch).
+    func batchDetail(_ id: Hash, state: AuthenticatedState, header: BlockHeader) throws -> BatchResponse? {
+        guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else { return nil }
         let chain = try transfers(of: b, in: state)
         var holdings: [String: UInt64] = [:], quarantined: [String: UInt64] = [:]
         for org in try holders(of: b, in: state) {
@@ -68,9 +74,9 @@ extension API {
         let sources = try (read(IDList.self, StateKeys.batchSources(id), in: state)?.ids ?? []).compactMap { try read(MaterialSourceRecord.self, StateKeys.materialSource($0), in: state) }
         let testCount = try read(UInt64.self, StateKeys.batchTestCount(id), in: state) ?? 0
         let tests = try (0..<min(testCount, 1_000)).compactMap { try read(BatchTestRecord.self, StateKeys.batchTest(id, $0 + 1), in: state) }
-        return try json(BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
-                                      holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count),
-                                      quarantined: quarantined, storage: storage, excursions: excursions, sources: sources, tests: tests, height: header.height))
+        return BatchResponse(batch: b, recalled: b.recall != nil, expired: header.timestampMs >= b.registration.expiresMs,
+                             holdings: holdings, transfers: chain, transfersTruncated: b.transfers > UInt64(chain.count),
+                             quarantined: quarantined, storage: storage, excursions: excursions, sources: sources, tests: tests, height: header.height)
     }
 
     struct TraceResponse: Codable {

@@ -29,9 +29,29 @@ struct ConsoleTests {
             return tx.hash.hex
         }
         let txHash = try await submit()
+        // A batch with a journey: made by the devnet's manufacturer (org-3), four units to the
+        // hospital, stored with a logger, one excursion.
+        let chain = DevChain(admin: admin, chainID: chainID, hospital: "org-0")
+        let maker = PrivateKey.generate(.ed25519), logger = PrivateKey.generate(.ed25519)
+        try await GatewayTests.commit(http, chain, .proposeGovernance(.addAdmin(publicKey: maker.publicKey, organisation: "org-3", label: "maker")))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let batch = RegisterBatch(gtin: "09506000134352", lot: "CONSOLE-1", productCode: "CVX208", units: 10, serialsRoot: Hash.sha256([1]),
+                                  manufacturedMs: now - 86_400_000, expiresMs: now + 90 * 86_400_000, minCentiC: 200, maxCentiC: 800)
+        try await GatewayTests.commit(http, chain, .registerBatch(batch), key: maker)
+        let until = now + 3_600_000
+        let message = TransferCustody.message(chainID: chainID, batch: batch.id, units: 4, sender: maker.publicKey.address, receiver: admin.publicKey.address, sequence: 1, validUntilMs: until)
+        try await GatewayTests.commit(http, chain, .transferCustody(TransferCustody(batch: batch.id, units: 4, receiver: admin.publicKey.address, sequence: 1, validUntilMs: until,
+                                                                                    receiverSignature: admin.sign(message))), key: maker)
+        try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: logger.publicKey, deviceType: "cold-chain-logger", place: "ward-fridge")))
+        try await GatewayTests.commit(http, chain, .attachLogger(AttachLogger(device: logger.publicKey.address, batch: batch.id, units: 2)))
+        try await GatewayTests.commit(http, chain, .reportExcursion(ReportExcursion(device: logger.publicKey.address, batch: batch.id, centiC: 1_150, atMs: now)))
+        let journey = try await http.get("/console/supply-chain?gtin=09506000134352&lot=CONSOLE-1")
+        #expect(journey.status == 200 && journey.text.contains("Cold-chain excursion") && journey.text.contains("11.50"), "\(journey.status)")
+        #expect(try await http.get("/console/supply-chain?batch=" + String(repeating: "cd", count: 32)).status == 404)
+        #expect(try await http.get("/console/supply-chain?gtin=123&lot=x").status == 400)
 
         // Server side first: pages answer, escape what they show, and refuse what is not there.
-        for path in ["/console/explorer", "/console/consortium", "/console/blocks/1", "/console/tx/\(txHash)"] {
+        for path in ["/console/explorer", "/console/consortium", "/console/blocks/1", "/console/tx/\(txHash)", "/console/supply-chain"] {
             let r = try await http.get(path)
             #expect(r.status == 200 && r.headers["content-type"]?.hasPrefix("text/html") == true && r.text.contains("<nav>"), "\(path): \(r.status)")
             #expect(r.headers["content-security-policy"]?.contains("default-src 'self'") == true)
@@ -51,7 +71,7 @@ struct ConsoleTests {
             }
         }
         defer { load.cancel() }
-        let run = try runTool("/usr/bin/env", ["python3", Self.script, "http://" + net.manifest.members[1].http, shots, txHash], timeoutSeconds: 180)
+        let run = try runTool("/usr/bin/env", ["python3", Self.script, "http://" + net.manifest.members[1].http, shots, txHash, batch.id.hex], timeoutSeconds: 180)
         #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
         let seen = ((try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8))) as? [String: Any]) ?? [:]
         for screen in ["desktop", "phone"] {
@@ -60,8 +80,9 @@ struct ConsoleTests {
             #expect((seen["\(screen)_verdict"] as? String ?? "").contains("Verified"), "\(seen)")
             #expect(seen["\(screen)_validators"] as? Int == 4, "\(seen)")
             #expect((seen["\(screen)_block_heading"] as? String ?? "").hasPrefix("Commit: "), "\(seen)")
+            #expect(seen["\(screen)_excursion_points"] as? Int == 1 && (seen["\(screen)_journey"] as? Int ?? 0) >= 4, "\(seen)")
         }
-        for name in ["explorer", "block", "transaction", "consortium"] {
+        for name in ["explorer", "block", "transaction", "consortium", "supply-chain"] {
             for screen in ["desktop", "phone"] {
                 #expect(FileManager.default.fileExists(atPath: "\(shots)/\(name)-\(screen).png"), "screenshot \(name)-\(screen)")
             }

@@ -1,6 +1,6 @@
 """Drives the node's web console in headless Chromium (Debian's package) through Playwright.
 
-Usage: console.py BASE_URL SCREENSHOT_DIR TX_HASH
+Usage: console.py BASE_URL SCREENSHOT_DIR TX_HASH BATCH_ID
 Prints one JSON object of what it saw; exits 1 (with the reason on stderr) when a check fails.
 """
 import json
@@ -8,7 +8,7 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-base, shots, tx = sys.argv[1], sys.argv[2], sys.argv[3]
+base, shots, tx, batch = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 seen = {}
 
 
@@ -60,6 +60,16 @@ with sync_playwright() as p:
         page.goto(base + "/console/consortium")
         seen[name + "_validators"] = page.locator("table tbody tr").count()
         page.screenshot(path=f"{shots}/consortium-{name}.png", full_page=True)
+
+        # Supply chain: a batch's journey, its cold-chain chart with the excursion marked.
+        page.goto(base + "/console/supply-chain")
+        page.fill("#batch", batch)
+        page.click("form.inline button")
+        page.wait_for_selector("#journey")
+        seen[name + "_journey"] = page.locator("#journey li").count()
+        seen[name + "_excursion_points"] = page.locator("svg#cold-chain circle.excursion").count()
+        check(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name + ": the supply-chain page fits the screen")
+        page.screenshot(path=f"{shots}/supply-chain-{name}.png", full_page=True)
         check(not errors, name + ": no script errors: " + "; ".join(errors))
         page.close()
     browser.close()
