@@ -26,6 +26,7 @@ extension API {
         router.get("/console/console.css") { _, _ in Self.asset(Console.style, type: "text/css; charset=utf-8") }
         router.get("/console/icon.svg") { _, _ in Self.asset(Console.icon, type: "image/svg+xml") }
         consoleSupplyChainRoutes(router)
+        consoleHospitalRoutes(router)
     }
 
     static func asset(_ text: String, type: String) -> Response {
@@ -246,7 +247,7 @@ extension API {
 
 /// The console's fixed parts: pages, escaping, the script and the style.
 enum Console {
-    static let pages: [(String, String)] = [("Consortium", "/console/consortium"), ("Explorer", "/console/explorer"), ("Supply chain", "/console/supply-chain")]
+    static let pages: [(String, String)] = [("Consortium", "/console/consortium"), ("Explorer", "/console/explorer"), ("Supply chain", "/console/supply-chain"), ("Hospital", "/console/hospital")]
 
     static let icon = ##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d60"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>"##
 
@@ -311,7 +312,9 @@ enum Console {
         main{padding:1rem;max-width:70rem}a{color:#0b5394}code{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc;vertical-align:top}
         .scroll{overflow-x:auto}ol.timeline{padding-left:1.2rem}ol.timeline time{font-variant-numeric:tabular-nums;color:#444;margin-right:.5rem}
-        form.inline{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center}form.inline input{padding:.3rem}svg text{font-size:11px;fill:#333}svg#cold-chain{max-width:600px;border:1px solid #ccc}tr.new{background:#fff4c2}tr.alert{background:#fde2e1}.ok{color:#1b5e20}.bad{color:#a00000}
+        form.inline{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center}form.inline input{padding:.3rem}svg text{font-size:11px;fill:#333}svg#cold-chain{max-width:600px;border:1px solid #ccc}
+        ul.counts{display:flex;flex-wrap:wrap;gap:1rem;list-style:none;padding:0}.status{padding:0 .3rem;border-radius:3px;background:#e8eef4}
+        .status-available{background:#d7ecd9}.status-out-of-service{background:#fde2e1}.status-maintenance{background:#fff4c2}tr.new{background:#fff4c2}tr.alert{background:#fde2e1}.ok{color:#1b5e20}.bad{color:#a00000}
         dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dd{margin:0}pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}
         @media (max-width:40rem){dl.fields{grid-template-columns:1fr}.search{margin-left:0;width:100%}.search input{min-width:0;flex:1}}
         """

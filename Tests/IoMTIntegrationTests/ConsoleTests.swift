@@ -45,6 +45,12 @@ struct ConsoleTests {
         try await GatewayTests.commit(http, chain, .registerDevice(RegisterDevice(publicKey: logger.publicKey, deviceType: "cold-chain-logger", place: "ward-fridge")))
         try await GatewayTests.commit(http, chain, .attachLogger(AttachLogger(device: logger.publicKey.address, batch: batch.id, units: 2)))
         try await GatewayTests.commit(http, chain, .reportExcursion(ReportExcursion(device: logger.publicKey.address, batch: batch.id, centiC: 1_150, atMs: now)))
+        // Two respirators of the hospital, one out of service.
+        try await GatewayTests.commit(http, chain, .registerAsset(RegisterAsset(tag: "RESP-1", kind: "respirator", home: "ward-3")))
+        try await GatewayTests.commit(http, chain, .registerAsset(RegisterAsset(tag: "RESP-2", kind: "respirator", home: "ward-3")))
+        try await GatewayTests.commit(http, chain, .setAssetStatus(SetAssetStatus(tag: "RESP-2", status: "out-of-service", malfunction: "power-failure")))
+        let board = try await http.get("/console/hospital?organisation=org-0&steriliser=zz")
+        #expect(board.status == 200 && board.text.contains("RESP-2") && board.text.contains("power-failure") && board.text.contains("40 hex digits"), "\(board.text.prefix(300))")
         let journey = try await http.get("/console/supply-chain?gtin=09506000134352&lot=CONSOLE-1")
         #expect(journey.status == 200 && journey.text.contains("Cold-chain excursion") && journey.text.contains("11.50"), "\(journey.status)")
         #expect(try await http.get("/console/supply-chain?batch=" + String(repeating: "cd", count: 32)).status == 404)
@@ -80,9 +86,10 @@ struct ConsoleTests {
             #expect((seen["\(screen)_verdict"] as? String ?? "").contains("Verified"), "\(seen)")
             #expect(seen["\(screen)_validators"] as? Int == 4, "\(seen)")
             #expect((seen["\(screen)_block_heading"] as? String ?? "").hasPrefix("Commit: "), "\(seen)")
+            #expect(seen["\(screen)_out_of_service"] as? Int == 1 && seen["\(screen)_assets"] as? Int == 2, "\(seen)")
             #expect(seen["\(screen)_excursion_points"] as? Int == 1 && (seen["\(screen)_journey"] as? Int ?? 0) >= 4, "\(seen)")
         }
-        for name in ["explorer", "block", "transaction", "consortium", "supply-chain"] {
+        for name in ["explorer", "block", "transaction", "consortium", "supply-chain", "hospital"] {
             for screen in ["desktop", "phone"] {
                 #expect(FileManager.default.fileExists(atPath: "\(shots)/\(name)-\(screen).png"), "screenshot \(name)-\(screen)")
             }

@@ -70,6 +70,16 @@ with sync_playwright() as p:
         seen[name + "_excursion_points"] = page.locator("svg#cold-chain circle.excursion").count()
         check(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name + ": the supply-chain page fits the screen")
         page.screenshot(path=f"{shots}/supply-chain-{name}.png", full_page=True)
+
+        # Hospital: the hospital's assets by status, through the page's own form.
+        page.goto(base + "/console/hospital")
+        page.fill("#organisation", "org-0")
+        page.click("form.inline button")
+        page.wait_for_selector("#assets")
+        seen[name + "_assets"] = page.locator("#assets tbody tr").count()
+        seen[name + "_out_of_service"] = page.locator("#assets tbody tr[data-status=out-of-service]").count()
+        check(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name + ": the hospital page fits the screen")
+        page.screenshot(path=f"{shots}/hospital-{name}.png", full_page=True)
         check(not errors, name + ": no script errors: " + "; ".join(errors))
         page.close()
     browser.close()
