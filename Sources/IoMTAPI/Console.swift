@@ -27,6 +27,7 @@ extension API {
         router.get("/console/icon.svg") { _, _ in Self.asset(Console.icon, type: "image/svg+xml") }
         consoleSupplyChainRoutes(router)
         consoleHospitalRoutes(router)
+        consolePublicHealthRoutes(router)
     }
 
     static func asset(_ text: String, type: String) -> Response {
@@ -247,7 +248,8 @@ extension API {
 
 /// The console's fixed parts: pages, escaping, the script and the style.
 enum Console {
-    static let pages: [(String, String)] = [("Consortium", "/console/consortium"), ("Explorer", "/console/explorer"), ("Supply chain", "/console/supply-chain"), ("Hospital", "/console/hospital")]
+    static let pages: [(String, String)] = [("Consortium", "/console/consortium"), ("Explorer", "/console/explorer"), ("Supply chain", "/console/supply-chain"),
+                                                ("Public health", "/console/public-health"), ("Hospital", "/console/hospital")]
 
     static let icon = ##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d60"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>"##
 

@@ -51,6 +51,13 @@ struct ConsoleTests {
         try await GatewayTests.commit(http, chain, .setAssetStatus(SetAssetStatus(tag: "RESP-2", status: "out-of-service", malfunction: "power-failure")))
         let board = try await http.get("/console/hospital?organisation=org-0&steriliser=zz")
         #expect(board.status == 200 && board.text.contains("RESP-2") && board.text.contains("power-failure") && board.text.contains("40 hex digits"), "\(board.text.prefix(300))")
+        // A positive test result from the hospital's laboratory technician, at a place and hour.
+        let lab = PrivateKey.generate(.ed25519)
+        try await GatewayTests.commit(http, chain, .registerAccount(RegisterAccount(publicKey: lab.publicKey, role: .practitioner, organisation: "org-0")))
+        try await GatewayTests.commit(http, chain, .attestPractitioner(AttestPractitioner(account: lab.publicKey.address, profession: "technician", licenceHash: Hash.sha256([4]))))
+        try await GatewayTests.commit(http, chain, .recordTestResult(RecordTestResult(resultID: Hash.sha256([9]), place: "district-9", sampledAtMs: now - now % 3_600_000, assay: "loinc:94500-6", outcome: "positive")), key: lab)
+        let health = try await http.get("/console/public-health")
+        #expect(health.status == 200 && health.text.contains("district-9") && health.text.contains("1 positive"), "\(health.text.prefix(400))")
         let journey = try await http.get("/console/supply-chain?gtin=09506000134352&lot=CONSOLE-1")
         #expect(journey.status == 200 && journey.text.contains("Cold-chain excursion") && journey.text.contains("11.50"), "\(journey.status)")
         #expect(try await http.get("/console/supply-chain?batch=" + String(repeating: "cd", count: 32)).status == 404)
@@ -86,10 +93,11 @@ struct ConsoleTests {
             #expect((seen["\(screen)_verdict"] as? String ?? "").contains("Verified"), "\(seen)")
             #expect(seen["\(screen)_validators"] as? Int == 4, "\(seen)")
             #expect((seen["\(screen)_block_heading"] as? String ?? "").hasPrefix("Commit: "), "\(seen)")
+            #expect(seen["\(screen)_outbreak_rows"] as? Int == 1, "\(seen)")
             #expect(seen["\(screen)_out_of_service"] as? Int == 1 && seen["\(screen)_assets"] as? Int == 2, "\(seen)")
             #expect(seen["\(screen)_excursion_points"] as? Int == 1 && (seen["\(screen)_journey"] as? Int ?? 0) >= 4, "\(seen)")
         }
-        for name in ["explorer", "block", "transaction", "consortium", "supply-chain", "hospital"] {
+        for name in ["explorer", "block", "transaction", "consortium", "supply-chain", "hospital", "public-health"] {
             for screen in ["desktop", "phone"] {
                 #expect(FileManager.default.fileExists(atPath: "\(shots)/\(name)-\(screen).png"), "screenshot \(name)-\(screen)")
             }

@@ -80,6 +80,13 @@ with sync_playwright() as p:
         seen[name + "_out_of_service"] = page.locator("#assets tbody tr[data-status=out-of-service]").count()
         check(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name + ": the hospital page fits the screen")
         page.screenshot(path=f"{shots}/hospital-{name}.png", full_page=True)
+
+        # Public health: the place × hour grid with the positive test.
+        page.click("nav >> text=Public health")
+        page.wait_for_selector("svg#outbreak")
+        seen[name + "_outbreak_rows"] = page.locator("svg#outbreak text").count()
+        check(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name + ": the public-health page fits the screen")
+        page.screenshot(path=f"{shots}/public-health-{name}.png", full_page=True)
         check(not errors, name + ": no script errors: " + "; ".join(errors))
         page.close()
     browser.close()
