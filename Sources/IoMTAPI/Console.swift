@@ -6,6 +6,7 @@ import IoMTCore
 import IoMTNode
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The web console (issue 7), served by the node: server-rendered HTML, one navigation bar, live
 /// updates over Server-Sent Events, and a small script written here (no JavaScript registry, no
@@ -21,7 +22,11 @@ extension API {
         router.get("/console/blocks/:height") { _, ctx in try await blockPage(ctx) }
         router.get("/console/tx/:hash") { _, ctx in try await transactionPage(ctx) }
         router.get("/console/search") { req, _ in try await search(req) }
-        router.get("/console/events") { req, _ in await blockEvents(after: req.uri.queryParameters.get("after").flatMap { UInt64(String($0)) }) }
+        router.get("/console/events") { req, _ in
+            // A reconnecting browser says where it was (Last-Event-ID); a first connection, from the page's newest.
+            let resume = req.headers[HTTPField.Name("Last-Event-ID")!].flatMap { UInt64($0) }
+            return await blockEvents(after: resume ?? req.uri.queryParameters.get("after").flatMap { UInt64(String($0)) })
+        }
         router.get("/console/console.js") { _, _ in Self.asset(Console.script, type: "text/javascript; charset=utf-8") }
         router.get("/console/console.css") { _, _ in Self.asset(Console.style, type: "text/css; charset=utf-8") }
         router.get("/console/icon.svg") { _, _ in Self.asset(Console.icon, type: "image/svg+xml") }
@@ -48,7 +53,7 @@ extension API {
             <input id="q" name="q" placeholder="height, block or transaction hash, account" autocomplete="off"><button>Search</button></form></header>
             <main>\(body)</main><script src="/console/console.js"></script></body></html>
             """
-        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'self'; style-src 'self'; script-src 'self'",
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                                                    .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(string: html)))
     }
@@ -64,7 +69,7 @@ extension API {
         var rows = ""
         var h = latest
         while h > 0, latest - h < 20 {
-            if let b = try node.store.block(height: h) { rows += Console.blockRow(b) }
+            if let b = try node.store.header(height: h) { rows += Console.blockRow(b.header) }
             h -= 1
         }
         let body = """
@@ -115,12 +120,14 @@ extension API {
             return notFound("No committed transaction with that hash.")
         }
         let (state, _) = await node.committedSnapshot()
-        let validators = (try? read([Validator].self, StateKeys.validators, in: state)) ?? nil
+        var validators = (try? read([Validator].self, StateKeys.validators, in: state)) ?? nil
+        // The set that signed an old block may have changed since: its commit is then not checked here.
+        if let v = validators, Validator.setHash(v) != proof.header.validatorsHash { validators = nil }
         let verdict: String
         do {
             try proof.verify(validators: validators)
             verdict = "<p class=\"ok\" id=\"verdict\">✓ Verified here: the signature is the sender's, the Merkle proof leads to block \(proof.header.height)'s transactions root, and "
-                + (validators == nil ? "the block's commit was not checked (no validator set)." : "the block's commit carries more than two thirds of the validators' power.") + "</p>"
+                + (validators == nil ? "the block's commit was not checked (the validator set has changed since that block)." : "the block's commit carries more than two thirds of the validators' power.") + "</p>"
         } catch {
             verdict = "<p class=\"bad\" id=\"verdict\">✗ Not verified: \(Console.escape("\(error)"))</p>"
         }
@@ -171,29 +178,48 @@ extension API {
         return page("Search", "Explorer", "<h1>Search</h1><p>Nothing on the chain matches <code>\(Console.escape(String(q.prefix(80))))</code>.</p>", status: .notFound)
     }
 
-    /// `GET /console/events?after=H`: one `block` event per block committed after H (the page's
-    /// newest; at most the latest 50) or after now, then per new one, for five minutes; the browser
-    /// reconnects by itself.
+    /// `GET /console/events?after=H` (or `Last-Event-ID: H` when the browser reconnects): one
+    /// `block` event (with `id:` its height) per block committed after H, then per new one, for
+    /// five minutes; the browser reconnects by itself. More than 50 behind, a `reload` event asks
+    /// the page to load afresh instead. A comment every 15 s notices a gone client; at most
+    /// `Console.maxStreams` streams are open at once (503 beyond).
     func blockEvents(after: UInt64?) async -> Response {
         let node = self.node
         let latestNow = await node.latestHeader.height
-        let start = min(latestNow, max(after ?? latestNow, latestNow > 50 ? latestNow - 50 : 0))
+        guard Console.openStreams.add(1, ordering: .relaxed).newValue <= Console.maxStreams else {
+            Console.openStreams.subtract(1, ordering: .relaxed)
+            return Response(status: .serviceUnavailable, headers: [.retryAfter: "5"])
+        }
+        let behind = after.map { latestNow > $0 && latestNow - $0 > 50 } ?? false
+        let start = min(latestNow, after ?? latestNow)
         let body = ResponseBody { writer in
-            var last = start
+            defer { Console.openStreams.subtract(1, ordering: .relaxed) }
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+            if behind {
+                try await writer.write(ByteBuffer(string: "event: reload\ndata: {}\n\n"))
+                try await writer.finish(nil)
+                return
+            }
+            var last = start
             let end = ContinuousClock.now + .seconds(300)
+            var lastWrite = ContinuousClock.now
             // Ends at once when the server shuts down (SIGTERM, Ctrl-C): a stream never holds a
             // node's exit for its five minutes.
             while ContinuousClock.now < end, !Task.isCancelled, !Task.isShuttingDownGracefully {
-                try await Task.sleep(for: .milliseconds(200))
+                try await Task.sleep(for: .milliseconds(250))
                 let latest = await node.latestHeader.height
                 while last < latest {
                     last += 1
-                    guard let b = try node.store.block(height: last) else { continue }
-                    let event = Console.BlockEvent(height: last, hash: b.hash.hex, transactions: b.transactions.count, time: Console.time(b.header.timestampMs),
+                    guard let b = try node.store.header(height: last) else { continue }
+                    let event = Console.BlockEvent(height: last, hash: b.header.hash.hex, transactions: Int(b.header.transactionCount), time: Console.time(b.header.timestampMs),
                                                    proposer: b.header.proposer.hex)
                     let json = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
-                    try await writer.write(ByteBuffer(string: "event: block\ndata: \(json)\n\n"))
+                    try await writer.write(ByteBuffer(string: "id: \(last)\nevent: block\ndata: \(json)\n\n"))
+                    lastWrite = ContinuousClock.now
+                }
+                if ContinuousClock.now - lastWrite > .seconds(15) {
+                    try await writer.write(ByteBuffer(string: ": ping\n\n"))
+                    lastWrite = ContinuousClock.now
                 }
             }
             try await writer.finish(nil)
@@ -219,7 +245,7 @@ extension API {
         var lastSigned: [Address: UInt64] = [:]
         var h = status.height
         while h > 0, status.height - h < 50 {
-            for s in try node.store.block(height: h)?.commit?.signatures ?? [] where lastSigned[s.validator.address] == nil { lastSigned[s.validator.address] = h }
+            for s in try node.store.header(height: h)?.commit?.signatures ?? [] where lastSigned[s.validator.address] == nil { lastSigned[s.validator.address] = h }
             h -= 1
         }
         for v in validators {
@@ -253,29 +279,49 @@ enum Console {
 
     static let icon = ##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d60"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>"##
 
+    /// Event streams open now, and the most at once.
+    static let openStreams = Atomic<Int>(0)
+    static let maxStreams = 64
+
     struct BlockEvent: Codable { var height: UInt64; var hash: String; var transactions: Int; var time: String; var proposer: String }
 
+    /// By Unicode scalar, not by character: a quote followed by a combining mark is one
+    /// character, but its quote still ends an attribute.
     static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s {
+        var out = String.UnicodeScalarView()
+        for c in s.unicodeScalars {
             switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
+            case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+            case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+            case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+            case "'": out.append(contentsOf: "&#39;".unicodeScalars)
             default: out.append(c)
             }
         }
-        return out
+        return String(out)
     }
 
-    static func time(_ ms: Int64) -> String { String(FHIRTime.format(ms).prefix(19)).replacingOccurrences(of: "T", with: " ") }
+    /// `YYYY-MM-DD hh:mm:ss` (UTC), by arithmetic (H. Hinnant's civil-from-days): no formatter per call.
+    static func time(_ t: Int64) -> String {
+        let ms = min(max(t, -62_135_596_800_000), 253_402_300_799_999)
+        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
+        let rest = ms - days * 86_400_000
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let s = rest / 1_000
+        return "\(String(repeating: "0", count: max(0, 4 - String(y).count)))\(y)-\(two(m))-\(two(d)) \(two(s / 3_600)):\(two(s / 60 % 60)):\(two(s % 60))"
+    }
 
-    static func blockRow(_ b: Block) -> String {
-        "<tr data-height=\"\(b.header.height)\"><td><a href=\"/console/blocks/\(b.header.height)\">\(b.header.height)</a></td><td><code>\(b.hash.hex.prefix(16))…</code></td>"
-            + "<td>\(b.transactions.count)</td><td>\(time(b.header.timestampMs))</td><td><code>\(b.header.proposer.hex.prefix(12))…</code></td></tr>"
+    static func blockRow(_ h: BlockHeader) -> String {
+        "<tr data-height=\"\(h.height)\"><td><a href=\"/console/blocks/\(h.height)\">\(h.height)</a></td><td><code>\(h.hash.hex.prefix(16))…</code></td>"
+            + "<td>\(h.transactionCount)</td><td>\(time(h.timestampMs))</td><td><code>\(h.proposer.hex.prefix(12))…</code></td></tr>"
     }
 
     /// Live updates: a table marked `data-live="blocks"` gets each new block at its top.
@@ -286,6 +332,7 @@ enum Console {
           if (!table || !window.EventSource) { return; }
           var top = table.querySelector('tr[data-height]');
           var source = new EventSource('/console/events' + (top ? '?after=' + top.getAttribute('data-height') : ''));
+          source.addEventListener('reload', function () { source.close(); window.location.reload(); });
           source.addEventListener('block', function (e) {
             var b = JSON.parse(e.data);
             var first = table.querySelector('tr[data-height]');

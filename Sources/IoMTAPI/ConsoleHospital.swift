@@ -26,7 +26,9 @@ extension API {
             """
         // Assets, up to 1,000, grouped by status.
         var assets: [AssetRecord] = []
-        for tag in (try read(StringList.self, StateKeys.assets(of: organisation), in: state)?.places ?? []).prefix(1_000) {
+        let tags = try read(StringList.self, StateKeys.assets(of: organisation), in: state)?.places ?? []
+        // The newest 1,000 (a large hospital's board names how many it leaves out).
+        for tag in tags.suffix(1_000) {
             if let a = try read(AssetRecord.self, StateKeys.asset(tag), in: state) { assets.append(a) }
         }
         let counts = AssetKinds.statuses.map { s in "<li><span class=\"status status-\(s)\">\(s)</span> \(assets.filter { $0.status == s }.count)</li>" }.joined()
@@ -36,7 +38,7 @@ extension API {
                 + "<td>\(a.malfunctions)\(a.malfunction.map { " — \(Console.escape($0))" } ?? "")</td></tr>"
         }.joined()
         body += """
-            <h2>Assets of \(Console.escape(organisation))</h2><ul class="counts">\(counts)</ul>
+            <h2>Assets of \(Console.escape(organisation))</h2>\(tags.count > assets.count ? "<p>The newest \(assets.count) of \(tags.count) assets (counts below are of these).</p>" : "")<ul class="counts">\(counts)</ul>
             <div class="scroll"><table id="assets"><thead><tr><th>Tag</th><th>Kind</th><th>Status</th><th>Location</th><th>Malfunctions</th></tr></thead><tbody>\(rows)</tbody></table></div>
             """
         if !steriliser.isEmpty {
@@ -47,7 +49,8 @@ extension API {
                 while n > 0, last - n < 100 {
                     if let r = try read(SterilisationRecord.self, StateKeys.sterilisation(device, n), in: state) {
                         let c = r.cycle
-                        cycles += "<tr class=\"\(c.passed ? "" : "alert")\"><td>\(c.cycle)</td><td>\(Console.time(c.startMs))</td><td>\((c.endMs - c.startMs) / 60_000) min</td>"
+                        let (length, overflow) = c.endMs.subtractingReportingOverflow(c.startMs)
+                        cycles += "<tr class=\"\(c.passed ? "" : "alert")\"><td>\(c.cycle)</td><td>\(Console.time(c.startMs))</td><td>\(overflow ? "?" : "\(length / 60_000)") min</td>"
                             + "<td>\(Console.centi(c.maxCentiC)) °C, \(c.holdSeconds) s</td><td>\(c.passed ? "passed" : "<strong>failed</strong>")</td>"
                             + "<td>\(r.missingBefore > 0 ? "<strong class=\"bad\">\(r.missingBefore) missing before</strong>" : "")</td></tr>"
                     }

@@ -46,7 +46,9 @@ extension API {
         for e in d.excursions {
             events.append((e.report.atMs, "<strong class=\"bad\">Cold-chain excursion</strong> at \(Console.escape(e.place ?? "?")): \(Console.centi(e.report.centiC)) °C; \(e.quarantined) units quarantined"))
         }
-        if let recall = b.recall { events.append((header.timestampMs, "<strong class=\"bad\">Recalled</strong>: \(Console.escape(recall.reasonCode)) (block \(b.recalledHeight ?? 0))")) }
+        if let recall = b.recall {
+            let at = (try node.store.header(height: b.recalledHeight ?? 0))?.header.timestampMs ?? header.timestampMs
+            events.append((at, "<strong class=\"bad\">Recalled</strong>: \(Console.escape(recall.reasonCode)) (block \(b.recalledHeight ?? 0))")) }
         let timeline = events.sorted { $0.ms < $1.ms }.map { "<li><time>\(Console.time($0.ms))</time> \($0.html)</li>" }.joined()
         let holdings = d.holdings.sorted { $0.key < $1.key }.map { "<tr><td>\(Console.escape($0.key))</td><td>\($0.value)</td><td>\(d.quarantined[$0.key] ?? 0)</td></tr>" }.joined()
         let materials = (trace?.materials ?? []).map { "<li><a href=\"/console/supply-chain?batch=\($0.hex)\"><code>\($0.hex.prefix(16))…</code></a></li>" }.joined()

@@ -266,6 +266,8 @@ public struct LedgerSnapshot {
 
     /// Header and commit at `height`, checked against the stored hash.
     public func header(height: UInt64) throws -> (header: BlockHeader, commit: Commit?)? {
+        // Heights come from requests too: one past Int64 is simply not there (never a trap).
+        guard height <= UInt64(Int64.max) else { return nil }
         guard let row = try Row.fetchOne(db, sql: "SELECT hash, header, commit_cert FROM blocks WHERE height = ?", arguments: [Int64(height)]) else { return nil }
         let header: BlockHeader
         do { header = try BlockHeader(canonicalBytes: [UInt8](row["header"] as Data)) } catch { throw StoreError.corrupt("header at height \(height): \(error)") }
