@@ -302,22 +302,8 @@ enum Console {
         return String(out)
     }
 
-    /// `YYYY-MM-DD hh:mm:ss` (UTC), by arithmetic (H. Hinnant's civil-from-days): no formatter per call.
-    static func time(_ t: Int64) -> String {
-        let ms = min(max(t, -62_135_596_800_000), 253_402_300_799_999)
-        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
-        let rest = ms - days * 86_400_000
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let s = rest / 1_000
-        return "\(String(repeating: "0", count: max(0, 4 - String(y).count)))\(y)-\(two(m))-\(two(d)) \(two(s / 3_600)):\(two(s / 60 % 60)):\(two(s % 60))"
-    }
+    /// `YYYY-MM-DD hh:mm:ss` (UTC).
+    static func time(_ t: Int64) -> String { String(UTCTime.iso(t).prefix(19)).replacingOccurrences(of: "T", with: " ") }
 
     static func blockRow(_ h: BlockHeader) -> String {
         "<tr data-height=\"\(h.height)\"><td><a href=\"/console/blocks/\(h.height)\">\(h.height)</a></td><td><code>\(h.hash.hex.prefix(16))…</code></td>"
