@@ -399,10 +399,11 @@ private struct Story {
                      "/v1/assets?organisation=org-0", "/v1/sterilisers/\(sterKey.publicKey.address.hex)/cycles", "/openapi.yaml"] {
             say("where to look", "  \(nodeURL)\(path)")
         }
-        say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
+        say("where to look", "web console: \(nodeURL)/console (explorer, consortium, supply chain: \(nodeURL)/console/supply-chain?batch=\(batch.id.hex), public health, hospital: \(nodeURL)/console/hospital?organisation=org-0)")
+        say("where to look", "gateway: \(gatewayURL)/v1/alerts?after=0 (redacted unless signed by staff)  \(gatewayURL)/v1/venue-alarms  \(gatewayURL)/v1/status")
         say("where to look", "CLI: iomtchain batch trace \(batch.id.hex) --node \(nodeURL)")
         say("where to look", "     iomtchain batch scan --gtin \(gtin) --lot \(lot) --node \(nodeURL)")
-        say("where to look", "docs: docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/outbreak.md, docs/hospital.md, docs/gateway.md, docs/patient-data.md")
+        say("where to look", "docs: docs/console.md, docs/supply-chain.md, docs/contact-tracing.md, docs/quarantine.md, docs/venues.md, docs/outbreak.md, docs/hospital.md, docs/gateway.md, docs/patient-data.md")
     }
 
     func waitHealthy(_ url: String, what: String, log: String) async throws {
