@@ -204,23 +204,14 @@ extension API {
         }
         let id = GS1.batchID(gtin: gtin, lot: lot)
         let (state, header) = await node.committedSnapshot()
-        var owner: GS1PrefixRecord?
-        for p in GS1.companyPrefixCandidates(gtin) where owner == nil { owner = try read(GS1PrefixRecord.self, StateKeys.gs1Prefix(p), in: state) }
+        let owner = try SupplyChainQueries.brandOwner(gtin, in: state)
         guard let b = try read(BatchRecord.self, StateKeys.batch(id), in: state) else {
             return try json(ScanResponse(gtin: gtin, lot: lot, batch: id, known: false, recalled: false, expired: false, excursions: 0, quarantinedUnits: 0, serial: serial,
                                          brandOwner: owner?.organisation, gs1Prefix: owner?.prefix,
                                          flagged: true, reason: "no such batch was registered by a manufacturer: possible counterfeit", height: header.height))
         }
         // A recalled material anywhere in the lot's ancestry (at most 64 batches).
-        var recalledMaterial: (batch: Hash, reason: String)?
-        var queue = b.registration.materials, seen = Set(queue), i = 0
-        while i < queue.count, i < 256, recalledMaterial == nil {
-            if let m = try read(BatchRecord.self, StateKeys.batch(queue[i]), in: state) {
-                if let r = m.recall { recalledMaterial = (queue[i], r.reasonCode) }
-                for next in m.registration.materials where seen.insert(next).inserted { queue.append(next) }
-            }
-            i += 1
-        }
+        let recalledMaterial = try SupplyChainQueries.recalledMaterial(of: b, in: state)
         // A batch registered before its GTIN's prefix was assigned to another manufacturer.
         let foreign = owner.map { $0.organisation != b.manufacturer } ?? false
         let expired = header.timestampMs >= b.registration.expiresMs
@@ -250,7 +241,7 @@ extension API {
         let unitExcursion = try serial.flatMap { s in try read(UInt64.self, StateKeys.quarantinedUnit(id, Hash.sha256(Array(s.utf8))), in: state) }
         let reason: String
         if let r = b.recall { reason = "recalled: \(r.reasonCode)" } else if let m = recalledMaterial {
-            reason = "made from batch \(m.batch), recalled (\(m.reason)): do not use"
+            reason = "made from batch \(m.batch), recalled (\(m.recall.reasonCode)): do not use"
         } else if expired { reason = "expired" } else if wrongExpiry {
             reason = "the label's expiry \(label?.expiry ?? "") is not the lot's registered expiry: possible counterfeit"
         } else if foreign, let owner {

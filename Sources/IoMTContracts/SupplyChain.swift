@@ -155,10 +155,8 @@ enum SupplyChain {
         // A batch made from a recalled material is not given either (the recall of an ingredient
         // reaches every product made with it).
         let ancestry = try ancestors(of: b.registration.materials, state: state)
-        for a in ancestry {
-            if let r = try state.read(BatchRecord.self, StateKeys.batch(a))?.recall {
-                throw .invalidArgument("batch \(d.batch) is made from batch \(a), recalled (\(r.reasonCode)): it must not be administered")
-            }
+        if let (a, r) = try firstRecalled(ancestry, state: state) {
+            throw .invalidArgument("batch \(d.batch) is made from batch \(a), recalled (\(r.reasonCode)): it must not be administered")
         }
         // The forward trace's index: the patient under this batch and under every batch it was
         // made from (so a material lot's trace reads its own index), once each.
@@ -328,6 +326,12 @@ enum SupplyChain {
 
     /// The batches these materials are, and were made from, transitively (breadth first, each once;
     /// at most `maxAncestors`, which registration enforces).
+    /// The first of `batches` that was recalled, with its recall.
+    static func firstRecalled(_ batches: [Hash], state: StateOverlay) throws(ContractError) -> (Hash, RecallBatch)? {
+        for a in batches { if let r = try state.read(BatchRecord.self, StateKeys.batch(a))?.recall { return (a, r) } }
+        return nil
+    }
+
     static func ancestors(of materials: [Hash], state: StateOverlay) throws(ContractError) -> [Hash] {
         var seen = Set(materials), out = materials, i = 0
         while i < out.count, out.count <= maxAncestors {
@@ -421,5 +425,20 @@ public struct BatchTrace: Sendable, Codable {
         for b in [id] + materials { for src in try s.read(IDList.self, StateKeys.batchSources(b))?.ids ?? [] where !sources.contains(src) { sources.append(src) } }
         return BatchTrace(batch: id, materials: materials, derived: derived, sources: sources, organisations: organisations.sorted(), patients: patients,
                           administrations: administrations, truncated: truncated)
+    }
+}
+
+/// Questions the API asks of the committed state, answered by the contract's own rules (so a scan
+/// and a dose never disagree).
+public enum SupplyChainQueries {
+    /// The manufacturer the GTIN's GS1 company prefix is assigned to, if any.
+    public static func brandOwner(_ gtin: String, in state: AuthenticatedState) throws(ContractError) -> GS1PrefixRecord? {
+        try SupplyChain.brandOwner(gtin, state: StateOverlay(base: state))
+    }
+
+    /// A recalled batch among those `batch` was made from (transitively), if any.
+    public static func recalledMaterial(of batch: BatchRecord, in state: AuthenticatedState) throws(ContractError) -> (batch: Hash, recall: RecallBatch)? {
+        let s = StateOverlay(base: state)
+        return try SupplyChain.firstRecalled(try SupplyChain.ancestors(of: batch.registration.materials, state: s), state: s).map { ($0.0, $0.1) }
     }
 }

@@ -53,6 +53,8 @@ public actor Gateway {
     public let sealingKey: Curve25519.KeyAgreement.PrivateKey
     /// Its public half, raw (Sendable, for sealing off the actor).
     let sealingPublicKey: [UInt8]
+    /// The key quarantine geofences are sealed under in the store (derived from `sealingKey`).
+    let geofenceKey: SymmetricKey
     public let chainID: String
     public let configuration: Configuration
 
@@ -113,13 +115,14 @@ public actor Gateway {
         self.store = store; self.blobs = blobs; self.node = node; self.account = account
         self.sealingKey = sealingKey; self.chainID = chainID; self.configuration = configuration
         sealingPublicKey = Array(sealingKey.publicKey.rawRepresentation)
+        geofenceKey = Self.derivedKey(sealingKey, "geofences/v1")
         try AlarmRule.validate(configuration.alarmRules)
         // Alarms raised before a restart stay raised — except those whose state lived only in memory
         // (proximity, overcrowding): no rule of the tracker would ever clear them.
         alarms = AlarmTracker(rules: configuration.alarmRules,
                               active: Set(try store.activeAlarms().filter { $0.rule != ProximityTracker.rule && $0.rule != Gateway.overcrowdedRule }))
         proximity = ProximityTracker(distanceCm: configuration.proximityDistanceCm, clearCm: configuration.proximityDistanceCm + 50, durationMs: configuration.proximityDurationMs)
-        for g in try store.geofences(key: Self.derivedKey(sealingKey, "geofences/v1")) { geofences[g.device] = (g.order, g.fence) }
+        for g in try store.geofences(key: geofenceKey) { geofences[g.device] = (g.order, g.fence) }
         lastAlertID = try store.lastAlertID()
         erased = try store.erasedSubjects()
         committer = try UploadCommitter(store: store, maxUnanchored: configuration.maxUnanchored)

@@ -73,7 +73,7 @@ extension Gateway {
         guard let record else { throw .unknownOrder(r.order) }
         guard !Self.isOver(record, atMs: Self.nowMs()) else { throw .ended(r.order) }
         guard fence.commitment == record.order.fenceCommitment else { throw .mismatch }
-        do { try store.addGeofence(order: r.order, device: record.order.device, fence: fence, key: Self.derivedKey(sealingKey, "geofences/v1")) } catch { throw .unavailable("\(error)") }
+        do { try store.addGeofence(order: r.order, device: record.order.device, fence: fence, key: geofenceKey) } catch { throw .unavailable("\(error)") }
         geofences[record.order.device] = (r.order, fence)
     }
 
